@@ -1,0 +1,74 @@
+# mongo2delta build. `make` builds build/mongo2delta (optimized); `make test` builds with
+# AddressSanitizer + UndefinedBehaviorSanitizer and runs the unit and integration tests.
+CC      ?= gcc
+PKGS    := libmongoc-1.0 libbson-1.0 libcurl rdkafka jansson libzstd snappy zlib liblz4 libbrotlidec libbrotlienc
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers -Wno-format-truncation \
+               -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP -pthread
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lroaring -lm -pthread
+
+SRC      := $(shell find src -name '*.c' | sort)
+LIB_SRC  := $(filter-out src/cli/main.c,$(SRC))
+TEST_SRC := $(shell find tests/unit -name '*.c' | sort)
+
+REL_DIR  := build/release
+ASAN_DIR := build/asan
+REL_CFLAGS  := $(CFLAGS_BASE) -O2 -g -DNDEBUG
+ASAN_CFLAGS := $(CFLAGS_BASE) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=undefined
+
+PYTEST ?= .venv/bin/python -m pytest
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:halt_on_error=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+
+.PHONY: all deps test test-unit test-integration asan demo clean test-long bench
+all: deps build/mongo2delta
+
+deps:
+	@scripts/bootstrap --build-only
+
+# --- optimized build ---------------------------------------------------------------------
+REL_OBJ := $(SRC:%.c=$(REL_DIR)/%.o)
+$(REL_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "CC $<"
+	@$(CC) $(REL_CFLAGS) -c $< -o $@
+build/mongo2delta: $(REL_OBJ)
+	@echo "LD $@"
+	@$(CC) $(REL_CFLAGS) $^ -o $@ $(LDLIBS)
+
+# --- sanitizer build, used by the tests ---------------------------------------------------
+ASAN_OBJ      := $(SRC:%.c=$(ASAN_DIR)/%.o)
+ASAN_LIB_OBJ  := $(LIB_SRC:%.c=$(ASAN_DIR)/%.o)
+ASAN_TEST_OBJ := $(TEST_SRC:%.c=$(ASAN_DIR)/%.o)
+$(ASAN_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "CC (asan) $<"
+	@$(CC) $(ASAN_CFLAGS) -Itests/unit -c $< -o $@
+$(ASAN_DIR)/mongo2delta: $(ASAN_OBJ)
+	@echo "LD $@"
+	@$(CC) $(ASAN_CFLAGS) $^ -o $@ $(LDLIBS)
+$(ASAN_DIR)/unit-tests: $(ASAN_LIB_OBJ) $(ASAN_TEST_OBJ)
+	@echo "LD $@"
+	@$(CC) $(ASAN_CFLAGS) $^ -o $@ $(LDLIBS)
+asan: deps $(ASAN_DIR)/mongo2delta $(ASAN_DIR)/unit-tests
+
+# --- tests -------------------------------------------------------------------------------
+test: asan
+	@scripts/bootstrap
+	$(MAKE) --no-print-directory test-unit
+	$(MAKE) --no-print-directory test-integration
+
+test-unit: $(ASAN_DIR)/unit-tests
+	$(ASAN_DIR)/unit-tests
+
+test-integration: $(ASAN_DIR)/mongo2delta
+	M2D_BIN=$(abspath $(ASAN_DIR)/mongo2delta) $(PYTEST) -q tests/integration
+
+demo: all
+	@scripts/bootstrap
+	scripts/demo
+
+clean:
+	rm -rf build
+
+-include $(REL_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)

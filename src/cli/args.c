@@ -1,0 +1,162 @@
+#include "cli/args.h"
+
+#include "cli/commands.h"
+#include "core/log.h"
+#include "core/redact.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const m2d_opt_spec_t m2d_global_opts[] = {
+    {"log-format", "text|json", "log lines on stderr as readable text or one JSON object each", "text", false},
+    {"quiet", NULL, "log errors only", NULL, false},
+    {"verbose", NULL, "log debugging detail", NULL, false},
+    {NULL, NULL, NULL, NULL, false},
+};
+
+static int find_spec(const m2d_opt_spec_t *specs, const char *name, size_t len) {
+  for (int i = 0; specs[i].name; i++)
+    if (strlen(specs[i].name) == len && strncmp(specs[i].name, name, len) == 0) return i;
+  return -1;
+}
+
+bool m2d_args_parse(const m2d_command_t *cmd, int argc, char **argv, m2d_args_t *out,
+                    bool *help_requested, m2d_error_t *err) {
+  memset(out, 0, sizeof *out);
+  out->specs = cmd->opts;
+  *help_requested = false;
+  m2d_log_level_t level = M2D_LOG_INFO;
+  m2d_log_format_t format = M2D_LOG_TEXT;
+  bool only_positional = false;
+
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (only_positional || a[0] != '-' || a[1] == '\0') {
+      if (!cmd->positional)
+        return m2d_error_set(err, M2D_ERR_USAGE, 0,
+                             "%s: unexpected argument '%s'; see 'mongo2delta %s --help'",
+                             cmd->name, a, cmd->name);
+      if (out->npositional == M2D_MAX_POSITIONAL)
+        return m2d_error_set(err, M2D_ERR_USAGE, 0, "%s: more than %d arguments", cmd->name,
+                             M2D_MAX_POSITIONAL);
+      out->positional[out->npositional++] = a;
+      continue;
+    }
+    if (strcmp(a, "--") == 0) {
+      only_positional = true;
+      continue;
+    }
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      *help_requested = true;
+      return true;
+    }
+    if (strncmp(a, "--", 2) != 0)
+      return m2d_error_set(err, M2D_ERR_USAGE, 0,
+                           "%s: unknown option '%s' (options are long, like --uri); see "
+                           "'mongo2delta %s --help'",
+                           cmd->name, a, cmd->name);
+    const char *name = a + 2;
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const char *value = eq ? eq + 1 : NULL;
+
+    int g = find_spec(m2d_global_opts, name, len);
+    int s = g < 0 && cmd->opts ? find_spec(cmd->opts, name, len) : -1;
+    if (g < 0 && s < 0)
+      return m2d_error_set(err, M2D_ERR_USAGE, 0, "%s: unknown option '--%.*s'; see 'mongo2delta %s --help'",
+                           cmd->name, (int)len, name, cmd->name);
+    const m2d_opt_spec_t *spec = g >= 0 ? &m2d_global_opts[g] : &cmd->opts[s];
+    if (spec->arg && !value) {
+      if (i + 1 >= argc)
+        return m2d_error_set(err, M2D_ERR_USAGE, 0, "%s: option --%s needs a value (%s)", cmd->name,
+                             spec->name, spec->arg);
+      value = argv[++i];
+    } else if (!spec->arg && value) {
+      return m2d_error_set(err, M2D_ERR_USAGE, 0, "%s: option --%s takes no value", cmd->name, spec->name);
+    }
+    if (g >= 0) {
+      if (strcmp(spec->name, "quiet") == 0) level = M2D_LOG_ERROR;
+      else if (strcmp(spec->name, "verbose") == 0) level = M2D_LOG_DEBUG;
+      else if (!m2d_log_format_parse(value, &format))
+        return m2d_error_set(err, M2D_ERR_USAGE, 0, "--log-format must be text or json, not '%s'", value);
+      continue;
+    }
+    if (s >= M2D_MAX_OPTS)
+      return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "%s: too many options in the table", cmd->name);
+    out->values[s] = spec->arg ? value : "true";
+    out->seen[s] = true;
+  }
+  m2d_log_configure(level, format);
+
+  for (int i = 0; cmd->opts && cmd->opts[i].name; i++)
+    if (cmd->opts[i].required && !out->seen[i])
+      return m2d_error_set(err, M2D_ERR_USAGE, 0, "%s: --%s %s is required; see 'mongo2delta %s --help'",
+                           cmd->name, cmd->opts[i].name, cmd->opts[i].arg ? cmd->opts[i].arg : "",
+                           cmd->name);
+  return true;
+}
+
+const char *m2d_args_get(const m2d_args_t *a, const char *name) {
+  if (!a->specs) return NULL;
+  int i = find_spec(a->specs, name, strlen(name));
+  if (i < 0) return NULL;
+  return a->seen[i] ? a->values[i] : a->specs[i].def;
+}
+
+bool m2d_args_flag(const m2d_args_t *a, const char *name) {
+  if (!a->specs) return false;
+  int i = find_spec(a->specs, name, strlen(name));
+  return i >= 0 && a->seen[i];
+}
+
+bool m2d_args_int(const m2d_args_t *a, const char *name, int64_t min, int64_t max, int64_t *out,
+                  m2d_error_t *err) {
+  const char *v = m2d_args_get(a, name);
+  if (!v) return m2d_error_set(err, M2D_ERR_USAGE, 0, "--%s needs a value", name);
+  char *end;
+  errno = 0;
+  long long x = strtoll(v, &end, 10);
+  if (errno || end == v || *end || x < min || x > max)
+    return m2d_error_set(err, M2D_ERR_USAGE, 0, "--%s must be a whole number from %lld to %lld, not '%s'",
+                         name, (long long)min, (long long)max, v);
+  *out = x;
+  return true;
+}
+
+static void print_opts(const m2d_opt_spec_t *opts) {
+  for (int i = 0; opts && opts[i].name; i++) {
+    char left[64];
+    snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].arg ? " " : "",
+             opts[i].arg ? opts[i].arg : "");
+    printf("  %-28s %s", left, opts[i].help);
+    if (opts[i].required) printf(" (required)");
+    if (opts[i].def) printf(" [default: %s]", opts[i].def);
+    printf("\n");
+  }
+}
+
+void m2d_command_print_help(const m2d_command_t *cmd) {
+  printf("Usage: mongo2delta %s [OPTIONS]%s%s\n\n", cmd->name, cmd->positional ? " " : "",
+         cmd->positional ? cmd->positional : "");
+  printf("%s\n", cmd->description ? cmd->description : cmd->summary);
+  if (cmd->opts && cmd->opts[0].name) {
+    printf("\nOptions:\n");
+    print_opts(cmd->opts);
+  }
+  printf("\nGlobal options:\n");
+  print_opts(m2d_global_opts);
+  if (cmd->example) printf("\nExample:\n  %s\n", cmd->example);
+}
+
+int m2d_cli_fail(const m2d_error_t *err) {
+  if (m2d_log_format() == M2D_LOG_JSON) { /* machines get the failure as a log record too */
+    m2d_log(M2D_LOG_ERROR, "%s", err->message);
+    return m2d_error_exit_status(err);
+  }
+  char safe[sizeof err->message + 64];
+  m2d_redact(err->message, safe, sizeof safe);
+  fprintf(stderr, "mongo2delta: %s\n", safe);
+  return m2d_error_exit_status(err);
+}

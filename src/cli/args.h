@@ -1,0 +1,58 @@
+/* Command-line parsing from one option table per command; --help is generated from the same
+ * table, so help and behaviour cannot drift apart. */
+#ifndef M2D_CLI_ARGS_H
+#define M2D_CLI_ARGS_H
+
+#include "core/error.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+  const char *name; /* long option without "--" */
+  const char *arg;  /* placeholder for the value ("URI"), NULL for a flag */
+  const char *help;
+  const char *def; /* default shown in --help and returned when absent, or NULL */
+  bool required;
+} m2d_opt_spec_t;
+
+#define M2D_MAX_OPTS 48
+#define M2D_MAX_POSITIONAL 64
+
+typedef struct {
+  const m2d_opt_spec_t *specs; /* terminated by an entry with name NULL */
+  const char *values[M2D_MAX_OPTS];
+  bool seen[M2D_MAX_OPTS];
+  const char *positional[M2D_MAX_POSITIONAL];
+  int npositional;
+} m2d_args_t;
+
+typedef struct m2d_command m2d_command_t;
+struct m2d_command {
+  const char *name;
+  const char *summary;    /* one line for `mongo2delta --help` */
+  const char *positional; /* e.g. "FILE", or NULL when the command takes none */
+  const char *description;
+  const char *example;
+  const m2d_opt_spec_t *opts;
+  int (*run)(const m2d_command_t *cmd, m2d_args_t *args);
+};
+
+/* Parses argv (after the command name) against cmd->opts. Global options (--quiet, --verbose,
+ * --log-format) are accepted anywhere and applied. Returns false with a usage error. */
+bool m2d_args_parse(const m2d_command_t *cmd, int argc, char **argv, m2d_args_t *out,
+                    bool *help_requested, m2d_error_t *err);
+
+/* The value of an option (or its default; NULL when neither). */
+const char *m2d_args_get(const m2d_args_t *a, const char *name);
+bool m2d_args_flag(const m2d_args_t *a, const char *name);
+/* Parses an integer option within [min, max]; a usage error names the option. */
+bool m2d_args_int(const m2d_args_t *a, const char *name, int64_t min, int64_t max, int64_t *out,
+                  m2d_error_t *err);
+
+void m2d_command_print_help(const m2d_command_t *cmd);
+
+/* Global options, shared by every command. */
+extern const m2d_opt_spec_t m2d_global_opts[];
+
+#endif

@@ -1,0 +1,13 @@
+/* The table of commands; each lives in its own cmd_<name>.c. */
+#ifndef M2D_CLI_COMMANDS_H
+#define M2D_CLI_COMMANDS_H
+
+#include "cli/args.h"
+
+extern const m2d_command_t m2d_cmd_check;
+extern const m2d_command_t m2d_cmd_watch;
+
+/* Prints "mongo2delta: <message>" on stderr (redacted) and returns the exit status for err. */
+int m2d_cli_fail(const m2d_error_t *err);
+
+#endif

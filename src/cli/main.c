@@ -1,0 +1,55 @@
+/* mongo2delta: keeps Delta Lake tables in step with MongoDB. Entry point and command table. */
+#include "cli/commands.h"
+#include "core/log.h"
+#include "version.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const m2d_command_t *const commands[] = {
+    &m2d_cmd_check,
+    &m2d_cmd_watch,
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void print_usage(FILE *f) {
+  fprintf(f,
+          "mongo2delta %s: keeps Delta Lake tables in step with MongoDB.\n\n"
+          "Usage: mongo2delta COMMAND [OPTIONS]\n\nCommands:\n",
+          M2D_VERSION);
+  for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+  fprintf(f,
+          "\nRun 'mongo2delta COMMAND --help' for a command's options and an example.\n"
+          "Global options: --log-format text|json, --quiet, --verbose, --version.\n"
+          "Exit status: 0 success, 1 the work failed, 2 usage error.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return 2;
+  }
+  const char *name = argv[1];
+  if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+    print_usage(stdout);
+    return 0;
+  }
+  if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+    printf("mongo2delta %s\n", M2D_VERSION);
+    return 0;
+  }
+  for (size_t i = 0; i < NCOMMANDS; i++) {
+    if (strcmp(commands[i]->name, name) != 0) continue;
+    m2d_args_t args;
+    bool help = false;
+    m2d_error_t err = {0};
+    if (!m2d_args_parse(commands[i], argc - 2, argv + 2, &args, &help, &err)) return m2d_cli_fail(&err);
+    if (help) {
+      m2d_command_print_help(commands[i]);
+      return 0;
+    }
+    return commands[i]->run(commands[i], &args);
+  }
+  fprintf(stderr, "mongo2delta: unknown command '%s'; run 'mongo2delta --help' for the list\n", name);
+  return 2;
+}

@@ -1,0 +1,35 @@
+/* A growable byte buffer with a hard cap (like curl's dynbuf): exceeding the cap is an error,
+ * never an out-of-memory. */
+#ifndef M2D_CORE_BUF_H
+#define M2D_CORE_BUF_H
+
+#include "core/error.h"
+
+#include <stdint.h>
+
+typedef struct {
+  uint8_t *data; /* owned; NULL until the first append */
+  size_t len;
+  size_t cap;
+  size_t max; /* hard limit on len */
+} m2d_buf_t;
+
+/* Initializes an empty buffer that may grow to max bytes. No allocation yet. */
+void m2d_buf_init(m2d_buf_t *b, size_t max);
+/* Frees the storage; b may be reused after m2d_buf_init. Accepts NULL. */
+void m2d_buf_free(m2d_buf_t *b);
+/* Makes room for n more bytes. */
+bool m2d_buf_reserve(m2d_buf_t *b, size_t n, m2d_error_t *err);
+bool m2d_buf_append(m2d_buf_t *b, const void *p, size_t n, m2d_error_t *err);
+bool m2d_buf_append_str(m2d_buf_t *b, const char *s, m2d_error_t *err);
+bool m2d_buf_appendf(m2d_buf_t *b, m2d_error_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+bool m2d_buf_append_byte(m2d_buf_t *b, uint8_t c, m2d_error_t *err);
+/* Appends a NUL without counting it in len, so data can be used as a C string. */
+bool m2d_buf_terminate(m2d_buf_t *b, m2d_error_t *err);
+/* Sets len to 0, keeps the storage. */
+void m2d_buf_reset(m2d_buf_t *b);
+/* Hands the storage to the caller (free() it) and resets b to empty. */
+uint8_t *m2d_buf_steal(m2d_buf_t *b, size_t *len);
+
+#endif

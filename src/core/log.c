@@ -1,0 +1,77 @@
+#include "core/log.h"
+
+#include "core/redact.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+static m2d_log_level_t g_level = M2D_LOG_INFO;
+static m2d_log_format_t g_format = M2D_LOG_TEXT;
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *level_name(m2d_log_level_t l) {
+  static const char *names[] = {"error", "warn", "info", "debug"};
+  return names[l];
+}
+
+void m2d_log_configure(m2d_log_level_t level, m2d_log_format_t format) {
+  g_level = level;
+  g_format = format;
+}
+
+m2d_log_level_t m2d_log_level(void) { return g_level; }
+
+m2d_log_format_t m2d_log_format(void) { return g_format; }
+
+bool m2d_log_enabled(m2d_log_level_t level) { return level <= g_level; }
+
+bool m2d_log_format_parse(const char *s, m2d_log_format_t *out) {
+  if (strcmp(s, "text") == 0) *out = M2D_LOG_TEXT;
+  else if (strcmp(s, "json") == 0) *out = M2D_LOG_JSON;
+  else return false;
+  return true;
+}
+
+static void json_escape(FILE *f, const char *s) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c == '\n') fputs("\\n", f);
+    else if (c == '\t') fputs("\\t", f);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+}
+
+void m2d_log(m2d_log_level_t level, const char *fmt, ...) {
+  if (!m2d_log_enabled(level)) return;
+  char raw[4096], msg[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(raw, sizeof raw, fmt, ap);
+  va_end(ap);
+  m2d_redact(raw, msg, sizeof msg);
+
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  struct tm tm;
+  gmtime_r(&tv.tv_sec, &tm);
+  char ts[40];
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+
+  pthread_mutex_lock(&g_lock);
+  if (g_format == M2D_LOG_JSON) {
+    fprintf(stderr, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":\"", ts,
+            (long)(tv.tv_usec / 1000), level_name(level));
+    json_escape(stderr, msg);
+    fputs("\"}\n", stderr);
+  } else {
+    fprintf(stderr, "%s.%03ldZ %-5s %s\n", ts, (long)(tv.tv_usec / 1000), level_name(level), msg);
+  }
+  fflush(stderr);
+  pthread_mutex_unlock(&g_lock);
+}

@@ -1,0 +1,1 @@
+#define M2D_VERSION "0.1.0"
