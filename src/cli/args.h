@@ -36,6 +36,8 @@ struct m2d_command {
   const char *example;
   const m2d_opt_spec_t *opts;
   int (*run)(const m2d_command_t *cmd, m2d_args_t *args);
+  /* Instead of run, for commands with subcommands: gets the arguments after the name. */
+  int (*main)(int argc, char **argv);
 };
 
 /* Parses argv (after the command name) against cmd->opts. Global options (--quiet, --verbose,

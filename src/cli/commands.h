@@ -6,6 +6,7 @@
 
 extern const m2d_command_t m2d_cmd_check;
 extern const m2d_command_t m2d_cmd_watch;
+extern const m2d_command_t m2d_cmd_parquet;
 
 /* Prints "mongo2delta: <message>" on stderr (redacted) and returns the exit status for err. */
 int m2d_cli_fail(const m2d_error_t *err);

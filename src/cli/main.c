@@ -9,6 +9,7 @@
 static const m2d_command_t *const commands[] = {
     &m2d_cmd_check,
     &m2d_cmd_watch,
+    &m2d_cmd_parquet,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
   }
   for (size_t i = 0; i < NCOMMANDS; i++) {
     if (strcmp(commands[i]->name, name) != 0) continue;
+    if (commands[i]->main) return commands[i]->main(argc - 2, argv + 2);
     m2d_args_t args;
     bool help = false;
     m2d_error_t err = {0};

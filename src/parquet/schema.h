@@ -54,7 +54,8 @@ void pq_schema_free(pq_schema_t *s);
 /* Dotted path of a node from below the root ("a.list.element"), written to out. */
 void pq_node_path(const pq_node_t *n, char *out, size_t outsz);
 
-/* Flattened form for a footer (writer) and back (reader): see schema_elements.c */
+/* Flattened form for a footer (schema_to_elements.c, writer) and back
+ * (schema_from_elements.c, reader). */
 bool pq_schema_to_elements(const pq_schema_t *s, pq_schema_element_t **out, int32_t *n, m2d_error_t *err);
 bool pq_schema_from_elements(const pq_schema_element_t *elems, int32_t n, pq_schema_t *out, m2d_error_t *err);
 
