@@ -86,7 +86,7 @@ const char *m2d_dtype_primitive_name(const m2d_dtype_t *t, char *buf, size_t buf
 }
 
 const char *m2d_orig_name(m2d_orig_t o) {
-  static const char *names[] = {NULL, "objectId", "uuid", "decimal128", "timestamp", "extjson", "date"};
+  static const char *names[] = {NULL, "objectId", "uuid", "uuidLegacy", "decimal128", "timestamp", "extjson", "date", NULL};
   return (size_t)o < sizeof names / sizeof names[0] ? names[o] : NULL;
 }
 

@@ -30,11 +30,14 @@ typedef enum {
 typedef enum {
   M2D_ORIG_NONE = 0,
   M2D_ORIG_OBJECTID,   /* string of 24 hex digits */
-  M2D_ORIG_UUID,       /* string, canonical UUID (binary subtype 4 or 3) */
+  M2D_ORIG_UUID,       /* string, canonical UUID (binary subtype 4) */
+  M2D_ORIG_UUID_LEGACY, /* string, canonical UUID of the bytes as stored (binary subtype 3) */
   M2D_ORIG_DECIMAL128, /* decimal(p,s) or, when a value does not fit, exact string */
   M2D_ORIG_BSON_TIMESTAMP, /* struct<t: long, i: long> */
   M2D_ORIG_EXTJSON,    /* regex, code, symbol, dbPointer, minKey, maxKey, undefined: string */
-  M2D_ORIG_DATE        /* timestamp from a BSON date */
+  M2D_ORIG_DATE,       /* timestamp from a BSON date */
+  M2D_ORIG_UNFIT       /* a value no Delta column can hold (a date outside years 1-9999):
+                          never establishes a column, always rescued */
 } m2d_orig_t;
 
 typedef struct m2d_dtype m2d_dtype_t;

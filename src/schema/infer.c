@@ -91,8 +91,8 @@ m2d_dtype_t *m2d_infer_value_type(const bson_iter_t *it_in, const m2d_infer_opti
   case BSON_TYPE_DATE_TIME: {
     int64_t ms = bson_iter_date_time(&it);
     if (ms < MIN_DATE_MS || ms > MAX_DATE_MS) {
-      /* outside what a Delta timestamp holds: a type of its own, so it conflicts and is rescued */
-      if ((t = m2d_dtype_new(M2D_T_STRING))) t->orig = M2D_ORIG_EXTJSON;
+      /* outside what a Delta timestamp holds: always rescued */
+      if ((t = m2d_dtype_new(M2D_T_TIMESTAMP))) t->orig = M2D_ORIG_UNFIT;
     } else if ((t = m2d_dtype_new(M2D_T_TIMESTAMP))) {
       t->orig = M2D_ORIG_DATE;
     }
@@ -104,7 +104,7 @@ m2d_dtype_t *m2d_infer_value_type(const bson_iter_t *it_in, const m2d_infer_opti
     const uint8_t *data;
     bson_iter_binary(&it, &sub, &len, &data);
     if ((sub == BSON_SUBTYPE_UUID || sub == BSON_SUBTYPE_UUID_DEPRECATED) && len == 16) {
-      if ((t = m2d_dtype_new(M2D_T_STRING))) t->orig = M2D_ORIG_UUID;
+      if ((t = m2d_dtype_new(M2D_T_STRING))) t->orig = sub == BSON_SUBTYPE_UUID ? M2D_ORIG_UUID : M2D_ORIG_UUID_LEGACY;
     } else {
       t = m2d_dtype_new(M2D_T_BINARY);
     }
@@ -218,7 +218,12 @@ bool m2d_infer_merge(m2d_dtype_t **established, m2d_dtype_t *observed, const m2d
   defaults(&opts, opts_in);
   m2d_dtype_t *e = *established;
   bool fits = true;
+  bool counted = false; /* nested merges count their own conflicts */
   if (observed->kind == M2D_T_NULL) goto done;
+  if (observed->orig == M2D_ORIG_UNFIT) {
+    fits = false;
+    goto done;
+  }
   if (e->kind == M2D_T_NULL) {
     m2d_dtype_free(e);
     *established = observed;
@@ -229,19 +234,19 @@ bool m2d_infer_merge(m2d_dtype_t **established, m2d_dtype_t *observed, const m2d
       m2d_field_t *of = &observed->fields[i];
       m2d_field_t *ef = m2d_dtype_field(e, of->name);
       if (ef) {
-        if (!m2d_infer_merge(&ef->type, of->type, &opts, conflicts)) fits = false;
+        if (!m2d_infer_merge(&ef->type, of->type, &opts, conflicts)) fits = false, counted = true;
       } else if (!m2d_dtype_add_field(e, of->name, of->type, NULL)) {
         fits = false;
       }
       of->type = NULL;
     }
-    if (e->nfields > opts.max_struct_fields && e->orig == M2D_ORIG_NONE && !struct_to_map(e, &opts))
-      fits = false; /* stays a struct: the new field's values that conflict are rescued */
+    if (e->nfields > opts.max_struct_fields && e->orig == M2D_ORIG_NONE && !struct_to_map(e, &opts) && fits)
+      fits = false; /* stays a struct: its fields' own conflicts are rescued one by one */
     goto done;
   }
   if (e->kind == M2D_T_MAP && observed->kind == M2D_T_STRUCT && observed->orig == M2D_ORIG_NONE) {
     for (int i = 0; i < observed->nfields; i++) {
-      if (!m2d_infer_merge(&e->elem, observed->fields[i].type, &opts, conflicts)) fits = false;
+      if (!m2d_infer_merge(&e->elem, observed->fields[i].type, &opts, conflicts)) fits = false, counted = true;
       observed->fields[i].type = NULL;
     }
     goto done;
@@ -249,6 +254,7 @@ bool m2d_infer_merge(m2d_dtype_t **established, m2d_dtype_t *observed, const m2d
   if ((e->kind == M2D_T_ARRAY && observed->kind == M2D_T_ARRAY) ||
       (e->kind == M2D_T_MAP && observed->kind == M2D_T_MAP)) {
     fits = m2d_infer_merge(&e->elem, observed->elem, &opts, conflicts);
+    counted = !fits;
     observed->elem = NULL;
     goto done;
   }
@@ -277,7 +283,7 @@ bool m2d_infer_merge(m2d_dtype_t **established, m2d_dtype_t *observed, const m2d
   if (e->kind == M2D_T_DOUBLE && is_integral(observed)) goto done; /* exactness is checked per value */
   fits = false;
 done:
-  if (!fits && conflicts) (*conflicts)++;
+  if (!fits && !counted && conflicts) (*conflicts)++;
   m2d_dtype_free(observed);
   return fits;
 }
