@@ -123,7 +123,9 @@ static bool plan_build(m2d_shredder_t *s, plan_t *p, const m2d_dtype_t *t, int16
 
 m2d_shredder_t *m2d_shredder_new(const m2d_dtype_t *schema, bool rescue_column, size_t max_batch_bytes,
                                  m2d_error_t *err) {
-  m2d_shredder_t *s = calloc(1, sizeof *s);
+  size_t size = (sizeof(m2d_shredder_t) + 127) / 128 * 128; /* bson_t wants 128-byte alignment */
+  m2d_shredder_t *s = aligned_alloc(128, size);
+  if (s) memset(s, 0, size);
   if (!s) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
   bson_init(&s->rescued);
   s->rescue_column = rescue_column;
