@@ -75,4 +75,10 @@ const char *m2d_orig_name(m2d_orig_t o);
  * Serialization Format"); every field nullable; NULL-kind columns become string. */
 bool m2d_dtype_to_schema_json(const m2d_dtype_t *root, m2d_buf_t *out, m2d_error_t *err);
 
+/* Parses a Delta schemaString (as written by m2d_dtype_to_schema_json, or by Spark) back into
+ * a type tree; "mongo2delta.bsonType" field metadata restores origins. Types outside our
+ * mapping (byte, short, float, date, timestamp_ntz) are refused with a clear error naming
+ * the field. Caller frees the result. */
+m2d_dtype_t *m2d_dtype_from_schema_json(const char *json, m2d_error_t *err);
+
 #endif

@@ -215,3 +215,29 @@ TEST(dates_outside_the_timestamp_range_do_not_fit) {
   CHECK(m2d_infer_conflicts(inf) == 1);
   m2d_infer_destroy(inf);
 }
+
+TEST(schema_json_round_trips_types_and_origins) {
+  m2d_infer_t *inf = m2d_infer_new(NULL);
+  CHECK(observe_json(inf,
+                     "{\"_id\": {\"$oid\": \"5f0000000000000000000001\"}, \"d\": {\"$numberDecimal\": \"1.25\"},"
+                     " \"ts\": {\"$timestamp\": {\"t\": 1, \"i\": 2}}, \"m\": {\"a\": [1, 2]}, \"when\": {\"$date\": 0},"
+                     " \"b\": {\"$binary\": {\"base64\": \"AA==\", \"subType\": \"00\"}}, \"n\": null}"));
+  m2d_buf_t a, b;
+  m2d_buf_init(&a, 1 << 20);
+  m2d_buf_init(&b, 1 << 20);
+  CHECK(m2d_dtype_to_schema_json(m2d_infer_schema(inf), &a, NULL) && m2d_buf_terminate(&a, NULL));
+  m2d_error_t err = {0};
+  m2d_dtype_t *back = m2d_dtype_from_schema_json((char *)a.data, &err);
+  CHECK(back != NULL);
+  CHECK(m2d_dtype_field(back, "_id")->type->orig == M2D_ORIG_OBJECTID);
+  CHECK(m2d_dtype_field(back, "ts")->type->orig == M2D_ORIG_BSON_TIMESTAMP);
+  CHECK(m2d_dtype_field(back, "d")->type->precision == 3);
+  CHECK(m2d_dtype_to_schema_json(back, &b, NULL) && m2d_buf_terminate(&b, NULL));
+  CHECK_STR((char *)a.data, (char *)b.data);
+  CHECK(m2d_dtype_from_schema_json("{\"type\":\"struct\",\"fields\":[{\"name\":\"x\",\"type\":\"float\"}]}", &err) == NULL);
+  CHECK(strstr(err.message, "'x'") != NULL);
+  m2d_dtype_free(back);
+  m2d_buf_free(&a);
+  m2d_buf_free(&b);
+  m2d_infer_destroy(inf);
+}
