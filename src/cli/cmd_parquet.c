@@ -6,7 +6,8 @@
 #include <string.h>
 
 static const m2d_command_t *const subcommands[] = {
-    NULL, /* keeps the array non-empty; subcommands are listed before it */
+    &m2d_cmd_parquet_write,
+    NULL,
 };
 
 /* Subcommand names are "parquet <sub>", so their --help reads "Usage: mongo2delta parquet <sub>". */

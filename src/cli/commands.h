@@ -7,6 +7,7 @@
 extern const m2d_command_t m2d_cmd_check;
 extern const m2d_command_t m2d_cmd_watch;
 extern const m2d_command_t m2d_cmd_parquet;
+extern const m2d_command_t m2d_cmd_parquet_write;
 
 /* Prints "mongo2delta: <message>" on stderr (redacted) and returns the exit status for err. */
 int m2d_cli_fail(const m2d_error_t *err);

@@ -146,3 +146,11 @@ size_t m2d_column_rows(const m2d_column_t *c) {
   for (size_t i = 0; i < c->nlevels; i++) n += c->rep[i] == 0;
   return n;
 }
+
+int32_t m2d_decimal_fixed_len(int precision) {
+  /* smallest n with 10^precision - 1 < 2^(8n - 1) */
+  double bits = (double)precision * 3.321928094887362 + 1.0;
+  int32_t n = (int32_t)((bits + 7.999) / 8);
+  return n < 1 ? 1 : n;
+}
+

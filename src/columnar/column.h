@@ -69,6 +69,9 @@ const uint8_t *m2d_column_bytes_at(const m2d_column_t *c, size_t i, size_t *len)
 /* Bytes of memory in use, for bounding row groups. */
 size_t m2d_column_memory(const m2d_column_t *c);
 
+/* Minimal FIXED_LEN_BYTE_ARRAY length of a decimal of this precision (used above 18). */
+int32_t m2d_decimal_fixed_len(int precision);
+
 /* Number of top-level rows: slots with rep == 0 (all slots when max_rep == 0). */
 size_t m2d_column_rows(const m2d_column_t *c);
 

@@ -31,13 +31,6 @@ struct m2d_shredder {
   } *mark; /* column sizes before the current row */
 };
 
-int32_t m2d_decimal_fixed_len(int precision) {
-  /* smallest n with 10^precision - 1 < 2^(8n - 1) */
-  double bits = (double)precision * 3.321928094887362 + 1.0;
-  int32_t n = (int32_t)((bits + 7.999) / 8);
-  return n < 1 ? 1 : n;
-}
-
 static m2d_col_type_t leaf_type(const m2d_dtype_t *t, int32_t *fixed_len) {
   *fixed_len = 0;
   switch (t->kind) {

@@ -38,7 +38,4 @@ void m2d_shredder_reset(m2d_shredder_t *s);
  * NULL) is increased by their number. Fails on invalid BSON or a size limit. */
 bool m2d_shredder_add(m2d_shredder_t *s, const bson_t *doc, int64_t *rescued, m2d_error_t *err);
 
-/* Minimal FIXED_LEN_BYTE_ARRAY length for a decimal of this precision (> 18). */
-int32_t m2d_decimal_fixed_len(int precision);
-
 #endif
