@@ -219,6 +219,16 @@ static bool flush_page(pq_writer_t *w, chunk_t *c, m2d_error_t *err) {
     if (!m2d_buf_append(body, &b, 1, err) || !pq_rle_encode_u32(c->idx, c->nidx, bw, body, err)) return false;
     ph.data_page_header.encoding = PQ_ENC_RLE_DICTIONARY;
     c->used_dict = true;
+  } else if (c->ctype == M2D_COL_BOOL) {
+    size_t nbytes = (c->plain.len + 7) / 8;
+    if (!m2d_buf_reserve(body, nbytes, err)) return false;
+    uint8_t *dst = body->data + body->len;
+    memset(dst, 0, nbytes);
+    for (size_t k = 0; k < c->plain.len; k++)
+      if (c->plain.data[k]) dst[k / 8] |= (uint8_t)(1u << (k % 8));
+    body->len += nbytes;
+    ph.data_page_header.encoding = PQ_ENC_PLAIN;
+    c->used_plain = true;
   } else {
     if (!m2d_buf_append(body, c->plain.data, c->plain.len, err)) return false;
     ph.data_page_header.encoding = PQ_ENC_PLAIN;
@@ -254,6 +264,10 @@ static bool append_segment(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, 
       const uint8_t *p = width ? src->values + k * width : m2d_column_bytes_at(src, k, &len);
       if (!pq_dict_index(c->dict, p, len, &c->idx[c->nidx++], err)) return false;
     }
+  } else if (src->type == M2D_COL_BOOL) {
+    /* one byte per value until the page is flushed: PLAIN booleans are bit-packed across
+     * the whole page, not per segment */
+    if (!m2d_buf_append(&c->plain, src->values + v, vv - v, err)) return false;
   } else {
     if (!pq_plain_encode(src, v, vv, &c->plain, err)) return false;
   }
@@ -266,17 +280,14 @@ static size_t value_size(const m2d_column_t *c, size_t k) {
   return m2d_col_type_width(c->type, c->fixed_len);
 }
 
-static bool write_column(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, m2d_error_t *err) {
+/* Writes slots [i, end) of src, whose first value is value v; returns the next value index. */
+static bool write_slots(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, size_t i, size_t end, size_t *vp,
+                        m2d_error_t *err) {
   const pq_node_t *leaf = c->leaf;
-  if (src->max_def != leaf->max_def || src->max_rep != leaf->max_rep || src->type != c->ctype) {
-    char path[512];
-    pq_node_path(leaf, path, sizeof path);
-    return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "column '%s' does not match the file schema (levels or type)", path);
-  }
-  size_t n = src->nlevels, i = 0, v = 0;
-  while (i < n) {
+  size_t v = *vp;
+  while (i < end) {
     size_t j = i, vv = v, est = c->page_est;
-    while (j < n) {
+    while (j < end) {
       if (j > i && est >= w->opts.page_size && (leaf->max_rep == 0 || src->rep[j] == 0)) break;
       if (leaf->max_def == 0 || src->def[j] == leaf->max_def) {
         est += value_size(src, vv);
@@ -285,19 +296,19 @@ static bool write_column(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, m2
       est += 1; /* levels and indices: about a byte a slot before compression */
       j++;
     }
+    if (vv > src->nvalues) {
+      char path[512];
+      pq_node_path(leaf, path, sizeof path);
+      return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "column '%s': fewer values than defined slots", path);
+    }
     if (!append_segment(w, c, src, i, j, v, vv, err)) return false;
     c->page_est = est;
-    if (c->page_est >= w->opts.page_size && (j == n ? true : (leaf->max_rep == 0 || src->rep[j] == 0)) &&
-        !flush_page(w, c, err))
-      return false;
+    /* j is a row boundary here: the end of the slice or a slot starting a row */
+    if (c->page_est >= w->opts.page_size && !flush_page(w, c, err)) return false;
     i = j;
     v = vv;
   }
-  if (v != src->nvalues) {
-    char path[512];
-    pq_node_path(leaf, path, sizeof path);
-    return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "column '%s': %zu values for %zu defined slots", path, src->nvalues, v);
-  }
+  *vp = v;
   return true;
 }
 
@@ -406,18 +417,60 @@ static bool flush_row_group(pq_writer_t *w, m2d_error_t *err) {
   return true;
 }
 
+/* Slot index where row `rows` past slot i starts (or the end), for a repeated column. */
+static size_t advance_rows(const m2d_column_t *c, size_t i, size_t rows) {
+  if (c->max_rep == 0) return i + rows < c->nlevels ? i + rows : c->nlevels;
+  size_t seen = 0;
+  for (; i < c->nlevels; i++)
+    if (c->rep[i] == 0 && seen++ == rows) return i;
+  return c->nlevels;
+}
+
 bool pq_writer_write(pq_writer_t *w, const m2d_column_t *cols, m2d_error_t *err) {
   if (w->nchunks == 0) return true;
   size_t rows = m2d_column_rows(&cols[0]);
-  for (int i = 0; i < w->nchunks; i++) {
-    if (m2d_column_rows(&cols[i]) != rows)
+  for (int k = 0; k < w->nchunks; k++) {
+    const m2d_column_t *src = &cols[k];
+    const pq_node_t *leaf = w->chunks[k].leaf;
+    if (src->max_def != leaf->max_def || src->max_rep != leaf->max_rep || src->type != w->chunks[k].ctype) {
+      char path[512];
+      pq_node_path(leaf, path, sizeof path);
+      return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "column '%s' does not match the file schema (levels or type)", path);
+    }
+    if (m2d_column_rows(src) != rows)
       return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "columns of one batch hold different numbers of rows");
-    if (!write_column(w, &w->chunks[i], &cols[i], err)) return false;
   }
-  w->rg_rows += (int64_t)rows;
-  w->total_rows += (int64_t)rows;
-  if (pq_writer_buffered(w) >= w->opts.row_group_size) return flush_row_group(w, err);
-  return true;
+  /* slices of rows, so that row groups can be cut inside a large batch */
+  size_t *slot = calloc((size_t)w->nchunks, sizeof *slot), *val = calloc((size_t)w->nchunks, sizeof *val);
+  bool ok = slot && val;
+  if (!ok) m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  /* about a quarter of a row group per slice, within [16, 8192] rows */
+  size_t batch_bytes = 0;
+  for (int k = 0; k < w->nchunks; k++) batch_bytes += cols[k].value_bytes + cols[k].nlevels;
+  size_t per_row = rows ? batch_bytes / rows + 1 : 1;
+  size_t slice = w->opts.row_group_size / 4 / per_row;
+  if (slice < 16) slice = 16;
+  if (slice > 8192) slice = 8192;
+  for (size_t done = 0; ok && done < rows; done += slice) {
+    size_t n = rows - done < slice ? rows - done : slice;
+    for (int k = 0; ok && k < w->nchunks; k++) {
+      size_t end = advance_rows(&cols[k], slot[k], n);
+      ok = write_slots(w, &w->chunks[k], &cols[k], slot[k], end, &val[k], err);
+      slot[k] = end;
+    }
+    w->rg_rows += (int64_t)n;
+    w->total_rows += (int64_t)n;
+    if (ok && pq_writer_buffered(w) >= w->opts.row_group_size) ok = flush_row_group(w, err);
+  }
+  for (int k = 0; ok && k < w->nchunks; k++)
+    if (val[k] != cols[k].nvalues || slot[k] != cols[k].nlevels) {
+      char path[512];
+      pq_node_path(w->chunks[k].leaf, path, sizeof path);
+      ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "column '%s': values and levels disagree", path);
+    }
+  free(slot);
+  free(val);
+  return ok;
 }
 
 bool pq_writer_close(pq_writer_t *w, pq_write_result_t *result, m2d_error_t *err) {
