@@ -6,6 +6,8 @@
 #include <string.h>
 
 static const m2d_command_t *const subcommands[] = {
+    &m2d_cmd_parquet_schema,
+    &m2d_cmd_parquet_dump,
     &m2d_cmd_parquet_write,
     NULL,
 };

@@ -109,6 +109,16 @@ bool m2d_column_push_fixed(m2d_column_t *c, const void *p, m2d_error_t *err) {
   return true;
 }
 
+bool m2d_column_push_fixed_n(m2d_column_t *c, const void *p, size_t n, m2d_error_t *err) {
+  size_t w = m2d_col_type_width(c->type, c->fixed_len);
+  if (n && w > (SIZE_MAX - c->value_bytes) / n) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "column too large");
+  if (!grow(c, (void **)&c->values, &c->value_cap, c->value_bytes + n * w, 1, err)) return false;
+  if (n) memcpy(c->values + c->value_bytes, p, n * w);
+  c->value_bytes += n * w;
+  c->nvalues += n;
+  return true;
+}
+
 bool m2d_column_push_bytes(m2d_column_t *c, const void *p, size_t len, m2d_error_t *err) {
   if (len > UINT32_MAX - c->value_bytes)
     return m2d_error_set(err, M2D_ERR_LIMIT, 0, "a string/binary column of one batch exceeds 4 GiB");

@@ -55,6 +55,8 @@ bool m2d_column_push_level(m2d_column_t *c, int16_t def, int16_t rep, m2d_error_
 /* Appends one non-null value. The fixed-width form copies width bytes from p. */
 bool m2d_column_push_fixed(m2d_column_t *c, const void *p, m2d_error_t *err);
 bool m2d_column_push_bytes(m2d_column_t *c, const void *p, size_t len, m2d_error_t *err);
+/* Appends n fixed-width values stored contiguously at p (bulk form of push_fixed). */
+bool m2d_column_push_fixed_n(m2d_column_t *c, const void *p, size_t n, m2d_error_t *err);
 /* Typed conveniences over push_fixed. */
 bool m2d_column_push_bool(m2d_column_t *c, bool v, m2d_error_t *err);
 bool m2d_column_push_i32(m2d_column_t *c, int32_t v, m2d_error_t *err);
