@@ -58,10 +58,14 @@ bool pq_decompress(pq_codec_t codec, const uint8_t *in, size_t n, size_t size, m
     zs.avail_in = (uInt)n;
     zs.next_out = dst;
     zs.avail_out = (uInt)size;
-    int rc = inflate(&zs, Z_FINISH);
+    int rc;
+    /* a page may hold several concatenated gzip members */
+    while ((rc = inflate(&zs, Z_FINISH)) == Z_STREAM_END && zs.avail_in > 0 && zs.avail_out > 0)
+      if (inflateReset(&zs) != Z_OK) break;
     size_t got = size - zs.avail_out;
     inflateEnd(&zs);
-    if (rc != Z_STREAM_END) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "corrupt gzip page (zlib %d)", rc);
+    if (rc != Z_STREAM_END && !(rc == Z_BUF_ERROR && zs.avail_out == 0 && zs.avail_in == 0))
+      return m2d_error_set(err, M2D_ERR_FORMAT, 0, "corrupt gzip page (zlib %d)", rc);
     if (got != size) return wrong_size(err, "gzip", got, size);
     break;
   }

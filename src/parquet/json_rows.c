@@ -199,6 +199,18 @@ static bool date(m2d_buf_t *o, int64_t days, m2d_error_t *err) {
   return m2d_buf_appendf(o, err, "\"%s-%02u-%02u\"", ys, m, d);
 }
 
+static bool timestamp_parts(m2d_buf_t *o, int64_t days, int64_t rem, int64_t frac, int64_t per_sec, int digits, bool utc,
+                            m2d_error_t *err) {
+  int64_t y;
+  unsigned m, d;
+  civil_from_days(days, &y, &m, &d);
+  char ys[32];
+  year_text(ys, sizeof ys, y);
+  int64_t scaled = digits == 9 ? frac * (1000000000 / per_sec) : frac * (1000000 / (per_sec > 1000000 ? 1000000 : per_sec));
+  return m2d_buf_appendf(o, err, "\"%s-%02u-%02uT%02d:%02d:%02d.%0*lld%s\"", ys, m, d, (int)(rem / 3600),
+                         (int)(rem / 60 % 60), (int)(rem % 60), digits, (long long)scaled, utc ? "Z" : "");
+}
+
 /* A timestamp from a count of units (1e3, 1e6, 1e9 per second) since the epoch. */
 static bool timestamp(m2d_buf_t *o, int64_t v, int64_t per_sec, int digits, bool utc, m2d_error_t *err) {
   int64_t secs = v / per_sec, frac = v % per_sec;
@@ -211,14 +223,7 @@ static bool timestamp(m2d_buf_t *o, int64_t v, int64_t per_sec, int digits, bool
     rem += 86400;
     days--;
   }
-  int64_t y;
-  unsigned m, d;
-  civil_from_days(days, &y, &m, &d);
-  char ys[32];
-  year_text(ys, sizeof ys, y);
-  int64_t scaled = digits == 9 ? frac * (1000000000 / per_sec) : frac * (1000000 / (per_sec > 1000000 ? 1000000 : per_sec));
-  return m2d_buf_appendf(o, err, "\"%s-%02u-%02uT%02d:%02d:%02d.%0*lld%s\"", ys, m, d, (int)(rem / 3600),
-                         (int)(rem / 60 % 60), (int)(rem % 60), digits, (long long)scaled, utc ? "Z" : "");
+  return timestamp_parts(o, days, rem, frac, per_sec, digits, utc, err);
 }
 
 static bool time_of_day(m2d_buf_t *o, int64_t v, int64_t per_sec, int digits, m2d_error_t *err) {
@@ -276,7 +281,11 @@ bool pq_json_value(const pq_node_t *l, const uint8_t *v, size_t len, m2d_buf_t *
     memcpy(&nanos, v, 8);
     memcpy(&jday, v + 8, 4);
     int64_t days = (int64_t)jday - 2440588; /* Julian day of 1970-01-01 */
-    return timestamp(o, days * 86400 * 1000000000LL + nanos, 1000000000, 9, true, err);
+    /* writers may leave the time of day outside [0, 1 day): normalize in 128 bits */
+    __int128 total = (__int128)days * 86400 * 1000000000 + nanos, day_ns = (__int128)86400 * 1000000000;
+    __int128 d = total / day_ns, rem = total % day_ns;
+    if (rem < 0) rem += day_ns, d--;
+    return timestamp_parts(o, (int64_t)d, (int64_t)(rem / 1000000000), (int64_t)(rem % 1000000000), 1000000000, 9, true, err);
   }
   case PQ_FLOAT: {
     float x;
@@ -394,7 +403,12 @@ static bool repeated_values(pq_json_rows_t *j, const pq_node_t *r, const pq_node
              m2d_buf_append_byte(o, ']', err);
       }
     } else if (elem == r) { /* the repeated node is the element itself */
-      ok = r->is_group ? struct_value(j, r, o, depth + 1, err) : leaf_value(j, r, o, err);
+      const pq_node_t *rep2, *elem2;
+      bool map2;
+      if (r->is_group && list_shape(r, &rep2, &elem2, &map2)) /* itself an annotated list or map */
+        ok = repeated_values(j, rep2, elem2, map2, o, depth + 1, err);
+      else
+        ok = r->is_group ? struct_value(j, r, o, depth + 1, err) : leaf_value(j, r, o, err);
     } else {
       ok = value(j, elem, o, depth + 1, err);
     }
@@ -424,6 +438,20 @@ static bool value(pq_json_rows_t *j, const pq_node_t *n, m2d_buf_t *o, int depth
   return struct_value(j, n, o, depth, err);
 }
 
+/* LogicalTypes.md: a MAP's key field is required. */
+static bool check_maps(const pq_node_t *n, m2d_error_t *err) {
+  bool map = n->logical.kind == PQ_LT_MAP || (n->has_converted && n->converted == PQ_CT_MAP);
+  if (map && n->nchildren == 1 && n->children[0]->is_group && n->children[0]->nchildren >= 1 &&
+      n->children[0]->children[0]->repetition != PQ_REQUIRED)
+    return m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                         "invalid schema: the keys of map '%s' are not required (LogicalTypes.md: MAP keys must be "
+                         "required)",
+                         n->name);
+  for (int i = 0; i < n->nchildren; i++)
+    if (!check_maps(n->children[i], err)) return false;
+  return true;
+}
+
 bool pq_json_rows_next(pq_json_rows_t *j, m2d_buf_t *out, bool *end, m2d_error_t *err) {
   *end = false;
   const pq_node_t *l = first_leaf(j, j->schema->root);
@@ -431,6 +459,7 @@ bool pq_json_rows_next(pq_json_rows_t *j, m2d_buf_t *out, bool *end, m2d_error_t
     *end = true;
     return false;
   }
+  if (j->slot[l->leaf_index] == 0 && !check_maps(j->schema->root, err)) return false;
   if (j->cols[l->leaf_index].max_rep > 0 && j->cols[l->leaf_index].rep[j->slot[l->leaf_index]] != 0)
     return m2d_error_set(err, M2D_ERR_FORMAT, 0, "corrupt column: a row starts with a repetition level above 0");
   return struct_value(j, j->schema->root, out, 0, err);

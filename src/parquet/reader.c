@@ -5,6 +5,7 @@
 #include "parquet/decompress.h"
 #include "parquet/metadata_read.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,16 @@ struct pq_reader {
   const pq_file_metadata_t *md;
   pq_schema_t schema;
   m2d_buf_t page, raw;
+  bool old_parquet_mr; /* written by parquet-mr 1.2.8 or older, or an unknown version */
 };
+
+/* "parquet-mr version 1.2.8 (build ...)", or "parquet-mr" with no version. */
+static bool is_old_parquet_mr(const char *created_by) {
+  if (!created_by || strncmp(created_by, "parquet-mr", 10) != 0) return false;
+  int a, b, c;
+  if (sscanf(created_by, "parquet-mr version %d.%d.%d", &a, &b, &c) != 3) return true;
+  return a < 1 || (a == 1 && (b < 2 || (b == 2 && c < 9)));
+}
 
 m2d_col_type_t pq_leaf_col_type(const pq_node_t *leaf) {
   switch (leaf->type) {
@@ -73,6 +83,7 @@ pq_reader_t *pq_reader_open(m2d_source_t *src, m2d_error_t *err) {
   footer = NULL;
   if (!r->footer) goto fail_named;
   r->md = pq_footer_metadata(r->footer);
+  r->old_parquet_mr = is_old_parquet_mr(r->md->created_by);
   if (!pq_schema_from_elements(r->md->schema, r->md->num_schema, &r->schema, err)) goto fail_named;
   for (int g = 0; g < r->md->num_row_groups; g++) {
     const pq_row_group_t *rg = &r->md->row_groups[g];
@@ -216,9 +227,14 @@ bool pq_reader_read_column(pq_reader_t *r, int rg_index, int leaf_index, m2d_col
     m2d_error_set(err, M2D_ERR_FORMAT, 0, "column chunk type %d differs from the schema's %d", md->type, leaf->type);
     goto done;
   }
+  if (md->num_values == 0) {
+    ok = true; /* an empty chunk: some writers leave its offsets at 0 */
+    goto done;
+  }
   uint64_t data_end = r->src->size - 8;
   int64_t start = md->data_page_offset;
-  if (md->has_dictionary_page_offset && md->dictionary_page_offset > 0 && md->dictionary_page_offset < start)
+  if (md->has_dictionary_page_offset && md->dictionary_page_offset >= 4 &&
+      (md->dictionary_page_offset < start || start < 4))
     start = md->dictionary_page_offset;
   if (start < 4 || (uint64_t)start >= data_end || md->total_compressed_size < 0 ||
       (uint64_t)md->total_compressed_size > data_end - (uint64_t)start) {
@@ -226,6 +242,8 @@ bool pq_reader_read_column(pq_reader_t *r, int rg_index, int leaf_index, m2d_col
     goto done;
   }
   uint64_t pos = (uint64_t)start, end = (uint64_t)start + (uint64_t)md->total_compressed_size;
+  if (r->old_parquet_mr) /* its sizes leave out the dictionary page header (IMPALA-694) */
+    end = end + 100 < data_end ? end + 100 : data_end;
   int64_t seen = 0;
   while (pos < end && seen < md->num_values) {
     /* the page header: read a little, more only when it does not fit */
