@@ -56,6 +56,7 @@ asan: deps $(ASAN_DIR)/mongo2delta $(ASAN_DIR)/unit-tests
 test: asan
 	@scripts/bootstrap
 	$(MAKE) --no-print-directory test-unit
+	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory test-integration
 
 test-unit: $(ASAN_DIR)/unit-tests
@@ -72,3 +73,42 @@ clean:
 	rm -rf build
 
 -include $(REL_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)
+
+# --- fuzzing (libFuzzer, clang) ----------------------------------------------------------
+# fuzz-smoke: a short deterministic run of every harness, seeded from the parquet-testing
+# corpus (read in place), plus a replay of every crash ever found (fuzz/regressions/).
+# fuzz: the same, 10 minutes per harness.
+FUZZ_DIR     := build/fuzz
+FUZZ_CC      := clang
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+                -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -pthread
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
+FUZZERS      := footer page reader
+FUZZ_SEEDS   := ../shared/testdata/parquet-testing/data
+FUZZ_SECONDS ?= 6
+
+$(FUZZ_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "CC (fuzz) $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
+	@echo "LD $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
+
+.SECONDARY: $(FUZZ_LIB_OBJ)
+.PHONY: fuzz-build fuzz-smoke fuzz
+fuzz-build: deps $(FUZZERS:%=$(FUZZ_DIR)/fuzz_%)
+
+fuzz-smoke: fuzz-build
+	@for h in $(FUZZERS); do \
+	  regs=$$(ls fuzz/regressions/$$h 2>/dev/null | grep -v '^README' | sed "s|^|fuzz/regressions/$$h/|"); \
+	  if [ -n "$$regs" ]; then $(FUZZ_DIR)/fuzz_$$h $$regs >/dev/null 2>&1 || { echo "fuzz: regression of $$h fails"; $(FUZZ_DIR)/fuzz_$$h $$regs; exit 1; }; fi; \
+	  mkdir -p $(FUZZ_DIR)/corpus-$$h; \
+	  $(FUZZ_DIR)/fuzz_$$h -seed=1 -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=2048 -timeout=10 \
+	    -artifact_prefix=$(FUZZ_DIR)/crash-$$h- $(FUZZ_DIR)/corpus-$$h $(FUZZ_SEEDS) > $(FUZZ_DIR)/fuzz-$$h.log 2>&1 \
+	    || { tail -40 $(FUZZ_DIR)/fuzz-$$h.log; echo "fuzz: $$h found a crash (see $(FUZZ_DIR)/crash-$$h-*)"; exit 1; }; \
+	  echo "fuzz: $$h ok, $$(grep -o 'Done [0-9]* runs in [0-9]* second' $(FUZZ_DIR)/fuzz-$$h.log)s, regressions replayed: $$(echo $$regs | wc -w)"; \
+	done
+
+fuzz:
+	$(MAKE) fuzz-smoke FUZZ_SECONDS=600

@@ -147,7 +147,7 @@ const uint8_t *m2d_column_fixed_at(const m2d_column_t *c, size_t i) {
 
 const uint8_t *m2d_column_bytes_at(const m2d_column_t *c, size_t i, size_t *len) {
   *len = c->offsets[i + 1] - c->offsets[i];
-  return c->values + c->offsets[i];
+  return c->values ? c->values + c->offsets[i] : (const uint8_t *)""; /* only empty values so far */
 }
 
 size_t m2d_column_rows(const m2d_column_t *c) {

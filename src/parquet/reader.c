@@ -172,6 +172,7 @@ static bool data_page(pq_reader_t *r, const pq_node_t *leaf, const pq_page_heade
   if (nvals < 0 || nvals > MAX_PAGE_VALUES)
     return m2d_error_set(err, M2D_ERR_FORMAT, 0, "corrupt page header: %lld values", (long long)nvals);
   size_t n = (size_t)nvals;
+  if (n == 0) return true; /* an empty page */
   size_t base = out->nlevels;
   /* make room for the levels; the count is bounded above */
   for (size_t i = 0; i < n; i++)
