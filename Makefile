@@ -17,8 +17,8 @@ ASAN_CFLAGS := $(CFLAGS_BASE) -O1 -g -fno-omit-frame-pointer -fsanitize=address,
                -fno-sanitize-recover=undefined
 
 PYTEST ?= .venv/bin/python -m pytest
-export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:halt_on_error=1
-export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=86
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1:exitcode=86
 
 .PHONY: all deps test test-unit test-integration asan demo clean test-long bench
 all: deps build/mongo2delta

@@ -19,10 +19,21 @@ def m2d_bin():
     return os.environ.get("M2D_BIN", str(ROOT / "build" / "asan" / "mongo2delta"))
 
 
+SANITIZER_ENV = {
+    # a sanitizer report must never pass for an ordinary failure (exit 1)
+    "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:exitcode=86",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=86",
+}
+
+
 def run_m2d(*args, timeout=120, check=False, **kw):
-    """Runs mongo2delta with args; returns the CompletedProcess (text mode)."""
+    """Runs mongo2delta with args; returns the CompletedProcess (text mode). Fails the test on
+    any sanitizer report."""
+    env = dict(os.environ, **SANITIZER_ENV, **kw.pop("env", {}))
     proc = subprocess.run([m2d_bin(), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, **kw)
+                          timeout=timeout, env=env, **kw)
+    assert "Sanitizer" not in proc.stderr and "runtime error:" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode != 86, proc.stderr[-3000:]
     if check and proc.returncode != 0:
         raise AssertionError(f"mongo2delta {' '.join(map(str, args))} exited {proc.returncode}:\n"
                              f"{proc.stdout}\n{proc.stderr}")
