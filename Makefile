@@ -80,7 +80,7 @@ clean:
 # fuzz: the same, 10 minutes per harness.
 FUZZ_DIR     := build/fuzz
 FUZZ_CC      := clang
-FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -MMD -MP -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
                 -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -pthread
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
 FUZZERS      := footer page reader
@@ -96,6 +96,7 @@ $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
 
 .SECONDARY: $(FUZZ_LIB_OBJ)
+-include $(FUZZ_LIB_OBJ:.o=.d)
 .PHONY: fuzz-build fuzz-smoke fuzz
 fuzz-build: deps $(FUZZERS:%=$(FUZZ_DIR)/fuzz_%)
 
@@ -112,3 +113,10 @@ fuzz-smoke: fuzz-build
 
 fuzz:
 	$(MAKE) fuzz-smoke FUZZ_SECONDS=600
+
+# --- benchmarks ----------------------------------------------------------------------------
+# Side by side in one run against pyarrow; prints JSON, see bench/RESULTS.md.
+BENCH_ROWS ?= 10000000
+bench: all
+	@scripts/bootstrap
+	.venv/bin/python bench/parquet_bench.py --rows $(BENCH_ROWS)

@@ -9,6 +9,8 @@ static const m2d_command_t *const subcommands[] = {
     &m2d_cmd_parquet_schema,
     &m2d_cmd_parquet_dump,
     &m2d_cmd_parquet_write,
+    &m2d_cmd_parquet_bench_write,
+    &m2d_cmd_parquet_bench_read,
     NULL,
 };
 
@@ -17,7 +19,7 @@ static int parquet_main(int argc, char **argv) {
   if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
     FILE *f = argc < 1 ? stderr : stdout;
     fprintf(f, "Usage: mongo2delta parquet SUBCOMMAND [OPTIONS]\n\nSubcommands:\n");
-    for (size_t i = 0; subcommands[i]; i++) fprintf(f, "  %-8s %s\n", subcommands[i]->name + strlen("parquet "), subcommands[i]->summary);
+    for (size_t i = 0; subcommands[i]; i++) fprintf(f, "  %-12s %s\n", subcommands[i]->name + strlen("parquet "), subcommands[i]->summary);
     fprintf(f, "\nRun 'mongo2delta parquet SUBCOMMAND --help' for its options.\n\n"
                "Example:\n  mongo2delta parquet dump data.parquet --limit 10\n");
     return argc < 1 ? 2 : 0;

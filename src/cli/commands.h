@@ -10,6 +10,8 @@ extern const m2d_command_t m2d_cmd_parquet;
 extern const m2d_command_t m2d_cmd_parquet_write;
 extern const m2d_command_t m2d_cmd_parquet_schema;
 extern const m2d_command_t m2d_cmd_parquet_dump;
+extern const m2d_command_t m2d_cmd_parquet_bench_write;
+extern const m2d_command_t m2d_cmd_parquet_bench_read;
 
 /* Prints "mongo2delta: <message>" on stderr (redacted) and returns the exit status for err. */
 int m2d_cli_fail(const m2d_error_t *err);

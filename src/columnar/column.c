@@ -92,7 +92,7 @@ static bool grow_levels(m2d_column_t *c, size_t need, m2d_error_t *err) {
   return true;
 }
 
-bool m2d_column_push_level(m2d_column_t *c, int16_t def, int16_t rep, m2d_error_t *err) {
+bool m2d_column_push_level_slow(m2d_column_t *c, int16_t def, int16_t rep, m2d_error_t *err) {
   if (c->nlevels == c->level_cap && !grow_levels(c, c->nlevels + 1, err)) return false;
   if (c->max_def > 0) c->def[c->nlevels] = def;
   if (c->max_rep > 0) c->rep[c->nlevels] = rep;

@@ -51,7 +51,16 @@ void m2d_column_reset(m2d_column_t *c);
 void m2d_column_free(m2d_column_t *c);
 
 /* Appends one slot's levels (def/rep ignored when the max is 0). */
-bool m2d_column_push_level(m2d_column_t *c, int16_t def, int16_t rep, m2d_error_t *err);
+bool m2d_column_push_level_slow(m2d_column_t *c, int16_t def, int16_t rep, m2d_error_t *err);
+static inline bool m2d_column_push_level(m2d_column_t *c, int16_t def, int16_t rep, m2d_error_t *err) {
+  if (c->nlevels < c->level_cap) { /* the hot path: room already there */
+    if (c->max_def > 0) c->def[c->nlevels] = def;
+    if (c->max_rep > 0) c->rep[c->nlevels] = rep;
+    c->nlevels++;
+    return true;
+  }
+  return m2d_column_push_level_slow(c, def, rep, err);
+}
 /* Appends one non-null value. The fixed-width form copies width bytes from p. */
 bool m2d_column_push_fixed(m2d_column_t *c, const void *p, m2d_error_t *err);
 bool m2d_column_push_bytes(m2d_column_t *c, const void *p, size_t len, m2d_error_t *err);

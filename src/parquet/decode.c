@@ -296,7 +296,7 @@ static bool delta_byte_array(const uint8_t *p, size_t len, size_t count, m2d_col
       prev = q;
       prev_cap = cap;
     }
-    memcpy(prev + pl, c.p, (size_t)sl);
+    if (sl) memcpy(prev + pl, c.p, (size_t)sl);
     c.p += sl;
     prev_len = n;
     if (out->type == M2D_COL_FIXED) {

@@ -184,6 +184,8 @@ static const uint8_t *entry(const pq_dict_t *d, uint32_t idx, size_t *len) {
   return d->plain.data + d->starts[idx] + 4;
 }
 
+const uint8_t *pq_dict_entry(const pq_dict_t *d, uint32_t idx, size_t *len) { return entry(d, idx, len); }
+
 static bool rehash(pq_dict_t *d, m2d_error_t *err) {
   size_t n = d->nslots ? d->nslots * 2 : 1024;
   uint32_t *slots = calloc(n, sizeof *slots);
@@ -205,8 +207,46 @@ static bool rehash(pq_dict_t *d, m2d_error_t *err) {
   return true;
 }
 
+static inline uint64_t hash_word(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xFF51AFD7ED558CCDULL;
+  x ^= x >> 33;
+  return x;
+}
+
 bool pq_dict_index(pq_dict_t *d, const uint8_t *value, size_t len, uint32_t *index, m2d_error_t *err) {
   if ((size_t)(d->count + 1) * 2 > d->nslots && !rehash(d, err)) return false;
+  if (d->width == 8 || d->width == 4) {
+    /* fixed-width fast path: the value is the key */
+    uint64_t x = 0;
+    if (d->width == 8) memcpy(&x, value, 8);
+    else {
+      uint32_t x4;
+      memcpy(&x4, value, 4);
+      x = x4;
+    }
+    uint64_t h = hash_word(x);
+    size_t mask = d->nslots - 1, s = h & mask;
+    const uint8_t *base = d->plain.data;
+    for (uint32_t slot; (slot = d->slots[s]) != 0; s = (s + 1) & mask) {
+      uint64_t y;
+      if (d->width == 8) memcpy(&y, base + (size_t)(slot - 1) * 8, 8);
+      else {
+        uint32_t y4;
+        memcpy(&y4, base + (size_t)(slot - 1) * 4, 4);
+        y = y4;
+      }
+      if (y == x) {
+        *index = slot - 1;
+        return true;
+      }
+    }
+    if (!m2d_buf_append(&d->plain, value, d->width, err)) return false;
+    d->hashes[d->count] = h;
+    d->slots[s] = d->count + 1;
+    *index = d->count++;
+    return true;
+  }
   uint64_t h = hash_bytes(value, len);
   size_t s = h & (d->nslots - 1);
   while (d->slots[s]) {

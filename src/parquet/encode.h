@@ -28,6 +28,8 @@ void pq_dict_clear(pq_dict_t *d);
 /* Index of the value (adding it when new). */
 bool pq_dict_index(pq_dict_t *d, const uint8_t *value, size_t len, uint32_t *index, m2d_error_t *err);
 uint32_t pq_dict_count(const pq_dict_t *d);
+/* Entry idx of the dictionary (its value bytes). */
+const uint8_t *pq_dict_entry(const pq_dict_t *d, uint32_t idx, size_t *len);
 /* PLAIN bytes of the dictionary page so far. */
 const m2d_buf_t *pq_dict_plain(const pq_dict_t *d);
 

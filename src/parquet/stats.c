@@ -186,13 +186,27 @@ bool pq_stats_update(pq_stats_t *s, const pq_node_t *leaf, const m2d_column_t *c
     }
     return true;
   }
-  case M2D_COL_BYTES:
-    for (size_t i = from; i < to; i++) {
-      size_t len;
-      const uint8_t *v = m2d_column_bytes_at(c, i, &len);
-      if (!fold(s, leaf, v, len, err)) return false;
+  case M2D_COL_BYTES: {
+    if (leaf->logical.kind == PQ_LT_DECIMAL || (leaf->has_converted && leaf->converted == PQ_CT_DECIMAL)) {
+      for (size_t i = from; i < to; i++) {
+        size_t len;
+        const uint8_t *v = m2d_column_bytes_at(c, i, &len);
+        if (!fold(s, leaf, v, len, err)) return false;
+      }
+      return true;
     }
-    return true;
+    /* unsigned lexicographic: find the segment's min and max first, fold two values */
+    size_t mn = from, mx = from;
+    for (size_t i = from + 1; i < to; i++) {
+      const uint8_t *v = c->values + c->offsets[i];
+      size_t len = c->offsets[i + 1] - c->offsets[i];
+      if (cmp_bytes_unsigned(v, len, c->values + c->offsets[mn], c->offsets[mn + 1] - c->offsets[mn]) < 0) mn = i;
+      else if (cmp_bytes_unsigned(v, len, c->values + c->offsets[mx], c->offsets[mx + 1] - c->offsets[mx]) > 0) mx = i;
+    }
+    size_t l1, l2;
+    const uint8_t *a = m2d_column_bytes_at(c, mn, &l1), *b = m2d_column_bytes_at(c, mx, &l2);
+    return fold(s, leaf, a, l1, err) && fold(s, leaf, b, l2, err);
+  }
   default: {
     size_t w = m2d_col_type_width(c->type, c->fixed_len);
     for (size_t i = from; i < to; i++)
@@ -200,6 +214,20 @@ bool pq_stats_update(pq_stats_t *s, const pq_node_t *leaf, const m2d_column_t *c
     return true;
   }
   }
+}
+
+bool pq_stats_add_value(pq_stats_t *s, const pq_node_t *leaf, const uint8_t *v, size_t len, m2d_error_t *err) {
+  if (!pq_stats_order_defined(leaf)) return true;
+  if (leaf->type == PQ_DOUBLE) {
+    double x;
+    memcpy(&x, v, 8);
+    if (isnan(x)) return true;
+  } else if (leaf->type == PQ_FLOAT) {
+    float x;
+    memcpy(&x, v, 4);
+    if (isnan(x)) return true;
+  }
+  return fold(s, leaf, v, len, err);
 }
 
 bool pq_stats_merge(pq_stats_t *s, const pq_node_t *leaf, const pq_stats_t *o, m2d_error_t *err) {

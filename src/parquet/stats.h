@@ -26,6 +26,9 @@ void pq_stats_reset(pq_stats_t *s);
 /* Folds values [from, to) of column c (leaf node gives the order) into s. */
 bool pq_stats_update(pq_stats_t *s, const pq_node_t *leaf, const m2d_column_t *c, size_t from, size_t to,
                      m2d_error_t *err);
+/* Folds one non-null PLAIN value (no length prefix) into min/max; NaN is left out. Does not
+ * count it in num_values. */
+bool pq_stats_add_value(pq_stats_t *s, const pq_node_t *leaf, const uint8_t *v, size_t len, m2d_error_t *err);
 /* Folds another stats of the same column into s. */
 bool pq_stats_merge(pq_stats_t *s, const pq_node_t *leaf, const pq_stats_t *other, m2d_error_t *err);
 /* Compares two PLAIN values in the order of leaf's type. */

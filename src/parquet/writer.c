@@ -239,8 +239,11 @@ static bool flush_page(pq_writer_t *w, chunk_t *c, m2d_error_t *err) {
   c->nlev = c->nidx = 0;
   m2d_buf_reset(&c->plain);
   c->page_est = 0;
-  /* the dictionary is full: the rest of this chunk is PLAIN */
-  if (c->dict_active && pq_dict_plain(c->dict)->len > w->opts.dictionary_max_bytes) c->dict_active = false;
+  /* the dictionary is full, or its values hardly repeat (more than half of them distinct
+   * after a first page): the rest of this chunk is PLAIN */
+  if (c->dict_active && (pq_dict_plain(c->dict)->len > w->opts.dictionary_max_bytes ||
+                         (int64_t)pq_dict_count(c->dict) * 2 > c->chunk_stats.num_values))
+    c->dict_active = false;
   return true;
 }
 
@@ -255,16 +258,26 @@ static bool append_segment(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, 
   if (c->leaf->max_rep > 0) memcpy(c->rep + c->nlev, src->rep + i, n * sizeof *c->rep);
   c->nlev += n;
   c->chunk_stats.null_count += (int64_t)(n - (vv - v));
-  if (!pq_stats_update(&c->chunk_stats, c->leaf, src, v, vv, err)) return false;
   if (c->dict_active && c->plain.len == 0) {
     if (!grow((void **)&c->idx, &c->idx_cap, c->nidx + (vv - v), sizeof *c->idx, err)) return false;
     size_t width = m2d_col_type_width(src->type, src->fixed_len);
+    uint32_t before = pq_dict_count(c->dict);
     for (size_t k = v; k < vv; k++) {
       size_t len = width;
       const uint8_t *p = width ? src->values + k * width : m2d_column_bytes_at(src, k, &len);
       if (!pq_dict_index(c->dict, p, len, &c->idx[c->nidx++], err)) return false;
     }
-  } else if (src->type == M2D_COL_BOOL) {
+    /* min and max can only change with values new to the dictionary */
+    c->chunk_stats.num_values += (int64_t)(vv - v);
+    for (uint32_t e = before; e < pq_dict_count(c->dict); e++) {
+      size_t len;
+      const uint8_t *p = pq_dict_entry(c->dict, e, &len);
+      if (!pq_stats_add_value(&c->chunk_stats, c->leaf, p, len, err)) return false;
+    }
+    return true;
+  }
+  if (!pq_stats_update(&c->chunk_stats, c->leaf, src, v, vv, err)) return false;
+  if (src->type == M2D_COL_BOOL) {
     /* one byte per value until the page is flushed: PLAIN booleans are bit-packed across
      * the whole page, not per segment */
     if (!m2d_buf_append(&c->plain, src->values + v, vv - v, err)) return false;
@@ -274,11 +287,6 @@ static bool append_segment(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, 
   return true;
 }
 
-static size_t value_size(const m2d_column_t *c, size_t k) {
-  if (c->type == M2D_COL_BYTES) return 4 + (c->offsets[k + 1] - c->offsets[k]);
-  if (c->type == M2D_COL_BOOL) return 1;
-  return m2d_col_type_width(c->type, c->fixed_len);
-}
 
 /* Writes slots [i, end) of src, whose first value is value v; returns the next value index. */
 static bool write_slots(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, size_t i, size_t end, size_t *vp,
@@ -287,14 +295,33 @@ static bool write_slots(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, siz
   size_t v = *vp;
   while (i < end) {
     size_t j = i, vv = v, est = c->page_est;
-    while (j < end) {
-      if (j > i && est >= w->opts.page_size && (leaf->max_rep == 0 || src->rep[j] == 0)) break;
-      if (leaf->max_def == 0 || src->def[j] == leaf->max_def) {
-        est += value_size(src, vv);
-        vv++;
+    size_t width = src->type == M2D_COL_BYTES ? 0 : src->type == M2D_COL_BOOL ? 1 : m2d_col_type_width(src->type, src->fixed_len);
+    if (leaf->max_rep == 0 && width) {
+      /* one width and no repetition: the page boundary is arithmetic (counting every slot as
+       * a value errs on the small side) */
+      size_t room = est >= w->opts.page_size ? 1 : (w->opts.page_size - est + width) / (width + 1);
+      j = i + room < end ? i + room : end;
+      size_t defined = j - i;
+      if (leaf->max_def > 0) {
+        defined = 0;
+        const int16_t *def = src->def;
+        int16_t maxd = leaf->max_def;
+        for (size_t k = i; k < j; k++) defined += def[k] == maxd;
       }
-      est += 1; /* levels and indices: about a byte a slot before compression */
-      j++;
+      vv = v + defined;
+      est += (j - i) + defined * width;
+    } else {
+      const int16_t *def = src->def, *rep = src->rep;
+      int16_t maxd = leaf->max_def;
+      while (j < end) {
+        if (j > i && est >= w->opts.page_size && (leaf->max_rep == 0 || rep[j] == 0)) break;
+        if (maxd == 0 || def[j] == maxd) {
+          est += width ? width : 4 + (src->offsets[vv + 1] - src->offsets[vv]);
+          vv++;
+        }
+        est += 1; /* levels and indices: about a byte a slot before compression */
+        j++;
+      }
     }
     if (vv > src->nvalues) {
       char path[512];
