@@ -1,0 +1,119 @@
+/* mongo2delta inspect: what a Delta table is, at its latest version or another. */
+#include "cli/commands.h"
+#include "delta/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const m2d_opt_spec_t opts[] = {
+    {"table", "PATH", "the Delta table (a local path)", NULL, true},
+    {"version", "N", "read the table as of version N", "latest", false},
+    {"json", NULL, "print one JSON object instead of text", NULL, false},
+    {NULL, NULL, NULL, NULL, false},
+};
+
+static int run(const m2d_command_t *cmd, m2d_args_t *args) {
+  (void)cmd;
+  m2d_error_t err = {0};
+  int64_t version = -1;
+  if (m2d_args_flag(args, "version") && !m2d_args_int(args, "version", 0, INT64_MAX, &version, &err))
+    return m2d_cli_fail(&err);
+  m2d_store_t *store = m2d_store_open(m2d_args_get(args, "table"), &err);
+  if (!store) return m2d_cli_fail(&err);
+  delta_snapshot_t s;
+  if (!delta_snapshot_load(store, version, &s, &err)) {
+    m2d_store_destroy(store);
+    return m2d_cli_fail(&err);
+  }
+  json_int_t records = 0, bytes = 0;
+  bool all_counted = true;
+  size_t i;
+  json_t *add;
+  json_array_foreach(s.files, i, add) {
+    bytes += json_integer_value(json_object_get(add, "size"));
+    json_t *stats = json_loads(json_string_value(json_object_get(add, "stats")) ?: "", 0, NULL);
+    json_t *nr = json_object_get(stats, "numRecords");
+    if (json_is_integer(nr)) {
+      records += json_integer_value(nr);
+      json_t *dv = json_object_get(add, "deletionVector");
+      if (json_is_object(dv)) records -= json_integer_value(json_object_get(dv, "cardinality"));
+    } else {
+      all_counted = false;
+    }
+    json_decref(stats);
+  }
+  json_t *out = json_object();
+  json_object_set_new(out, "table", json_string(m2d_args_get(args, "table")));
+  json_object_set_new(out, "version", json_integer(s.version));
+  json_object_set(out, "protocol", s.protocol);
+  json_object_set_new(out, "numFiles", json_integer((json_int_t)json_array_size(s.files)));
+  json_object_set_new(out, "numRecords", all_counted ? json_integer(records) : json_null());
+  json_object_set_new(out, "sizeInBytes", json_integer(bytes));
+  json_object_set(out, "schemaString", json_object_get(s.metadata, "schemaString"));
+  json_object_set(out, "partitionColumns", json_object_get(s.metadata, "partitionColumns"));
+  json_object_set(out, "configuration", json_object_get(s.metadata, "configuration"));
+  json_object_set(out, "id", json_object_get(s.metadata, "id"));
+  json_object_set(out, "appTransactions", s.txns);
+  json_object_set_new(out, "checkpointVersion", s.checkpoint >= 0 ? json_integer(s.checkpoint) : json_null());
+  json_object_set(out, "lastCommits", s.commits);
+  json_t *files = json_array();
+  json_array_foreach(s.files, i, add) json_array_append(files, json_object_get(add, "path"));
+  json_object_set_new(out, "files", files);
+  if (m2d_args_flag(args, "json")) {
+    char *text = json_dumps(out, JSON_COMPACT);
+    printf("%s\n", text);
+    free(text);
+  } else {
+    printf("table:         %s\n", m2d_args_get(args, "table"));
+    printf("version:       %lld%s\n", (long long)s.version,
+           s.checkpoint >= 0 ? "" : " (no checkpoint)");
+    if (s.checkpoint >= 0) printf("checkpoint:    %lld\n", (long long)s.checkpoint);
+    char *proto = json_dumps(s.protocol, JSON_COMPACT);
+    printf("protocol:      %s\n", proto);
+    free(proto);
+    char *pc = json_dumps(json_object_get(s.metadata, "partitionColumns"), JSON_COMPACT);
+    printf("partitioned:   %s\n", pc ? pc : "[]");
+    free(pc);
+    printf("files:         %zu (%lld bytes)\n", json_array_size(s.files), (long long)bytes);
+    if (all_counted) printf("rows:          %lld\n", (long long)records);
+    else printf("rows:          unknown (some files have no statistics)\n");
+    const char *app;
+    json_t *v;
+    json_object_foreach(s.txns, app, v) printf("stream:        %s at %lld\n", app, (long long)json_integer_value(v));
+    printf("schema:\n");
+    json_t *schema = json_loads(json_string_value(json_object_get(s.metadata, "schemaString")) ?: "{}", 0, NULL);
+    json_t *f;
+    json_array_foreach(json_object_get(schema, "fields"), i, f) {
+      json_t *t = json_object_get(f, "type");
+      char *ts = json_is_string(t) ? strdup(json_string_value(t)) : json_dumps(t, JSON_COMPACT);
+      printf("  %s: %s%s\n", json_string_value(json_object_get(f, "name")), ts,
+             json_is_false(json_object_get(f, "nullable")) ? " not null" : "");
+      free(ts);
+    }
+    json_decref(schema);
+    printf("last commits:\n");
+    json_t *c;
+    json_array_foreach(s.commits, i, c)
+        printf("  %lld  %s  %lld\n", (long long)json_integer_value(json_object_get(c, "version")),
+               json_string_value(json_object_get(c, "operation")) ?: "?",
+               (long long)json_integer_value(json_object_get(c, "timestamp")));
+  }
+  json_decref(out);
+  delta_snapshot_free(&s);
+  m2d_store_destroy(store);
+  return 0;
+}
+
+const m2d_command_t m2d_cmd_inspect = {
+    .name = "inspect",
+    .summary = "show a Delta table: version, protocol, schema, files, rows, stream positions, commits",
+    .description = "Reads a Delta table's log (checkpoint and JSON commits) and prints its version, protocol\n"
+                   "and features, partition columns, schema, number of files, bytes and rows (from the files'\n"
+                   "statistics), the version recorded per stream (txn appId) and the last commits.\n"
+                   "--json prints one object (keys version, numFiles, numRecords, schemaString,\n"
+                   "appTransactions, protocol, partitionColumns, sizeInBytes, files, ...).",
+    .example = "mongo2delta inspect --table ./demo/lake/users --json",
+    .opts = opts,
+    .run = run,
+};

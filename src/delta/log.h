@@ -1,0 +1,36 @@
+/* Delta log replay (PROTOCOL.md): a table's state at a version, from _last_checkpoint, the
+ * newest usable checkpoint (classic or multi-part, read with our Parquet reader) and the JSON
+ * commits after it. Actions are kept as jansson objects, exactly as the log holds them. */
+#ifndef M2D_DELTA_LOG_H
+#define M2D_DELTA_LOG_H
+
+#include "storage/store.h"
+
+#include <jansson.h>
+
+typedef struct {
+  int64_t version;        /* the version read */
+  int64_t checkpoint;     /* the checkpoint version used, -1 when replayed from JSON alone */
+  json_t *protocol;       /* the protocol action */
+  json_t *metadata;       /* the metaData action */
+  json_t *files;          /* array of add actions, sorted by path */
+  json_t *txns;           /* object appId -> version */
+  json_t *commits;        /* array of {version, timestamp, operation} for the last commits, newest last */
+  json_t *domains;        /* object domain -> configuration (domainMetadata) */
+} delta_snapshot_t;
+
+/* Reads the table at version (-1: the latest). Errors name the log file and what is wrong. */
+bool delta_snapshot_load(m2d_store_t *store, int64_t version, delta_snapshot_t *snap, m2d_error_t *err);
+void delta_snapshot_free(delta_snapshot_t *snap);
+
+/* Parses a commit file's newline-delimited JSON actions into an array (each an object with
+ * one action key). name is for messages. */
+json_t *delta_parse_actions(const char *name, const uint8_t *data, size_t len, m2d_error_t *err);
+
+/* The reader features of the protocol that we cannot honour (NULL when none); caller frees. */
+char *delta_unsupported_reader_features(const json_t *protocol);
+
+/* Decodes a percent-encoded add/remove path. */
+void delta_path_decode(const char *in, char *out, size_t outsz);
+
+#endif

@@ -1,0 +1,42 @@
+/* Where tables live: a small interface over object stores (design.md: local now; S3 and a
+ * fault-injecting store stack on it later without touching delta/). Paths are keys relative
+ * to the store's root, with '/' separators. */
+#ifndef M2D_STORAGE_STORE_H
+#define M2D_STORAGE_STORE_H
+
+#include "core/buf.h"
+#include "storage/io.h"
+
+typedef struct {
+  char *name; /* key relative to the listed prefix's directory root */
+  uint64_t size;
+  int64_t mtime_ms;
+} m2d_store_entry_t;
+
+typedef struct m2d_store m2d_store_t;
+struct m2d_store {
+  /* Whole object into out (reset first), at most max bytes. *missing (may be NULL) tells an
+   * absent object apart from other errors. */
+  bool (*get)(m2d_store_t *s, const char *key, m2d_buf_t *out, bool *missing, m2d_error_t *err);
+  /* Entries directly under the directory key dir (non-recursive), sorted by name. Caller
+   * frees with m2d_store_entries_free. A missing directory is an empty list. */
+  bool (*list)(m2d_store_t *s, const char *dir, m2d_store_entry_t **out, size_t *n, m2d_error_t *err);
+  /* Creates key with data only if it does not exist yet (atomically); *exists reports a lost race. */
+  bool (*put_if_absent)(m2d_store_t *s, const char *key, const void *data, size_t len, bool *exists, m2d_error_t *err);
+  /* Streaming write of a new object, published on m2d_sink_finish. */
+  m2d_sink_t *(*create)(m2d_store_t *s, const char *key, m2d_error_t *err);
+  /* Random reads of an object. */
+  m2d_source_t *(*open)(m2d_store_t *s, const char *key, m2d_error_t *err);
+  bool (*remove)(m2d_store_t *s, const char *key, m2d_error_t *err);
+  void (*destroy)(m2d_store_t *s);
+  char root[1024]; /* for messages */
+};
+
+/* A store over a local directory (created on first write). */
+m2d_store_t *m2d_store_local_new(const char *dir, m2d_error_t *err);
+/* Opens "path", "file:///path" (local) or, later, "s3://bucket/prefix". */
+m2d_store_t *m2d_store_open(const char *url, m2d_error_t *err);
+void m2d_store_destroy(m2d_store_t *s); /* accepts NULL */
+void m2d_store_entries_free(m2d_store_entry_t *e, size_t n);
+
+#endif
