@@ -7,6 +7,7 @@
 #include <time.h>
 
 struct pq_json_rows {
+  bool int96_micros;
   const pq_schema_t *schema;
   const m2d_column_t *cols;
   const bool *selected;
@@ -26,6 +27,8 @@ pq_json_rows_t *pq_json_rows_new(const pq_schema_t *schema, const m2d_column_t *
   j->selected = selected;
   return j;
 }
+
+void pq_json_rows_int96_as_micros(pq_json_rows_t *j, bool on) { j->int96_micros = on; }
 
 void pq_json_rows_destroy(pq_json_rows_t *j) {
   if (!j) return;
@@ -139,6 +142,8 @@ static bool number_double(m2d_buf_t *o, double x, bool is_float, m2d_error_t *er
     if (is_float ? (float)strtod(buf, NULL) == (float)x : strtod(buf, NULL) == x) break;
   }
   if (x == 0 && signbit(x)) snprintf(buf, sizeof buf, "-0.0");
+  /* keep it a floating-point number for JSON readers: "1" becomes "1.0" */
+  if (!strpbrk(buf, ".eE")) strncat(buf, ".0", sizeof buf - strlen(buf) - 1);
   return put(o, buf, err);
 }
 
@@ -338,6 +343,17 @@ static bool leaf_value(pq_json_rows_t *j, const pq_node_t *l, m2d_buf_t *o, m2d_
   size_t len;
   const uint8_t *v = c->type == M2D_COL_BYTES ? m2d_column_bytes_at(c, vi, &len) : m2d_column_fixed_at(c, vi);
   if (c->type != M2D_COL_BYTES) len = m2d_col_type_width(c->type, c->fixed_len);
+  if (l->type == PQ_INT96 && j->int96_micros) {
+    /* a Delta timestamp is microseconds: print the INT96 value at that precision */
+    m2d_buf_t tmp;
+    m2d_buf_init(&tmp, 128);
+    bool ok = pq_json_value(l, v, len, &tmp, err) && m2d_buf_terminate(&tmp, err);
+    char *dot = ok ? strrchr((char *)tmp.data, '.') : NULL;
+    if (dot && strlen(dot) == 12) memmove(dot + 7, dot + 10, 3); /* .nnnnnnnnnZ" -> .nnnnnnZ" */
+    ok = ok && put(o, (char *)tmp.data, err);
+    m2d_buf_free(&tmp);
+    return ok;
+  }
   return pq_json_value(l, v, len, o, err);
 }
 
@@ -463,4 +479,25 @@ bool pq_json_rows_next(pq_json_rows_t *j, m2d_buf_t *out, bool *end, m2d_error_t
   if (j->cols[l->leaf_index].max_rep > 0 && j->cols[l->leaf_index].rep[j->slot[l->leaf_index]] != 0)
     return m2d_error_set(err, M2D_ERR_FORMAT, 0, "corrupt column: a row starts with a repetition level above 0");
   return struct_value(j, j->schema->root, out, 0, err);
+}
+
+bool pq_json_rows_next_fields(pq_json_rows_t *j, const pq_json_field_t *fields, int n, m2d_buf_t *out, bool *end,
+                              m2d_error_t *err) {
+  *end = false;
+  const pq_node_t *l = first_leaf(j, j->schema->root);
+  if (l && !has_slot(j, l)) {
+    *end = true;
+    return false;
+  }
+  if (l && j->slot[l->leaf_index] == 0 && !check_maps(j->schema->root, err)) return false;
+  if (!m2d_buf_append_byte(out, '{', err)) return false;
+  for (int i = 0; i < n; i++) {
+    if ((i && !m2d_buf_append_byte(out, ',', err)) ||
+        !json_string(out, (const uint8_t *)fields[i].name, strlen(fields[i].name), err) || !m2d_buf_append_byte(out, ':', err))
+      return false;
+    bool ok = fields[i].node && node_selected(j, fields[i].node) ? value(j, fields[i].node, out, 1, err)
+                                                                 : put(out, fields[i].literal ? fields[i].literal : "null", err);
+    if (!ok) return false;
+  }
+  return m2d_buf_append_byte(out, '}', err);
 }
