@@ -85,7 +85,9 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -MMD -MP -g -O1 -fsanitize=fuzzer-no-link
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
 FUZZERS      := footer page reader
 FUZZ_SEEDS   := ../shared/testdata/parquet-testing/data
-FUZZ_SECONDS ?= 6
+# fuzz-smoke is deterministic: a fixed seed and a fixed number of runs per harness
+FUZZ_RUNS    ?= footer=150000 page=400000 reader=25000
+FUZZ_SECONDS ?= 0
 
 $(FUZZ_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -105,7 +107,10 @@ fuzz-smoke: fuzz-build
 	  regs=$$(ls fuzz/regressions/$$h 2>/dev/null | grep -v '^README' | sed "s|^|fuzz/regressions/$$h/|"); \
 	  if [ -n "$$regs" ]; then $(FUZZ_DIR)/fuzz_$$h $$regs >/dev/null 2>&1 || { echo "fuzz: regression of $$h fails"; $(FUZZ_DIR)/fuzz_$$h $$regs; exit 1; }; fi; \
 	  mkdir -p $(FUZZ_DIR)/corpus-$$h; \
-	  $(FUZZ_DIR)/fuzz_$$h -seed=1 -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=2048 -timeout=10 \
+	  runs=$$(echo "$(FUZZ_RUNS)" | tr ' ' '\n' | sed -n "s/^$$h=//p"); \
+	  if [ "$(FUZZ_SECONDS)" != 0 ]; then limit="-max_total_time=$(FUZZ_SECONDS)"; else limit="-runs=$$runs"; fi; \
+	  rm -rf $(FUZZ_DIR)/corpus-$$h; mkdir -p $(FUZZ_DIR)/corpus-$$h; \
+	  $(FUZZ_DIR)/fuzz_$$h -seed=1 $$limit -max_len=262144 -rss_limit_mb=2048 -timeout=10 \
 	    -artifact_prefix=$(FUZZ_DIR)/crash-$$h- $(FUZZ_DIR)/corpus-$$h $(FUZZ_SEEDS) > $(FUZZ_DIR)/fuzz-$$h.log 2>&1 \
 	    || { tail -40 $(FUZZ_DIR)/fuzz-$$h.log; echo "fuzz: $$h found a crash (see $(FUZZ_DIR)/crash-$$h-*)"; exit 1; }; \
 	  echo "fuzz: $$h ok, $$(grep -o 'Done [0-9]* runs in [0-9]* second' $(FUZZ_DIR)/fuzz-$$h.log)s, regressions replayed: $$(echo $$regs | wc -w)"; \

@@ -247,19 +247,32 @@ bool pq_dict_index(pq_dict_t *d, const uint8_t *value, size_t len, uint32_t *ind
     *index = d->count++;
     return true;
   }
-  uint64_t h = hash_bytes(value, len);
-  size_t s = h & (d->nslots - 1);
-  while (d->slots[s]) {
-    uint32_t idx = d->slots[s] - 1;
-    if (d->hashes[idx] == h) {
-      size_t elen;
-      const uint8_t *e = entry(d, idx, &elen);
-      if (elen == len && memcmp(e, value, len) == 0) {
-        *index = idx;
-        return true;
-      }
+  /* short strings (the common dictionary case) hash as one word */
+  uint64_t h;
+  if (len <= 8) {
+    uint64_t x = 0;
+    memcpy(&x, value, len);
+    h = hash_word(x ^ ((uint64_t)len << 59));
+  } else {
+    h = hash_bytes(value, len);
+  }
+  size_t mask = d->nslots - 1, s = h & mask;
+  for (uint32_t slot; (slot = d->slots[s]) != 0; s = (s + 1) & mask) {
+    uint32_t idx = slot - 1;
+    if (d->hashes[idx] != h) continue;
+    const uint8_t *e;
+    uint32_t elen;
+    if (d->width) {
+      e = d->plain.data + (size_t)idx * d->width;
+      elen = (uint32_t)d->width;
+    } else {
+      memcpy(&elen, d->plain.data + d->starts[idx], 4);
+      e = d->plain.data + d->starts[idx] + 4;
     }
-    s = (s + 1) & (d->nslots - 1);
+    if (elen == len && memcmp(e, value, len) == 0) {
+      *index = idx;
+      return true;
+    }
   }
   /* new entry */
   if (!d->width) {
@@ -272,9 +285,13 @@ bool pq_dict_index(pq_dict_t *d, const uint8_t *value, size_t len, uint32_t *ind
     }
     d->starts[d->count] = (uint32_t)d->plain.len;
     uint32_t l = (uint32_t)len;
-    if (!m2d_buf_append(&d->plain, &l, 4, err)) return false;
+    if (!m2d_buf_reserve(&d->plain, 4 + len, err)) return false;
+    memcpy(d->plain.data + d->plain.len, &l, 4);
+    memcpy(d->plain.data + d->plain.len + 4, value, len);
+    d->plain.len += 4 + len;
+  } else if (!m2d_buf_append(&d->plain, value, len, err)) {
+    return false;
   }
-  if (!m2d_buf_append(&d->plain, value, len, err)) return false;
   d->hashes[d->count] = h;
   d->slots[s] = d->count + 1;
   *index = d->count++;

@@ -68,15 +68,21 @@ static bool has_slot(const pq_json_rows_t *j, const pq_node_t *leaf) {
 }
 
 /* Consumes one slot of every selected leaf under n (n null or empty here). */
-static void skip(pq_json_rows_t *j, const pq_node_t *n) {
+/* Consumes one slot of every selected leaf under n; false when a column has no slot left
+ * (columns of one row group that disagree: a corrupt file). */
+static bool skip(pq_json_rows_t *j, const pq_node_t *n, m2d_error_t *err) {
   if (!n->is_group) {
-    if (!leaf_selected(j, n)) return;
+    if (!leaf_selected(j, n)) return true;
     const m2d_column_t *c = &j->cols[n->leaf_index];
+    if (j->slot[n->leaf_index] >= c->nlevels)
+      return m2d_error_set(err, M2D_ERR_FORMAT, 0, "corrupt column: levels end inside a row");
     size_t s = j->slot[n->leaf_index]++;
     if (c->max_def == 0 || c->def[s] == c->max_def) j->val[n->leaf_index]++; /* cannot happen for nulls */
-    return;
+    return true;
   }
-  for (int i = 0; i < n->nchildren; i++) skip(j, n->children[i]);
+  for (int i = 0; i < n->nchildren; i++)
+    if (!skip(j, n->children[i], err)) return false;
+  return true;
 }
 
 /* --- value formatting -------------------------------------------------------------------- */
@@ -399,8 +405,7 @@ static bool repeated_values(pq_json_rows_t *j, const pq_node_t *r, const pq_node
                     (r->children[0]->logical.kind == PQ_LT_STRING || (r->children[0]->has_converted && r->children[0]->converted == PQ_CT_UTF8));
   if (!m2d_buf_append_byte(o, map_object ? '{' : '[', err)) return false;
   if (def_at(j, l) < r->max_def) { /* an empty list or map */
-    skip(j, r);
-    return m2d_buf_append_byte(o, map_object ? '}' : ']', err);
+    return skip(j, r, err) && m2d_buf_append_byte(o, map_object ? '}' : ']', err);
   }
   bool first = true;
   for (;;) {
@@ -444,8 +449,7 @@ static bool value(pq_json_rows_t *j, const pq_node_t *n, m2d_buf_t *o, int depth
   if (n->repetition == PQ_REPEATED) /* a bare repeated field: a list of itself */
     return repeated_values(j, n, n, false, o, depth, err);
   if (def_at(j, l) < n->max_def) { /* null here (or above, already handled by the caller) */
-    skip(j, n);
-    return m2d_buf_append_str(o, "null", err);
+    return skip(j, n, err) && m2d_buf_append_str(o, "null", err);
   }
   if (!n->is_group) return leaf_value(j, n, o, err);
   const pq_node_t *rep, *elem;

@@ -157,11 +157,12 @@ void tr_skip(tr_t *r, uint8_t type) {
   case TC_SET: {
     uint8_t et;
     uint32_t n;
-    if (!tr_list(r, &et, &n)) return;
+    if (!tr_list(r, &et, &n) || !tr_struct_begin(r)) return; /* nesting counts like a struct's */
     for (uint32_t i = 0; i < n && !r->failed; i++) {
       if (et == TC_BOOL_TRUE || et == TC_BOOL_FALSE) tr_byte(r); /* list bools take a byte */
       else tr_skip(r, et);
     }
+    tr_struct_end(r);
     return;
   }
   case TC_MAP: {
@@ -172,10 +173,12 @@ void tr_skip(tr_t *r, uint8_t type) {
       return;
     }
     uint8_t kv = *r->p++;
+    if (!tr_struct_begin(r)) return;
     for (uint64_t i = 0; i < n && !r->failed; i++) {
       tr_skip(r, kv >> 4);
       tr_skip(r, kv & 0x0f);
     }
+    tr_struct_end(r);
     return;
   }
   case TC_STRUCT: {

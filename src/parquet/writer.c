@@ -262,11 +262,17 @@ static bool append_segment(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, 
     if (!grow((void **)&c->idx, &c->idx_cap, c->nidx + (vv - v), sizeof *c->idx, err)) return false;
     size_t width = m2d_col_type_width(src->type, src->fixed_len);
     uint32_t before = pq_dict_count(c->dict);
-    for (size_t k = v; k < vv; k++) {
-      size_t len = width;
-      const uint8_t *p = width ? src->values + k * width : m2d_column_bytes_at(src, k, &len);
-      if (!pq_dict_index(c->dict, p, len, &c->idx[c->nidx++], err)) return false;
+    uint32_t *idx = c->idx + c->nidx;
+    if (width) {
+      for (size_t k = v; k < vv; k++)
+        if (!pq_dict_index(c->dict, src->values + k * width, width, idx++, err)) return false;
+    } else {
+      const uint32_t *off = src->offsets;
+      const uint8_t *base = src->values ? src->values : (const uint8_t *)""; /* all values empty */
+      for (size_t k = v; k < vv; k++)
+        if (!pq_dict_index(c->dict, base + off[k], off[k + 1] - off[k], idx++, err)) return false;
     }
+    c->nidx += vv - v;
     /* min and max can only change with values new to the dictionary */
     c->chunk_stats.num_values += (int64_t)(vv - v);
     for (uint32_t e = before; e < pq_dict_count(c->dict); e++) {
