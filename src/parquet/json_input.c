@@ -18,18 +18,6 @@ struct pq_json_input {
   size_t scratch_cap;
 };
 
-static m2d_col_type_t col_type(const pq_node_t *leaf) {
-  switch (leaf->type) {
-  case PQ_BOOLEAN: return M2D_COL_BOOL;
-  case PQ_INT32: return M2D_COL_INT32;
-  case PQ_INT64: return M2D_COL_INT64;
-  case PQ_INT96: return M2D_COL_INT96;
-  case PQ_FLOAT: return M2D_COL_FLOAT;
-  case PQ_DOUBLE: return M2D_COL_DOUBLE;
-  case PQ_BYTE_ARRAY: return M2D_COL_BYTES;
-  default: return M2D_COL_FIXED;
-  }
-}
 
 pq_json_input_t *pq_json_input_new(const pq_schema_t *schema, m2d_error_t *err) {
   pq_json_input_t *in = calloc(1, sizeof *in);
@@ -44,7 +32,7 @@ pq_json_input_t *pq_json_input_new(const pq_schema_t *schema, m2d_error_t *err) 
   }
   for (int i = 0; i < schema->nleaves; i++) {
     const pq_node_t *l = schema->leaves[i];
-    m2d_column_init(&in->cols[i], col_type(l), l->type_length, l->max_def, l->max_rep, 0);
+    m2d_column_init(&in->cols[i], pq_leaf_col_type(l), l->type_length, l->max_def, l->max_rep, 0);
   }
   return in;
 }

@@ -31,18 +31,6 @@ static bool is_old_parquet_mr(const char *created_by) {
   return a < 1 || (a == 1 && (b < 2 || (b == 2 && c < 9)));
 }
 
-m2d_col_type_t pq_leaf_col_type(const pq_node_t *leaf) {
-  switch (leaf->type) {
-  case PQ_BOOLEAN: return M2D_COL_BOOL;
-  case PQ_INT32: return M2D_COL_INT32;
-  case PQ_INT64: return M2D_COL_INT64;
-  case PQ_INT96: return M2D_COL_INT96;
-  case PQ_FLOAT: return M2D_COL_FLOAT;
-  case PQ_DOUBLE: return M2D_COL_DOUBLE;
-  case PQ_BYTE_ARRAY: return M2D_COL_BYTES;
-  default: return M2D_COL_FIXED;
-  }
-}
 
 pq_reader_t *pq_reader_open(m2d_source_t *src, m2d_error_t *err) {
   pq_reader_t *r = calloc(1, sizeof *r);

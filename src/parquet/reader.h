@@ -20,9 +20,6 @@ const pq_schema_t *pq_reader_schema(const pq_reader_t *r);
 int pq_reader_num_row_groups(const pq_reader_t *r);
 int64_t pq_reader_row_group_rows(const pq_reader_t *r, int rg);
 
-/* The m2d column type and fixed length that hold a leaf's values. */
-m2d_col_type_t pq_leaf_col_type(const pq_node_t *leaf);
-
 /* Decodes leaf `leaf` of row group `rg` into out (initialized here; free with
  * m2d_column_free). */
 bool pq_reader_read_column(pq_reader_t *r, int rg, int leaf, m2d_column_t *out, m2d_error_t *err);

@@ -125,3 +125,16 @@ void pq_node_path(const pq_node_t *n, char *out, size_t outsz) {
     if (o >= outsz) break;
   }
 }
+
+m2d_col_type_t pq_leaf_col_type(const pq_node_t *leaf) {
+  switch (leaf->type) {
+  case PQ_BOOLEAN: return M2D_COL_BOOL;
+  case PQ_INT32: return M2D_COL_INT32;
+  case PQ_INT64: return M2D_COL_INT64;
+  case PQ_INT96: return M2D_COL_INT96;
+  case PQ_FLOAT: return M2D_COL_FLOAT;
+  case PQ_DOUBLE: return M2D_COL_DOUBLE;
+  case PQ_BYTE_ARRAY: return M2D_COL_BYTES;
+  default: return M2D_COL_FIXED;
+  }
+}

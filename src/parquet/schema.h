@@ -4,6 +4,7 @@
 #ifndef M2D_PARQUET_SCHEMA_H
 #define M2D_PARQUET_SCHEMA_H
 
+#include "columnar/column.h"
 #include "core/error.h"
 #include "parquet/format.h"
 
@@ -50,6 +51,9 @@ pq_node_t *pq_node_map(const char *name, pq_repetition_t rep, pq_node_t *key /* 
 /* Takes ownership of root, computes levels and the leaf list. */
 bool pq_schema_init(pq_schema_t *s, pq_node_t *root, m2d_error_t *err);
 void pq_schema_free(pq_schema_t *s);
+
+/* The column vector type that holds a leaf's values (fixed length: leaf->type_length). */
+m2d_col_type_t pq_leaf_col_type(const pq_node_t *leaf);
 
 /* Dotted path of a node from below the root ("a.list.element"), written to out. */
 void pq_node_path(const pq_node_t *n, char *out, size_t outsz);

@@ -57,18 +57,6 @@ static void *keep(pq_writer_t *w, size_t n, m2d_error_t *err) {
   return b + 1;
 }
 
-static m2d_col_type_t col_type(const pq_node_t *leaf) {
-  switch (leaf->type) {
-  case PQ_BOOLEAN: return M2D_COL_BOOL;
-  case PQ_INT32: return M2D_COL_INT32;
-  case PQ_INT64: return M2D_COL_INT64;
-  case PQ_INT96: return M2D_COL_INT96;
-  case PQ_FLOAT: return M2D_COL_FLOAT;
-  case PQ_DOUBLE: return M2D_COL_DOUBLE;
-  case PQ_BYTE_ARRAY: return M2D_COL_BYTES;
-  default: return M2D_COL_FIXED;
-  }
-}
 
 pq_writer_t *pq_writer_new(const pq_schema_t *schema, m2d_sink_t *sink, const pq_writer_options_t *opts,
                            m2d_error_t *err) {
@@ -90,7 +78,7 @@ pq_writer_t *pq_writer_new(const pq_schema_t *schema, m2d_sink_t *sink, const pq
   for (int i = 0; i < w->nchunks; i++) {
     chunk_t *c = &w->chunks[i];
     c->leaf = schema->leaves[i];
-    c->ctype = col_type(c->leaf);
+    c->ctype = pq_leaf_col_type(c->leaf);
     m2d_buf_init(&c->pages, BUF_MAX);
     m2d_buf_init(&c->plain, BUF_MAX);
     pq_stats_init(&c->chunk_stats);
