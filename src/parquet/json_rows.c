@@ -163,6 +163,8 @@ static bool be_int128(const uint8_t *p, size_t n, __int128 *v) {
 }
 
 static bool decimal(m2d_buf_t *o, __int128 v, int scale, m2d_error_t *err) {
+  if (scale < 0 || scale > 38)
+    return m2d_error_set(err, M2D_ERR_FORMAT, 0, "invalid decimal scale %d in the schema (0 to 38)", scale);
   char digits[64];
   int n = 0;
   bool neg = v < 0;
