@@ -21,7 +21,10 @@ export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1:exitcode=86
 
 .PHONY: all deps test test-unit test-integration asan demo clean test-long bench
-all: deps build/mongo2delta
+# The packages are installed first and the build runs in a sub-make, so that the pkg-config
+# flags above are computed after the -dev packages exist (on a fresh machine they do not yet).
+all: deps
+	@$(MAKE) --no-print-directory build/mongo2delta
 
 deps:
 	@scripts/bootstrap --build-only
@@ -53,8 +56,9 @@ $(ASAN_DIR)/unit-tests: $(ASAN_LIB_OBJ) $(ASAN_TEST_OBJ)
 asan: deps $(ASAN_DIR)/mongo2delta $(ASAN_DIR)/unit-tests
 
 # --- tests -------------------------------------------------------------------------------
-test: asan
+test:
 	@scripts/bootstrap
+	$(MAKE) --no-print-directory asan
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory test-integration
