@@ -160,3 +160,25 @@ int m2d_cli_fail(const m2d_error_t *err) {
   fprintf(stderr, "mongo2delta: %s\n", safe);
   return m2d_error_exit_status(err);
 }
+
+bool m2d_args_size(const m2d_args_t *a, const char *name, uint64_t min, uint64_t max, uint64_t *out, m2d_error_t *err) {
+  const char *s = m2d_args_get(a, name);
+  if (!s) return true;
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  uint64_t mult = 1;
+  while (*end == ' ') end++;
+  if (*end == 'k' || *end == 'K') mult = (uint64_t)1 << 10, end++;
+  else if (*end == 'm' || *end == 'M') mult = (uint64_t)1 << 20, end++;
+  else if (*end == 'g' || *end == 'G') mult = (uint64_t)1 << 30, end++;
+  if (mult > 1 && (*end == 'i' || *end == 'I')) end++;
+  if (*end == 'b' || *end == 'B') end++;
+  double bytes = v * (double)mult;
+  if (errno || end == s || *end || !(bytes >= (double)min && bytes <= (double)max))
+    return m2d_error_set(err, M2D_ERR_USAGE, 0,
+                         "--%s: '%s' is not a size between %llu and %llu bytes (write e.g. 128MB, 1GB or a byte count)",
+                         name, s, (unsigned long long)min, (unsigned long long)max);
+  *out = (uint64_t)bytes;
+  return true;
+}

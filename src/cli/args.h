@@ -52,6 +52,11 @@ bool m2d_args_flag(const m2d_args_t *a, const char *name);
 bool m2d_args_int(const m2d_args_t *a, const char *name, int64_t min, int64_t max, int64_t *out,
                   m2d_error_t *err);
 
+/* Parses a size option ("128MB", "64MiB", "1G", "4096") within [min, max] bytes (KB, MB, GB
+ * are powers of 1024). Leaves *out alone when the option is absent and has no default. */
+bool m2d_args_size(const m2d_args_t *a, const char *name, uint64_t min, uint64_t max, uint64_t *out,
+                   m2d_error_t *err);
+
 void m2d_command_print_help(const m2d_command_t *cmd);
 
 /* Global options, shared by every command. */

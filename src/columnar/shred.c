@@ -22,6 +22,7 @@ struct m2d_shredder {
   m2d_column_t *cols;
   int ncols;
   bool rescue_column;
+  char *skip_field; /* a top-level field kept elsewhere (a partition column), or NULL */
   size_t rows;
   bson_t rescued; /* this row's rescued values */
   int nrescued;
@@ -151,7 +152,14 @@ void m2d_shredder_destroy(m2d_shredder_t *s) {
   plan_free(&s->root);
   free(s->mark);
   bson_destroy(&s->rescued);
+  free(s->skip_field);
   free(s);
+}
+
+bool m2d_shredder_skip_field(m2d_shredder_t *s, const char *name, m2d_error_t *err) {
+  free(s->skip_field);
+  s->skip_field = strdup(name);
+  return s->skip_field ? true : m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
 }
 
 int m2d_shredder_ncolumns(const m2d_shredder_t *s) { return s->ncols; }
@@ -405,6 +413,7 @@ static bool shred_fields(m2d_shredder_t *s, const plan_t *p, bson_iter_t *child,
   int hint = 0; /* documents usually list fields in schema order */
   while (ok && bson_iter_next(child)) {
     const char *key = bson_iter_key(child);
+    if (p == &s->root && s->skip_field && strcmp(key, s->skip_field) == 0) continue;
     int found = -1;
     for (int k = 0; k < p->nchildren; k++) {
       int i = (hint + k) % p->nchildren;

@@ -24,6 +24,10 @@ m2d_shredder_t *m2d_shredder_new(const m2d_dtype_t *schema, bool rescue_column, 
                                  m2d_error_t *err);
 void m2d_shredder_destroy(m2d_shredder_t *s);
 
+/* Leaves the top-level field name out of the rows (not rescued either): its value is kept
+ * by the caller, e.g. in a partition directory. */
+bool m2d_shredder_skip_field(m2d_shredder_t *s, const char *name, m2d_error_t *err);
+
 /* Number of leaf columns and the columns themselves (owned by the shredder). */
 int m2d_shredder_ncolumns(const m2d_shredder_t *s);
 m2d_column_t *m2d_shredder_columns(m2d_shredder_t *s);

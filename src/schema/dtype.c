@@ -139,3 +139,22 @@ bool m2d_dtype_to_schema_json(const m2d_dtype_t *root, m2d_buf_t *out, m2d_error
   if (root->kind != M2D_T_STRUCT) return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "a table schema must be a struct");
   return struct_json(root, out, err);
 }
+
+/* True when t holds no column at all (an empty struct, or an array/map of one). */
+static bool strip_empty(m2d_dtype_t *t) {
+  if (t->kind == M2D_T_ARRAY || t->kind == M2D_T_MAP) return t->elem && strip_empty(t->elem);
+  if (t->kind != M2D_T_STRUCT) return false;
+  int kept = 0;
+  for (int i = 0; i < t->nfields; i++) {
+    if (strip_empty(t->fields[i].type)) {
+      free(t->fields[i].name);
+      m2d_dtype_free(t->fields[i].type);
+    } else {
+      t->fields[kept++] = t->fields[i];
+    }
+  }
+  t->nfields = kept;
+  return kept == 0;
+}
+
+void m2d_dtype_strip_empty(m2d_dtype_t *root) { (void)strip_empty(root); }

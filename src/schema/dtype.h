@@ -67,6 +67,11 @@ m2d_field_t *m2d_dtype_field(const m2d_dtype_t *st, const char *name);
 /* Appends a field (name copied, type owned by the struct). */
 bool m2d_dtype_add_field(m2d_dtype_t *st, const char *name, m2d_dtype_t *type, m2d_error_t *err);
 
+/* Removes the fields that would hold no column: documents only ever seen empty ({}), arrays
+ * and maps of them. Parquet has no empty group and readers reject struct<>; such values are
+ * kept instead in the rescue column (the shredder rescues fields the schema lacks). */
+void m2d_dtype_strip_empty(m2d_dtype_t *root);
+
 /* The Delta type name of a primitive ("long", "decimal(20,4)"), or NULL for nested types. */
 const char *m2d_dtype_primitive_name(const m2d_dtype_t *t, char *buf, size_t bufsz);
 const char *m2d_orig_name(m2d_orig_t o);

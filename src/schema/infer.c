@@ -311,3 +311,34 @@ bool m2d_infer_observe(m2d_infer_t *inf, const bson_t *doc, m2d_error_t *err) {
   }
   return true;
 }
+
+/* Adds to *table the fields of observed it lacks (top level and inside structs, also under
+ * arrays and map values); types already in the table never change. */
+static bool evolve(m2d_dtype_t *table, const m2d_dtype_t *observed, bool *changed, m2d_error_t *err) {
+  if (table->kind == M2D_T_STRUCT && observed->kind == M2D_T_STRUCT) {
+    for (int i = 0; i < observed->nfields; i++) {
+      const m2d_field_t *of = &observed->fields[i];
+      m2d_field_t *tf = m2d_dtype_field(table, of->name);
+      if (tf) {
+        if (!evolve(tf->type, of->type, changed, err)) return false;
+        continue;
+      }
+      m2d_dtype_t *c = m2d_dtype_clone(of->type);
+      if (!c || !m2d_dtype_add_field(table, of->name, c, err)) {
+        if (!c) m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+        return false;
+      }
+      *changed = true;
+    }
+    return true;
+  }
+  if ((table->kind == M2D_T_ARRAY && observed->kind == M2D_T_ARRAY) ||
+      (table->kind == M2D_T_MAP && observed->kind == M2D_T_MAP))
+    return table->elem && observed->elem ? evolve(table->elem, observed->elem, changed, err) : true;
+  return true;
+}
+
+bool m2d_infer_evolve(m2d_dtype_t *table, const m2d_dtype_t *observed, bool *changed, m2d_error_t *err) {
+  *changed = false;
+  return evolve(table, observed, changed, err);
+}

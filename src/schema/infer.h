@@ -43,4 +43,10 @@ m2d_dtype_t *m2d_infer_value_type(const bson_iter_t *it, const m2d_infer_options
 bool m2d_infer_merge(m2d_dtype_t **established, m2d_dtype_t *observed, const m2d_infer_options_t *opts,
                      int64_t *conflicts);
 
+/* Schema evolution of an existing table: adds to table the fields observed has and it lacks
+ * (new top-level columns, new fields of nested structs, also inside arrays and map values),
+ * in observed's order after the existing ones. Existing types never change (a value that no
+ * longer fits goes to the rescue column). *changed tells whether anything was added. */
+bool m2d_infer_evolve(m2d_dtype_t *table, const m2d_dtype_t *observed, bool *changed, m2d_error_t *err);
+
 #endif

@@ -70,7 +70,12 @@ m2d_sink_t *m2d_file_sink_new(const char *path, m2d_error_t *err) {
     free(f);
     return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
   }
-  snprintf(f->tmp, n, "%s.tmp-%d-%u", path, (int)getpid(), atomic_fetch_add(&counter, 1));
+  /* a hidden name beside the target: readers that list the directory (Spark, delta-rs) skip
+   * names starting with '.', so a crash never leaves something that looks like a checkpoint */
+  const char *slash = strrchr(path, '/');
+  int dirlen = slash ? (int)(slash - path + 1) : 0;
+  snprintf(f->tmp, n, "%.*s.%s.tmp-%d-%u", dirlen, path, path + dirlen, (int)getpid(),
+           atomic_fetch_add(&counter, 1));
   f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (f->fd < 0) {
     m2d_error_set(err, M2D_ERR_IO, errno, "cannot create %s: %s", path, strerror(errno));

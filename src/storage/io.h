@@ -28,7 +28,7 @@ bool m2d_sink_finish(m2d_sink_t *s, m2d_error_t *err);
 /* Discards and frees; accepts NULL. */
 void m2d_sink_abort(m2d_sink_t *s);
 
-/* A sink into a local file: written to "<path>.tmp-<pid>-<n>" and renamed over path on finish
+/* A sink into a local file: written to "<dir>/.<name>.tmp-<pid>-<n>" and renamed over path on finish
  * (after fsync), removed on abort. */
 m2d_sink_t *m2d_file_sink_new(const char *path, m2d_error_t *err);
 /* A sink appending to a caller-owned buffer (which must outlive the sink). */

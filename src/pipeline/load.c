@@ -1,0 +1,218 @@
+#include "pipeline/load.h"
+
+#include "core/log.h"
+#include "mongo/export_reader.h"
+#include "pipeline/table_writer.h"
+#include "schema/infer.h"
+
+#include <dirent.h>
+#include <jansson.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define APP_PREFIX "mongo2delta-load:"
+
+typedef struct {
+  char **paths;
+  size_t n, cap;
+} list_t;
+
+static bool list_add(list_t *l, const char *p, m2d_error_t *err) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    char **np = realloc(l->paths, cap * sizeof *np);
+    if (!np) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+    l->paths = np;
+    l->cap = cap;
+  }
+  if (!(l->paths[l->n] = strdup(p))) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  l->n++;
+  return true;
+}
+
+static void list_free(list_t *l) {
+  for (size_t i = 0; i < l->n; i++) free(l->paths[i]);
+  free(l->paths);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The export files under path (a file or a folder, recursively), as absolute paths. */
+static bool collect(const char *path, bool top, list_t *out, m2d_error_t *err) {
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return m2d_error_set(err, top ? M2D_ERR_USAGE : M2D_ERR_IO, errno, "cannot read %s: %s", path, strerror(errno));
+  if (S_ISDIR(st.st_mode)) {
+    DIR *d = opendir(path);
+    if (!d) return m2d_error_set(err, M2D_ERR_IO, errno, "cannot list %s: %s", path, strerror(errno));
+    list_t names = {0};
+    struct dirent *e;
+    bool ok = true;
+    while (ok && (e = readdir(d))) {
+      if (e->d_name[0] == '.') continue;
+      char child[PATH_MAX];
+      if (snprintf(child, sizeof child, "%s/%s", path, e->d_name) >= (int)sizeof child) continue;
+      ok = list_add(&names, child, err);
+    }
+    closedir(d);
+    if (names.n) qsort(names.paths, names.n, sizeof *names.paths, cmp_str);
+    for (size_t i = 0; ok && i < names.n; i++) ok = collect(names.paths[i], false, out, err);
+    list_free(&names);
+    return ok;
+  }
+  if (!m2d_export_is_supported(path)) {
+    if (top)
+      return m2d_error_set(err, M2D_ERR_USAGE, 0,
+                           "%s: not an export file load reads (.bson, .bson.gz, .json, .jsonl, .ndjson, "
+                           ".json.gz)",
+                           path);
+    return true; /* other files in a folder (mongodump's metadata) are not ours */
+  }
+  char abs[PATH_MAX];
+  if (!realpath(path, abs)) return m2d_error_set(err, M2D_ERR_IO, errno, "%s: %s", path, strerror(errno));
+  return list_add(out, abs, err);
+}
+
+/* One bad record into the rejects file as a JSON line. */
+static bool reject(FILE *rej, const m2d_export_reader_t *r, const char *file, const m2d_error_t *why,
+                   m2d_error_t *err) {
+  size_t len;
+  const uint8_t *raw = m2d_export_reader_raw(r, &len);
+  json_t *o = json_pack("{ssss}", "file", file, "error", why->message);
+  if (m2d_export_reader_format(r) == M2D_EXPORT_JSON) {
+    json_t *s = json_stringn((const char *)raw, len);
+    json_object_set_new(o, "line", s ? s : json_string("(not valid UTF-8)"));
+  } else {
+    /* raw BSON as hex, so the record can be inspected and repaired */
+    char *hex = malloc(len * 2 + 1);
+    if (hex) {
+      for (size_t i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+      hex[len * 2] = 0;
+      json_object_set_new(o, "bson_hex", json_string(hex));
+      free(hex);
+    }
+  }
+  char *line = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  bool ok = line && fprintf(rej, "%s\n", line) >= 0;
+  free(line);
+  if (!ok) return m2d_error_set(err, M2D_ERR_IO, errno, "cannot write the rejects file: %s", strerror(errno));
+  return true;
+}
+
+/* Pass 1: the schema of every document of the file. Bad records go to rejects (or fail). */
+static bool learn(const char *path, FILE *rej, m2d_infer_t *inf, int64_t *rejected, m2d_error_t *err) {
+  m2d_export_reader_t *r = m2d_export_reader_open(path, err);
+  if (!r) return false;
+  bool ok = true;
+  for (;;) {
+    const bson_t *doc;
+    m2d_error_t rec_err = {0};
+    m2d_rec_status_t st = m2d_export_reader_next(r, &doc, &rec_err);
+    if (st == M2D_REC_EOF) break;
+    if (st == M2D_REC_OK) {
+      if (!(ok = m2d_infer_observe(inf, doc, err))) break;
+      continue;
+    }
+    if (st == M2D_REC_BAD && rej) {
+      (*rejected)++;
+      if (!(ok = reject(rej, r, path, &rec_err, err))) break;
+      continue;
+    }
+    if (err) *err = rec_err;
+    if (st == M2D_REC_BAD) m2d_error_prefix(err, "nothing of this file was committed (--rejects FILE sets bad records aside): ");
+    ok = false;
+    break;
+  }
+  m2d_export_reader_close(r);
+  return ok;
+}
+
+/* Pass 2: the documents into the table's files. */
+static bool write_docs(const char *path, m2d_table_writer_t *tw, int64_t *docs, int64_t *rescued, m2d_error_t *err) {
+  m2d_export_reader_t *r = m2d_export_reader_open(path, err);
+  if (!r) return false;
+  bool ok = true;
+  for (;;) {
+    const bson_t *doc;
+    m2d_error_t rec_err = {0};
+    m2d_rec_status_t st = m2d_export_reader_next(r, &doc, &rec_err);
+    if (st == M2D_REC_EOF) break;
+    if (st == M2D_REC_BAD) continue; /* set aside by pass 1 */
+    if (st == M2D_REC_FATAL) {
+      if (err) *err = rec_err;
+      ok = false;
+      break;
+    }
+    if (!m2d_table_writer_add(tw, doc, rescued, err)) {
+      m2d_error_prefix(err, "%s, byte %llu: ", path, (unsigned long long)m2d_export_reader_offset(r));
+      ok = false;
+      break;
+    }
+    (*docs)++;
+  }
+  m2d_export_reader_close(r);
+  return ok;
+}
+
+bool m2d_load_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, m2d_error_t *err) {
+  memset(sum, 0, sizeof *sum);
+  list_t files = {0};
+  bool ok = true;
+  for (int i = 0; ok && i < o->ninputs; i++) ok = collect(o->inputs[i], true, &files, err);
+  if (ok && files.n == 0)
+    ok = m2d_error_set(err, M2D_ERR_USAGE, 0, "no export files (.bson, .bson.gz, .json, .jsonl, .ndjson) in the input");
+  FILE *rej = NULL;
+  if (ok && o->rejects && !(rej = fopen(o->rejects, "a")))
+    ok = m2d_error_set(err, M2D_ERR_IO, errno, "cannot open the rejects file %s: %s", o->rejects, strerror(errno));
+  m2d_table_writer_options_t topts = {.table = o->table, .codec = o->codec, .level = o->level,
+                                      .target_file_size = o->target_file_size, .partition_by = o->partition_by};
+  m2d_table_writer_t *tw = ok ? m2d_table_writer_open(&topts, err) : NULL;
+  ok = ok && tw;
+  for (size_t i = 0; ok && i < files.n; i++) {
+    const char *path = files.paths[i];
+    char app[PATH_MAX + 32];
+    snprintf(app, sizeof app, APP_PREFIX "%s", path);
+    if (m2d_table_writer_app_version(tw, app) >= 0) {
+      m2d_info("%s: already loaded, skipped", path);
+      sum->files_skipped++;
+      continue;
+    }
+    m2d_infer_t *inf = m2d_infer_new(NULL);
+    int64_t docs = 0, rescued = 0, rejected = 0;
+    ok = inf && learn(path, rej, inf, &rejected, err);
+    ok = ok && m2d_table_writer_begin(tw, m2d_infer_schema(inf), err);
+    ok = ok && write_docs(path, tw, &docs, &rescued, err);
+    if (ok && rej && fflush(rej) != 0)
+      ok = m2d_error_set(err, M2D_ERR_IO, errno, "cannot write the rejects file: %s", strerror(errno));
+    int64_t version = -1;
+    if (ok) {
+      json_t *info = json_pack("{sssI}", "source", path, "documents", (json_int_t)docs);
+      ok = m2d_table_writer_commit(tw, app, 0, info, &version, err);
+      if (!ok && err && err->domain == M2D_ERR_CONFLICT)
+        m2d_error_prefix(err, "%s: ", path);
+    } else {
+      m2d_table_writer_abort(tw);
+    }
+    m2d_infer_destroy(inf);
+    if (!ok) break;
+    m2d_table_writer_stats_t st = m2d_table_writer_last(tw);
+    sum->files_taken++;
+    sum->documents += docs;
+    sum->rescued += rescued;
+    sum->rejected += rejected;
+    sum->data_files += st.files;
+    sum->bytes += st.bytes;
+    m2d_info("%s: %lld documents%s in %lld file(s), committed as version %lld", path, (long long)docs,
+             rescued ? " (some values rescued)" : "", (long long)st.files, (long long)version);
+  }
+  sum->version = tw ? m2d_table_writer_version(tw) : -1;
+  m2d_table_writer_destroy(tw);
+  if (rej) fclose(rej);
+  list_free(&files);
+  return ok;
+}

@@ -1,0 +1,663 @@
+#include "pipeline/table_writer.h"
+
+#include "columnar/shred.h"
+#include "core/log.h"
+#include "delta/actions.h"
+#include "delta/log.h"
+#include "delta/stats.h"
+#include "delta/txn.h"
+#include "parquet/schema_json.h"
+#include "parquet/writer.h"
+#include "schema/infer.h"
+#include "storage/store.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RESCUE "_rescued_data"
+#define BATCH_BYTES ((size_t)8 << 20)    /* shredded columns handed to the Parquet writer */
+#define MAX_PARTITIONS 10000             /* open partitions in one batch */
+#define MAX_METADATA_RETRIES 100
+
+typedef struct {
+  char *value;         /* serialized partition value; NULL for null */
+  m2d_shredder_t *shredder;
+  pq_writer_t *writer; /* the open file, or NULL */
+  char *key;           /* its path in the table */
+} part_t;
+
+struct m2d_table_writer {
+  m2d_table_writer_options_t opts;
+  m2d_store_t *store;
+  int64_t version;   /* -1: no table yet */
+  json_t *metadata;  /* the metaData action's value, NULL when new */
+  json_t *txns;      /* appId -> version */
+  char *partition;   /* the partition column, or NULL */
+  m2d_dtype_t *schema;
+  /* the batch */
+  bool open, schema_changed;
+  m2d_dtype_t *data_type; /* the table schema without the partition column and _rescued_data */
+  pq_schema_t pq;         /* the data files' schema (data_type then _rescued_data) */
+  part_t *parts;
+  int nparts;
+  json_t *adds;
+  json_t *written; /* keys of the files of this batch, for abort */
+  m2d_table_writer_stats_t batch, last;
+  int file_seq;
+};
+
+/* --- the table --------------------------------------------------------------------------- */
+
+static bool has_commits(m2d_store_t *store, bool *yes, m2d_error_t *err) {
+  m2d_store_entry_t *e = NULL;
+  size_t n = 0;
+  *yes = false;
+  if (!store->list(store, "_delta_log", &e, &n, err)) return false;
+  for (size_t i = 0; i < n && !*yes; i++) {
+    const char *name = e[i].name;
+    const char *slash = strrchr(name, '/');
+    if (slash) name = slash + 1;
+    size_t d = 0;
+    while (isdigit((unsigned char)name[d])) d++;
+    *yes = d == 20 && (strcmp(name + 20, ".json") == 0 || strncmp(name + 20, ".checkpoint", 11) == 0);
+  }
+  m2d_store_entries_free(e, n);
+  return true;
+}
+
+/* Refuses tables whose writer protocol asks for what this writer does not do. */
+static bool check_writable(const json_t *protocol, const json_t *metadata, m2d_error_t *err) {
+  char *unsupported = delta_unsupported_reader_features(protocol);
+  if (unsupported) {
+    m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table uses reader features mongo2delta does not support: %s", unsupported);
+    free(unsupported);
+    return false;
+  }
+  int wv = (int)json_integer_value(json_object_get(protocol, "minWriterVersion"));
+  static const char *const ok_features[] = {"appendOnly", "invariants", "checkConstraints", "changeDataFeed",
+                                            "generatedColumns", "deletionVectors", "domainMetadata",
+                                            "vacuumProtocolCheck", "timestampNtz", NULL};
+  if (wv == 5 || wv == 6) {
+    return m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                         "the table needs writer version %d (column mapping%s); mongo2delta does not write such "
+                         "tables yet: write to a new table",
+                         wv, wv == 6 ? ", identity columns" : "");
+  }
+  if (wv >= 7) {
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(protocol, "writerFeatures"), i, f) {
+      const char *name = json_string_value(f);
+      bool known = false;
+      for (int k = 0; ok_features[k] && name; k++) known |= strcmp(ok_features[k], name) == 0;
+      if (!known)
+        return m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                             "the table uses the writer feature '%s', which mongo2delta does not support: write "
+                             "to a new table",
+                             name ? name : "?");
+    }
+  } else if (wv > 7 || wv < 1) {
+    return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table has an unknown writer version %d", wv);
+  }
+  /* features we accept only while the table does not use them */
+  const char *schema = json_string_value(json_object_get(metadata, "schemaString"));
+  static const char *const uses[][2] = {{"delta.invariants", "column invariants"},
+                                        {"delta.generationExpression", "generated columns"},
+                                        {"delta.identity", "identity columns"},
+                                        {"delta.columnMapping", "column mapping"}};
+  for (size_t k = 0; schema && k < sizeof uses / sizeof uses[0]; k++)
+    if (strstr(schema, uses[k][0]))
+      return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table uses %s, which mongo2delta does not write yet",
+                           uses[k][1]);
+  const char *key;
+  json_t *v;
+  json_object_foreach(json_object_get(metadata, "configuration"), key, v) {
+    if (strncmp(key, "delta.constraints.", 18) == 0)
+      return m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                           "the table has the CHECK constraint '%s', which mongo2delta does not enforce", key + 18);
+    if (strcmp(key, "delta.columnMapping.mode") == 0 && json_string_value(v) && strcmp(json_string_value(v), "none"))
+      return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table uses column mapping, which mongo2delta does not write yet");
+  }
+  return true;
+}
+
+/* (Re)reads the table's state. */
+static bool load_table(m2d_table_writer_t *w, m2d_error_t *err) {
+  bool exists;
+  if (!has_commits(w->store, &exists, err)) return false;
+  json_decref(w->metadata);
+  json_decref(w->txns);
+  w->metadata = NULL;
+  w->txns = json_object();
+  m2d_dtype_free(w->schema);
+  w->schema = NULL;
+  w->version = -1;
+  if (!exists) {
+    free(w->partition);
+    w->partition = w->opts.partition_by ? strdup(w->opts.partition_by) : NULL;
+    return true;
+  }
+  delta_snapshot_t snap;
+  if (!delta_snapshot_load(w->store, -1, &snap, err)) return false;
+  bool ok = check_writable(snap.protocol, snap.metadata, err);
+  if (ok) {
+    w->version = snap.version;
+    w->metadata = json_deep_copy(snap.metadata);
+    json_object_update(w->txns, snap.txns);
+    const char *ss = json_string_value(json_object_get(snap.metadata, "schemaString"));
+    w->schema = ss ? m2d_dtype_from_schema_json(ss, err) : NULL;
+    if (!w->schema) {
+      ok = false;
+      m2d_error_prefix(err, "the table's schema: ");
+    }
+  }
+  json_t *pcols = ok ? json_object_get(snap.metadata, "partitionColumns") : NULL;
+  if (ok && json_array_size(pcols) > 1) {
+    ok = m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table is partitioned by %zu columns; mongo2delta writes tables "
+                       "partitioned by one column at most", json_array_size(pcols));
+  }
+  if (ok) {
+    const char *p = json_string_value(json_array_get(pcols, 0));
+    if (w->opts.partition_by && (!p || strcmp(p, w->opts.partition_by) != 0))
+      ok = m2d_error_set(err, M2D_ERR_USAGE, 0, "the table is %s%s%s; --partition-by %s does not match it: leave it out",
+                         p ? "partitioned by '" : "not partitioned", p ? p : "", p ? "'" : "", w->opts.partition_by);
+    free(w->partition);
+    w->partition = p ? strdup(p) : NULL;
+  }
+  delta_snapshot_free(&snap);
+  return ok;
+}
+
+m2d_table_writer_t *m2d_table_writer_open(const m2d_table_writer_options_t *opts, m2d_error_t *err) {
+  m2d_table_writer_t *w = calloc(1, sizeof *w);
+  if (!w) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
+  w->opts = *opts;
+  if (!w->opts.target_file_size) w->opts.target_file_size = (uint64_t)128 << 20;
+  if (!w->opts.operation) w->opts.operation = "WRITE";
+  w->store = m2d_store_open(opts->table, err);
+  if (!w->store || !load_table(w, err)) {
+    m2d_table_writer_destroy(w);
+    return NULL;
+  }
+  return w;
+}
+
+int64_t m2d_table_writer_version(const m2d_table_writer_t *w) { return w->version; }
+
+int64_t m2d_table_writer_app_version(const m2d_table_writer_t *w, const char *app_id) {
+  json_t *v = json_object_get(w->txns, app_id);
+  return v ? (int64_t)json_integer_value(v) : -1;
+}
+
+m2d_table_writer_stats_t m2d_table_writer_last(const m2d_table_writer_t *w) { return w->last; }
+
+/* --- a batch ----------------------------------------------------------------------------- */
+
+static void batch_clear(m2d_table_writer_t *w) {
+  for (int i = 0; i < w->nparts; i++) {
+    free(w->parts[i].value);
+    m2d_shredder_destroy(w->parts[i].shredder);
+    pq_writer_destroy(w->parts[i].writer);
+    free(w->parts[i].key);
+  }
+  free(w->parts);
+  w->parts = NULL;
+  w->nparts = 0;
+  m2d_dtype_free(w->data_type);
+  w->data_type = NULL;
+  pq_schema_free(&w->pq);
+  memset(&w->pq, 0, sizeof w->pq);
+  json_decref(w->adds);
+  json_decref(w->written);
+  w->adds = w->written = NULL;
+  w->open = w->schema_changed = false;
+  memset(&w->batch, 0, sizeof w->batch);
+}
+
+void m2d_table_writer_abort(m2d_table_writer_t *w) {
+  if (!w || !w->open) return;
+  for (int i = 0; i < w->nparts; i++) {
+    pq_writer_destroy(w->parts[i].writer); /* aborts the sink: nothing published */
+    w->parts[i].writer = NULL;
+  }
+  size_t i;
+  json_t *k;
+  json_array_foreach(w->written, i, k) {
+    m2d_error_t e;
+    if (!w->store->remove(w->store, json_string_value(k), &e))
+      m2d_warn("could not remove the uncommitted file %s: %s", json_string_value(k), e.message);
+  }
+  batch_clear(w);
+}
+
+void m2d_table_writer_destroy(m2d_table_writer_t *w) {
+  if (!w) return;
+  m2d_table_writer_abort(w);
+  batch_clear(w);
+  json_decref(w->metadata);
+  json_decref(w->txns);
+  free(w->partition);
+  m2d_dtype_free(w->schema);
+  m2d_store_destroy(w->store);
+  free(w);
+}
+
+static bool begin_schema(m2d_table_writer_t *w, const m2d_dtype_t *observed, m2d_error_t *err);
+
+static bool partition_type_ok(const m2d_dtype_t *t) {
+  switch (t->kind) {
+  case M2D_T_NULL: case M2D_T_STRING: case M2D_T_INTEGER: case M2D_T_LONG: case M2D_T_BOOLEAN: case M2D_T_TIMESTAMP:
+    return t->orig != M2D_ORIG_EXTJSON && t->orig != M2D_ORIG_DECIMAL128;
+  default: return false;
+  }
+}
+
+/* data_type and the Parquet schema of the data files, from the table schema. */
+static bool build_layout(m2d_table_writer_t *w, m2d_error_t *err) {
+  m2d_dtype_t *d = m2d_dtype_new(M2D_T_STRUCT), *full = NULL;
+  bool ok = d != NULL;
+  for (int i = 0; ok && i < w->schema->nfields; i++) {
+    const m2d_field_t *f = &w->schema->fields[i];
+    if (strcmp(f->name, RESCUE) == 0 || (w->partition && strcmp(f->name, w->partition) == 0)) continue;
+    m2d_dtype_t *c = m2d_dtype_clone(f->type);
+    ok = c && m2d_dtype_add_field(d, f->name, c, err);
+  }
+  if (ok) {
+    full = m2d_dtype_clone(d);
+    m2d_dtype_t *r = m2d_dtype_new(M2D_T_STRING);
+    ok = full && r && m2d_dtype_add_field(full, RESCUE, r, err);
+  }
+  m2d_buf_t js;
+  m2d_buf_init(&js, (size_t)64 << 20);
+  ok = ok && m2d_dtype_to_schema_json(full, &js, err) && m2d_buf_terminate(&js, err) &&
+       pq_schema_from_json((const char *)js.data, &w->pq, err);
+  m2d_buf_free(&js);
+  m2d_dtype_free(full);
+  if (!ok) {
+    m2d_dtype_free(d);
+    return false;
+  }
+  w->data_type = d;
+  return true;
+}
+
+bool m2d_table_writer_begin(m2d_table_writer_t *w, const m2d_dtype_t *observed_in, m2d_error_t *err) {
+  m2d_table_writer_abort(w);
+  m2d_dtype_t *observed = m2d_dtype_clone(observed_in);
+  if (!observed) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  m2d_dtype_strip_empty(observed);
+  bool ok = begin_schema(w, observed, err);
+  m2d_dtype_free(observed);
+  return ok;
+}
+
+static bool begin_schema(m2d_table_writer_t *w, const m2d_dtype_t *observed, m2d_error_t *err) {
+  if (!w->schema) {
+    w->schema = m2d_dtype_clone(observed);
+    if (!w->schema) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+    if (w->partition && !m2d_dtype_field(w->schema, w->partition) &&
+        !m2d_dtype_add_field(w->schema, w->partition, m2d_dtype_new(M2D_T_NULL), err))
+      return false;
+    if (!m2d_dtype_field(w->schema, RESCUE) && !m2d_dtype_add_field(w->schema, RESCUE, m2d_dtype_new(M2D_T_STRING), err))
+      return false;
+    w->schema_changed = true;
+  } else {
+    bool changed = false;
+    if (!m2d_infer_evolve(w->schema, observed, &changed, err)) return false;
+    w->schema_changed = changed;
+  }
+  if (w->partition) {
+    const m2d_field_t *pf = m2d_dtype_field(w->schema, w->partition);
+    if (!pf || !partition_type_ok(pf->type)) {
+      char tn[64];
+      const char *name = pf ? m2d_dtype_primitive_name(pf->type, tn, sizeof tn) : NULL;
+      return m2d_error_set(err, M2D_ERR_USAGE, 0,
+                           "cannot partition by '%s': its values are %s; partition by a top-level string, "
+                           "integer, boolean or date field",
+                           w->partition, name ? name : "documents or arrays");
+    }
+  }
+  if (!build_layout(w, err)) return false;
+  w->adds = json_array();
+  w->written = json_array();
+  w->open = true;
+  return true;
+}
+
+/* --- partition values -------------------------------------------------------------------- */
+
+static void hex_oid(const bson_oid_t *oid, char out[25]) { bson_oid_to_string(oid, out); }
+
+static const char *bson_kind_name(bson_type_t t) {
+  switch (t) {
+  case BSON_TYPE_DOUBLE: return "double";
+  case BSON_TYPE_UTF8: return "string";
+  case BSON_TYPE_DOCUMENT: return "document";
+  case BSON_TYPE_ARRAY: return "array";
+  case BSON_TYPE_BINARY: return "binary";
+  case BSON_TYPE_OID: return "ObjectId";
+  case BSON_TYPE_BOOL: return "boolean";
+  case BSON_TYPE_DATE_TIME: return "date";
+  case BSON_TYPE_INT32: return "int32";
+  case BSON_TYPE_INT64: return "int64";
+  case BSON_TYPE_DECIMAL128: return "Decimal128";
+  case BSON_TYPE_TIMESTAMP: return "timestamp";
+  default: return "BSON";
+  }
+}
+
+/* The partition value of doc as Delta serializes it (PROTOCOL.md "Partition Value
+ * Serialization"), *out NULL for null. false when the value does not fit the column. */
+static bool partition_value(m2d_table_writer_t *w, const bson_t *doc, char **out, m2d_error_t *err) {
+  *out = NULL;
+  bson_iter_t it;
+  if (!bson_iter_init_find(&it, doc, w->partition)) return true;
+  const m2d_dtype_t *t = m2d_dtype_field(w->schema, w->partition)->type;
+  char buf[64];
+  const char *s = NULL;
+  bson_type_t bt = bson_iter_type(&it);
+  if (bt == BSON_TYPE_NULL || bt == BSON_TYPE_UNDEFINED) return true;
+  switch (t->kind) {
+  case M2D_T_STRING:
+  case M2D_T_NULL:
+    if (bt == BSON_TYPE_UTF8) {
+      uint32_t len;
+      const char *v = bson_iter_utf8(&it, &len);
+      if (len == 0) return true; /* Spark reads an empty partition value as null */
+      *out = strndup(v, len);
+      return *out != NULL;
+    }
+    if (bt == BSON_TYPE_OID && t->orig == M2D_ORIG_OBJECTID) {
+      hex_oid(bson_iter_oid(&it), buf);
+      s = buf;
+    }
+    break;
+  case M2D_T_INTEGER:
+    if (bt == BSON_TYPE_INT32) snprintf(buf, sizeof buf, "%d", bson_iter_int32(&it)), s = buf;
+    break;
+  case M2D_T_LONG:
+    if (bt == BSON_TYPE_INT32 || bt == BSON_TYPE_INT64)
+      snprintf(buf, sizeof buf, "%lld", (long long)bson_iter_as_int64(&it)), s = buf;
+    break;
+  case M2D_T_BOOLEAN:
+    if (bt == BSON_TYPE_BOOL) s = bson_iter_bool(&it) ? "true" : "false";
+    break;
+  case M2D_T_TIMESTAMP:
+    if (bt == BSON_TYPE_DATE_TIME) {
+      int64_t ms = bson_iter_date_time(&it);
+      time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+      struct tm tm;
+      if (gmtime_r(&secs, &tm) && tm.tm_year + 1900 >= 1 && tm.tm_year + 1900 <= 9999) {
+        snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms - (int64_t)secs * 1000) * 1000);
+        s = buf;
+      }
+    }
+    break;
+  default: break;
+  }
+  if (!s)
+    return m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                         "the partition column '%s' holds a %s value that does not fit its type; a partition "
+                         "value cannot be rescued: fix the document or partition by another field",
+                         w->partition, bson_kind_name(bt));
+  *out = strdup(s);
+  return *out != NULL;
+}
+
+/* --- files ------------------------------------------------------------------------------- */
+
+static const char *codec_ext(pq_codec_t c) {
+  switch (c) {
+  case PQ_CODEC_SNAPPY: return ".snappy";
+  case PQ_CODEC_ZSTD: return ".zstd";
+  case PQ_CODEC_GZIP: return ".gz";
+  case PQ_CODEC_LZ4_RAW: return ".lz4raw";
+  default: return "";
+  }
+}
+
+static part_t *find_part(m2d_table_writer_t *w, const char *value, m2d_error_t *err) {
+  for (int i = 0; i < w->nparts; i++) {
+    const char *v = w->parts[i].value;
+    if ((!v && !value) || (v && value && strcmp(v, value) == 0)) return &w->parts[i];
+  }
+  if (w->nparts >= MAX_PARTITIONS)
+    return m2d_error_set(err, M2D_ERR_LIMIT, 0,
+                         "one batch holds more than %d values of the partition column '%s': partition by a field "
+                         "with fewer distinct values",
+                         MAX_PARTITIONS, w->partition),
+           NULL;
+  part_t *np = realloc(w->parts, (size_t)(w->nparts + 1) * sizeof *np);
+  if (!np) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
+  w->parts = np;
+  part_t *p = &w->parts[w->nparts];
+  memset(p, 0, sizeof *p);
+  if (value && !(p->value = strdup(value))) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
+  p->shredder = m2d_shredder_new(w->data_type, true, BATCH_BYTES * 4, err);
+  if (!p->shredder || (w->partition && !m2d_shredder_skip_field(p->shredder, w->partition, err))) {
+    m2d_shredder_destroy(p->shredder);
+    free(p->value);
+    return NULL;
+  }
+  w->nparts++;
+  return p;
+}
+
+static bool open_file(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
+  char uuid[37];
+  delta_uuid4(uuid);
+  m2d_buf_t key;
+  m2d_buf_init(&key, 1 << 16);
+  bool ok = true;
+  if (w->partition) {
+    ok = m2d_buf_append_str(&key, w->partition, err) && m2d_buf_append_byte(&key, '=', err) &&
+         (p->value ? delta_hive_escape(p->value, &key, err) : m2d_buf_append_str(&key, "__HIVE_DEFAULT_PARTITION__", err)) &&
+         m2d_buf_append_byte(&key, '/', err);
+  }
+  ok = ok && m2d_buf_appendf(&key, err, "part-%05d-%s-c000%s.parquet", w->file_seq++, uuid, codec_ext(w->opts.codec)) &&
+       m2d_buf_terminate(&key, err);
+  if (!ok) {
+    m2d_buf_free(&key);
+    return false;
+  }
+  free(p->key);
+  p->key = strdup((const char *)key.data);
+  m2d_buf_free(&key);
+  if (!p->key) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  m2d_sink_t *sink = w->store->create(w->store, p->key, err);
+  if (!sink) return false;
+  json_array_append_new(w->written, json_string(p->key));
+  pq_writer_options_t o = {.codec = w->opts.codec, .level = w->opts.level, .row_group_size = (size_t)64 << 20};
+  p->writer = pq_writer_new(&w->pq, sink, &o, err);
+  return p->writer != NULL;
+}
+
+static bool flush_rows(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
+  if (m2d_shredder_rows(p->shredder) == 0) return true;
+  if (!p->writer && !open_file(w, p, err)) return false;
+  bool ok = pq_writer_write(p->writer, m2d_shredder_columns(p->shredder), err);
+  m2d_shredder_reset(p->shredder);
+  return ok;
+}
+
+/* Closes p's file and records its add action. */
+static bool close_file(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
+  if (!flush_rows(w, p, err)) return false;
+  if (!p->writer) return true;
+  pq_write_result_t res = {0};
+  bool ok = pq_writer_close(p->writer, &res, err);
+  p->writer = NULL;
+  char *stats = ok ? delta_stats_json(&w->pq, &res, err) : NULL;
+  ok = ok && stats;
+  if (ok) {
+    json_t *pv = json_object();
+    if (w->partition) json_object_set_new(pv, w->partition, p->value ? json_string(p->value) : json_null());
+    json_t *add = delta_add_action(p->key, pv, res.file_size, delta_now_ms(), stats);
+    json_decref(pv);
+    if (!add) ok = m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+    else json_array_append_new(w->adds, add);
+    w->batch.files++;
+    w->batch.bytes += (int64_t)res.file_size;
+  }
+  free(stats);
+  pq_write_result_free(&res);
+  if (!ok) m2d_error_prefix(err, "%s/%s: ", w->store->root, p->key);
+  return ok;
+}
+
+bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *rescued, m2d_error_t *err) {
+  if (!w->open) return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");
+  char *value = NULL;
+  if (w->partition && !partition_value(w, doc, &value, err)) return false;
+  part_t *p = find_part(w, value, err);
+  free(value);
+  if (!p) return false;
+  if (!m2d_shredder_add(p->shredder, doc, rescued, err)) return false;
+  w->batch.rows++;
+  if (m2d_shredder_memory(p->shredder) < BATCH_BYTES) return true;
+  if (!flush_rows(w, p, err)) return false;
+  if (pq_writer_bytes_written(p->writer) + pq_writer_buffered(p->writer) >= w->opts.target_file_size)
+    return close_file(w, p, err);
+  return true;
+}
+
+/* --- commit ------------------------------------------------------------------------------ */
+
+/* Whether every column of ours exists in theirs with the same type (our files then fit the
+ * table another writer changed). */
+static bool fits(const m2d_dtype_t *ours, const m2d_dtype_t *theirs) {
+  if (ours->kind == M2D_T_NULL) return theirs->kind == M2D_T_NULL || theirs->kind == M2D_T_STRING;
+  if (theirs->kind == M2D_T_NULL) return ours->kind == M2D_T_STRING;
+  if (ours->kind != theirs->kind) return false;
+  switch (ours->kind) {
+  case M2D_T_DECIMAL: return ours->precision == theirs->precision && ours->scale == theirs->scale;
+  case M2D_T_STRUCT:
+    for (int i = 0; i < ours->nfields; i++) {
+      const m2d_field_t *t = m2d_dtype_field((m2d_dtype_t *)theirs, ours->fields[i].name);
+      if (t && !fits(ours->fields[i].type, t->type)) return false;
+    }
+    return true;
+  case M2D_T_ARRAY: case M2D_T_MAP: return fits(ours->elem, theirs->elem);
+  default: return true;
+  }
+}
+
+/* After a concurrent schema change: re-reads the table and adopts its schema, plus our
+ * fields it lacks. false when our files no longer fit. */
+static bool rebase(m2d_table_writer_t *w, m2d_error_t *err) {
+  m2d_dtype_t *ours = w->schema;
+  char *partition = w->partition ? strdup(w->partition) : NULL;
+  w->schema = NULL;
+  bool ok = load_table(w, err);
+  if (ok && w->schema) {
+    bool p_same = (!partition && !w->partition) || (partition && w->partition && strcmp(partition, w->partition) == 0);
+    if (!p_same || !fits(ours, w->schema)) {
+      ok = m2d_error_set(err, M2D_ERR_CONFLICT, DELTA_CONFLICT_METADATA,
+                         "another writer changed the table's schema or partitioning in a way the files of this "
+                         "batch do not fit; nothing was committed: run the command again");
+    } else {
+      bool changed = false;
+      ok = m2d_infer_evolve(w->schema, ours, &changed, err);
+      w->schema_changed = changed;
+    }
+  } else if (ok) {
+    ok = m2d_error_set(err, M2D_ERR_CONFLICT, 0, "the table disappeared while this batch was written");
+  }
+  m2d_dtype_free(ours);
+  free(partition);
+  return ok;
+}
+
+static json_t *metadata_action(m2d_table_writer_t *w, m2d_error_t *err) {
+  m2d_buf_t js;
+  m2d_buf_init(&js, (size_t)64 << 20);
+  json_t *action = NULL;
+  if (m2d_dtype_to_schema_json(w->schema, &js, err) && m2d_buf_terminate(&js, err)) {
+    if (w->metadata) {
+      json_t *m = json_deep_copy(w->metadata);
+      json_object_set_new(m, "schemaString", json_string((const char *)js.data));
+      action = json_pack("{so}", "metaData", m);
+    } else {
+      char id[37];
+      delta_uuid4(id);
+      json_t *pc = json_array();
+      if (w->partition) json_array_append_new(pc, json_string(w->partition));
+      action = delta_metadata_action(id, (const char *)js.data, pc, NULL, delta_now_ms());
+      json_decref(pc);
+    }
+  }
+  m2d_buf_free(&js);
+  return action;
+}
+
+bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t app_version, json_t *info,
+                             int64_t *version, m2d_error_t *err) {
+  bool ok = w->open || m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");
+  for (int i = 0; ok && i < w->nparts; i++) ok = close_file(w, &w->parts[i], err);
+  json_t *meta = NULL; /* the metaData action committed, if any */
+  for (int attempt = 0; ok; attempt++) {
+    json_decref(meta);
+    meta = NULL;
+    delta_txn_t *t = delta_txn_new(w->store, w->version, w->opts.operation, err);
+    ok = t != NULL;
+    if (ok && w->version < 0) ok = delta_txn_add(t, delta_protocol_action(1, 2, NULL, NULL), err);
+    if (ok && (w->version < 0 || w->schema_changed)) {
+      meta = metadata_action(w, err);
+      ok = meta && delta_txn_add(t, json_incref(meta), err);
+    }
+    size_t i;
+    json_t *a;
+    json_array_foreach(w->adds, i, a) if (ok) ok = delta_txn_add(t, json_incref(a), err);
+    if (ok && app_id) ok = delta_txn_add(t, delta_txn_action(app_id, app_version, delta_now_ms()), err);
+    if (ok) {
+      delta_txn_param(t, "mode", "Append");
+      char pb[1100];
+      snprintf(pb, sizeof pb, w->partition ? "[\"%s\"]" : "[]", w->partition);
+      delta_txn_param(t, "partitionBy", pb);
+      delta_txn_metric(t, "numFiles", w->batch.files);
+      delta_txn_metric(t, "numOutputRows", w->batch.rows);
+      delta_txn_metric(t, "numOutputBytes", w->batch.bytes);
+      if (info) delta_txn_info(t, "mongo2delta", json_incref(info));
+      ok = delta_txn_commit(t, version, err);
+    }
+    delta_txn_destroy(t);
+    if (ok) break;
+    bool retry = err && err->domain == M2D_ERR_CONFLICT &&
+                 (err->code == DELTA_CONFLICT_METADATA || err->code == DELTA_CONFLICT_CREATED) &&
+                 attempt < MAX_METADATA_RETRIES;
+    if (!retry) break;
+    m2d_debug("the table changed under this batch (%s); re-reading it", err->message);
+    ok = rebase(w, err);
+    /* a concurrent writer may already have taken what this batch meant to take */
+    if (ok && app_id && m2d_table_writer_app_version(w, app_id) >= app_version) {
+      ok = m2d_error_set(err, M2D_ERR_CONFLICT, DELTA_CONFLICT_APP,
+                         "another writer committed application id '%s' version %lld meanwhile; nothing was "
+                         "committed",
+                         app_id, (long long)app_version);
+    }
+  }
+  json_decref(info);
+  if (!ok) {
+    json_decref(meta);
+    m2d_table_writer_abort(w);
+    return false;
+  }
+  w->version = *version;
+  if (app_id) json_object_set_new(w->txns, app_id, json_integer(app_version));
+  if (meta) {
+    /* remember the metaData as committed, for the next batch's schema changes */
+    json_decref(w->metadata);
+    w->metadata = json_incref(json_object_get(meta, "metaData"));
+    json_decref(meta);
+  }
+  w->last = w->batch;
+  json_decref(w->written);
+  w->written = json_array(); /* committed: abort must not remove them */
+  batch_clear(w);
+  return true;
+}

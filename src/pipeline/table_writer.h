@@ -1,0 +1,55 @@
+/* Writing BSON documents into a Delta table, one commit at a time: the piece every pipeline
+ * (load, snapshot, sync) shares. A commit is prepared in three steps:
+ *   begin(observed schema)  evolves the table schema with what the batch's documents hold
+ *   add(doc)...             shreds each document into its partition's Parquet file(s),
+ *                           cut at the target file size
+ *   commit(app id, version) closes the files and commits their add actions, the new
+ *                           metaData when the schema grew, and a txn for the app id
+ * A batch that fails or is abandoned removes the files it wrote; nothing is committed. */
+#ifndef M2D_PIPELINE_TABLE_WRITER_H
+#define M2D_PIPELINE_TABLE_WRITER_H
+
+#include "parquet/format.h"
+#include "schema/dtype.h"
+
+#include <bson/bson.h>
+#include <jansson.h>
+
+typedef struct {
+  const char *table;          /* local path or file:// URL */
+  pq_codec_t codec;           /* default snappy */
+  int level;                  /* codec level, 0: default */
+  uint64_t target_file_size;  /* bytes of Parquet per file, default 128 MiB */
+  const char *partition_by;   /* a top-level field, or NULL (an existing table keeps its own) */
+  const char *operation;      /* commitInfo operation, default "WRITE" */
+} m2d_table_writer_options_t;
+
+typedef struct m2d_table_writer m2d_table_writer_t;
+
+/* Opens (or prepares to create) the table. Refuses tables that use a writer feature we do
+ * not support, naming it. */
+m2d_table_writer_t *m2d_table_writer_open(const m2d_table_writer_options_t *opts, m2d_error_t *err);
+void m2d_table_writer_destroy(m2d_table_writer_t *w); /* abandons an open batch; accepts NULL */
+
+/* The table's version (-1: not created yet) and the version of appId's last txn (-1: none). */
+int64_t m2d_table_writer_version(const m2d_table_writer_t *w);
+int64_t m2d_table_writer_app_version(const m2d_table_writer_t *w, const char *app_id);
+
+/* Starts a batch whose documents have the (inferred) schema observed (borrowed). */
+bool m2d_table_writer_begin(m2d_table_writer_t *w, const m2d_dtype_t *observed, m2d_error_t *err);
+/* Adds one document; *rescued counts values kept in _rescued_data. */
+bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *rescued, m2d_error_t *err);
+/* Commits the batch (app_id may be NULL: no txn). info (taken, may be NULL) is merged into
+ * commitInfo. *version gets the committed version. */
+bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t app_version, json_t *info,
+                             int64_t *version, m2d_error_t *err);
+/* Drops the batch in hand, removing its files. */
+void m2d_table_writer_abort(m2d_table_writer_t *w);
+
+typedef struct {
+  int64_t rows, files, bytes;
+} m2d_table_writer_stats_t;
+/* Totals of the last committed batch. */
+m2d_table_writer_stats_t m2d_table_writer_last(const m2d_table_writer_t *w);
+
+#endif
