@@ -9,7 +9,9 @@ m2d_store_t *m2d_store_open(const char *url, m2d_error_t *err) {
   if (strncmp(url, "file://", 7) == 0) url += 7;
   if (strstr(url, "://"))
     return m2d_error_set(err, M2D_ERR_USAGE, 0, "%s: unknown table location; use a local path", url), NULL;
-  return m2d_store_local_new(url, err);
+  m2d_store_t *s = m2d_store_local_new(url, err);
+  const char *fault = getenv("MONGO2DELTA_FAULT");
+  return s && fault && *fault ? m2d_store_fault_new(s, fault, err) : s;
 }
 
 void m2d_store_destroy(m2d_store_t *s) {

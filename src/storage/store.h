@@ -34,7 +34,14 @@ struct m2d_store {
 
 /* A store over a local directory (created on first write). */
 m2d_store_t *m2d_store_local_new(const char *dir, m2d_error_t *err);
-/* Opens "path", "file:///path" (local) or, later, "s3://bucket/prefix". */
+/* A store that injects one fault into inner (taken over) at the Nth call of an operation,
+ * spec "OP:N:ACTION": OP get, list, put_if_absent, create, finish (a sink's publish), open,
+ * remove or any; ACTION fail (an I/O error), crash-before or crash-after (SIGKILL before or
+ * after the real call). For tests of what survives failures and crashes. */
+m2d_store_t *m2d_store_fault_new(m2d_store_t *inner, const char *spec, m2d_error_t *err);
+
+/* Opens "path", "file:///path" (local) or, later, "s3://bucket/prefix". The environment
+ * variable MONGO2DELTA_FAULT (tests only) wraps the store in a fault-injecting one. */
 m2d_store_t *m2d_store_open(const char *url, m2d_error_t *err);
 void m2d_store_destroy(m2d_store_t *s); /* accepts NULL */
 void m2d_store_entries_free(m2d_store_entry_t *e, size_t n);
