@@ -138,8 +138,11 @@ static bool local_put_if_absent(m2d_store_t *s, const char *key, const void *dat
   if (ok && fsync(fd) != 0) ok = m2d_error_set(err, M2D_ERR_IO, errno, "flushing %s: %s", tmp, strerror(errno));
   close(fd);
   if (ok && link(tmp, path) != 0) {
-    if (errno == EEXIST) *exists = true;
-    else ok = m2d_error_set(err, M2D_ERR_IO, errno, "cannot create %s: %s", path, strerror(errno));
+    /* a lost race is a failure too (nothing of ours was created), told apart by *exists */
+    int e = errno;
+    *exists = e == EEXIST;
+    if (*exists) ok = m2d_error_set(err, M2D_ERR_IO, e, "%s exists already (created by another writer)", path);
+    else ok = m2d_error_set(err, M2D_ERR_IO, e, "cannot create %s: %s", path, strerror(e));
   }
   unlink(tmp);
   if (ok && !*exists) {
