@@ -48,7 +48,14 @@ static void rename_type(pq_node_t *n, json_t *type, cm_mode_t mode) {
     json_t *f;
     json_array_foreach(json_object_get(type, "fields"), i, f) {
       pq_node_t *c = match(n, f, mode);
-      if (!c) continue;
+      if (!c) {
+        /* a nested field added after this file was written: null, as Spark reads it */
+        char **nf = realloc(n->null_fields, (size_t)(n->nnull_fields + 1) * sizeof *nf);
+        const char *name = json_string_value(json_object_get(f, "name"));
+        if (nf && name && (nf[n->nnull_fields] = strdup(name))) n->nnull_fields++;
+        if (nf) n->null_fields = nf;
+        continue;
+      }
       rename_node(c, json_string_value(json_object_get(f, "name")));
       rename_type(c, json_object_get(f, "type"), mode);
     }

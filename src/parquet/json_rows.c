@@ -376,6 +376,13 @@ static bool struct_value(pq_json_rows_t *j, const pq_node_t *g, m2d_buf_t *o, in
       return false;
     first = false;
   }
+  for (int i = 0; i < g->nnull_fields; i++) {
+    const char *n = g->null_fields[i];
+    if ((!first && !m2d_buf_append_byte(o, ',', err)) || !json_string(o, (const uint8_t *)n, strlen(n), err) ||
+        !m2d_buf_append_str(o, ":null", err))
+      return false;
+    first = false;
+  }
   return m2d_buf_append_byte(o, '}', err);
 }
 

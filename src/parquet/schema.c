@@ -43,6 +43,8 @@ void pq_node_free(pq_node_t *n) {
   if (!n) return;
   for (int i = 0; i < n->nchildren; i++) pq_node_free(n->children[i]);
   free(n->children);
+  for (int i = 0; i < n->nnull_fields; i++) free(n->null_fields[i]);
+  free(n->null_fields);
   free(n->name);
   free(n);
 }

@@ -24,6 +24,10 @@ struct pq_node {
   /* groups */
   pq_node_t **children;
   int nchildren;
+  /* structs: names record assembly prints as null after the children (a reader's table has
+   * nested fields this file predates); owned */
+  char **null_fields;
+  int nnull_fields;
   /* computed by pq_schema_finish */
   pq_node_t *parent;
   int16_t max_def, max_rep; /* levels at this node */
