@@ -156,6 +156,8 @@ void m2d_shredder_destroy(m2d_shredder_t *s) {
   free(s);
 }
 
+const bson_t *m2d_shredder_row_rescued(const m2d_shredder_t *s) { return &s->rescued; }
+
 bool m2d_shredder_skip_field(m2d_shredder_t *s, const char *name, m2d_error_t *err) {
   free(s->skip_field);
   s->skip_field = strdup(name);

@@ -28,6 +28,9 @@ void m2d_shredder_destroy(m2d_shredder_t *s);
  * by the caller, e.g. in a partition directory. */
 bool m2d_shredder_skip_field(m2d_shredder_t *s, const char *name, m2d_error_t *err);
 
+/* The values the last m2d_shredder_add rescued, keyed by field path (valid until the next add). */
+const bson_t *m2d_shredder_row_rescued(const m2d_shredder_t *s);
+
 /* Number of leaf columns and the columns themselves (owned by the shredder). */
 int m2d_shredder_ncolumns(const m2d_shredder_t *s);
 m2d_column_t *m2d_shredder_columns(m2d_shredder_t *s);

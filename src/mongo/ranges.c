@@ -1,5 +1,6 @@
 #include "mongo/ranges.h"
 
+#include "core/log.h"
 #include "mongo/client.h"
 
 #include <stdlib.h>
@@ -8,6 +9,8 @@
 /* The brackets we cut inside, with their $type alias. */
 typedef enum { BR_NUMBER, BR_STRING, BR_OID, BR_DATE, BR_OTHER } bracket_t;
 static const char *bracket_alias[] = {"number", "string", "objectId", "date"};
+
+#define SCAN_PLAN_MAX_DOCS 5000000
 
 static bracket_t bracket_of(bson_type_t t) {
   switch (t) {
@@ -130,7 +133,11 @@ bool m2d_ranges_plan(mongoc_collection_t *coll, int target, const bson_t *base_f
   int size = want * 50;
   pipeline = BCON_NEW("pipeline", "[", "{", "$sample", "{", "size", BCON_INT32(size), "}", "}", "{", "$project", "{",
                       "_id", BCON_INT32(1), "}", "}", "]");
-  cursor = mongoc_collection_aggregate(coll, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+  /* Up to a few million documents, a scan of _id alone costs little next to the snapshot and
+   * gives evenly spaced boundaries; $sample is not uniform everywhere (mongo-java-server's
+   * favours the start of the collection). */
+  bool scan = count <= SCAN_PLAN_MAX_DOCS;
+  cursor = scan ? NULL : mongoc_collection_aggregate(coll, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
   samples = calloc((size_t)size, sizeof *samples);
   if (!samples) {
     m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
@@ -138,16 +145,36 @@ bool m2d_ranges_plan(mongoc_collection_t *coll, int target, const bson_t *base_f
   }
   int per_bracket[BR_OTHER + 1] = {0};
   const bson_t *doc;
-  while (nsamples < size && mongoc_cursor_next(cursor, &doc)) {
+  while (cursor && nsamples < size && mongoc_cursor_next(cursor, &doc)) {
     bson_iter_t it;
     if (!bson_iter_init_find(&it, doc, "_id")) continue;
     bson_value_copy(bson_iter_value(&it), &samples[nsamples].v);
     per_bracket[bracket_of(samples[nsamples].v.value_type)]++;
     nsamples++;
   }
-  if (mongoc_cursor_error(cursor, &e)) {
-    m2d_mongo_error(err, &e, "cannot sample _id values to plan ranges");
-    goto done;
+  if (scan || mongoc_cursor_error(cursor, &e)) {
+    /* no (working) $sample: a systematic sample instead, every step-th _id of a scan of the
+     * _id index (mongo-java-server's $sample fails now and then on large collections) */
+    if (!scan) m2d_debug("$sample failed (%s); sampling by a scan of _id", e.message);
+    for (int i = 0; i < nsamples; i++) bson_value_destroy(&samples[i].v);
+    nsamples = 0;
+    memset(per_bracket, 0, sizeof per_bracket);
+    if (cursor) mongoc_cursor_destroy(cursor);
+    bson_t *proj = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
+    cursor = mongoc_collection_find_with_opts(coll, &(bson_t)BSON_INITIALIZER, proj, NULL);
+    bson_destroy(proj);
+    int64_t step = count / size > 1 ? count / size : 1, seen = 0;
+    while (nsamples < size && mongoc_cursor_next(cursor, &doc)) {
+      bson_iter_t it;
+      if (seen++ % step != 0 || !bson_iter_init_find(&it, doc, "_id")) continue;
+      bson_value_copy(bson_iter_value(&it), &samples[nsamples].v);
+      per_bracket[bracket_of(samples[nsamples].v.value_type)]++;
+      nsamples++;
+    }
+    if (mongoc_cursor_error(cursor, &e)) {
+      m2d_mongo_error(err, &e, "cannot read _id values to plan ranges");
+      goto done;
+    }
   }
   bracket_t br = BR_NUMBER;
   for (int b = BR_NUMBER; b < BR_OTHER; b++)

@@ -48,6 +48,7 @@ struct m2d_table_writer {
   json_t *written; /* keys of the files of this batch, for abort */
   m2d_table_writer_stats_t batch, last;
   int file_seq;
+  json_t *rescued_fields;
 };
 
 /* --- the table --------------------------------------------------------------------------- */
@@ -176,6 +177,7 @@ m2d_table_writer_t *m2d_table_writer_open(const m2d_table_writer_options_t *opts
   m2d_table_writer_t *w = calloc(1, sizeof *w);
   if (!w) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
   w->opts = *opts;
+  w->rescued_fields = json_object();
   if (!w->opts.target_file_size) w->opts.target_file_size = (uint64_t)128 << 20;
   if (!w->opts.operation) w->opts.operation = "WRITE";
   w->store = m2d_store_open(opts->table, err);
@@ -240,6 +242,7 @@ void m2d_table_writer_destroy(m2d_table_writer_t *w) {
   batch_clear(w);
   json_decref(w->metadata);
   json_decref(w->txns);
+  json_decref(w->rescued_fields);
   free(w->partition);
   m2d_dtype_free(w->schema);
   m2d_store_destroy(w->store);
@@ -421,10 +424,20 @@ static const char *codec_ext(pq_codec_t c) {
   }
 }
 
+static bool new_shredder(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
+  p->shredder = m2d_shredder_new(w->data_type, true, BATCH_BYTES * 4, err);
+  if (p->shredder && w->partition && !m2d_shredder_skip_field(p->shredder, w->partition, err)) {
+    m2d_shredder_destroy(p->shredder);
+    p->shredder = NULL;
+  }
+  return p->shredder != NULL;
+}
+
 static part_t *find_part(m2d_table_writer_t *w, const char *value, m2d_error_t *err) {
   for (int i = 0; i < w->nparts; i++) {
     const char *v = w->parts[i].value;
-    if ((!v && !value) || (v && value && strcmp(v, value) == 0)) return &w->parts[i];
+    if ((!v && !value) || (v && value && strcmp(v, value) == 0))
+      return w->parts[i].shredder || new_shredder(w, &w->parts[i], err) ? &w->parts[i] : NULL;
   }
   if (w->nparts >= MAX_PARTITIONS)
     return m2d_error_set(err, M2D_ERR_LIMIT, 0,
@@ -438,9 +451,7 @@ static part_t *find_part(m2d_table_writer_t *w, const char *value, m2d_error_t *
   part_t *p = &w->parts[w->nparts];
   memset(p, 0, sizeof *p);
   if (value && !(p->value = strdup(value))) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
-  p->shredder = m2d_shredder_new(w->data_type, true, BATCH_BYTES * 4, err);
-  if (!p->shredder || (w->partition && !m2d_shredder_skip_field(p->shredder, w->partition, err))) {
-    m2d_shredder_destroy(p->shredder);
+  if (!new_shredder(w, p, err)) {
     free(p->value);
     return NULL;
   }
@@ -517,7 +528,18 @@ bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *res
   part_t *p = find_part(w, value, err);
   free(value);
   if (!p) return false;
-  if (!m2d_shredder_add(p->shredder, doc, rescued, err)) return false;
+  int64_t n = 0;
+  if (!m2d_shredder_add(p->shredder, doc, &n, err)) return false;
+  if (n) {
+    if (rescued) *rescued += n;
+    bson_iter_t it;
+    if (bson_iter_init(&it, m2d_shredder_row_rescued(p->shredder)))
+      while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        json_object_set_new(w->rescued_fields, k,
+                            json_integer(json_integer_value(json_object_get(w->rescued_fields, k)) + 1));
+      }
+  }
   w->batch.rows++;
   if (m2d_shredder_memory(p->shredder) < BATCH_BYTES) return true;
   if (!flush_rows(w, p, err)) return false;
@@ -525,6 +547,38 @@ bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *res
     return close_file(w, p, err);
   return true;
 }
+
+bool m2d_table_writer_extend(m2d_table_writer_t *w, const m2d_dtype_t *observed_in, m2d_error_t *err) {
+  if (!w->open) return m2d_table_writer_begin(w, observed_in, err);
+  m2d_dtype_t *observed = m2d_dtype_clone(observed_in);
+  if (!observed) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  m2d_dtype_strip_empty(observed);
+  bool changed = false;
+  bool ok = m2d_infer_evolve(w->schema, observed, &changed, err);
+  m2d_dtype_free(observed);
+  if (!ok || !changed) return ok;
+  w->schema_changed = true;
+  /* the open files keep the schema they began with */
+  for (int i = 0; ok && i < w->nparts; i++) {
+    ok = close_file(w, &w->parts[i], err);
+    m2d_shredder_destroy(w->parts[i].shredder);
+    w->parts[i].shredder = NULL;
+  }
+  if (!ok) return false;
+  m2d_dtype_free(w->data_type);
+  w->data_type = NULL;
+  pq_schema_free(&w->pq);
+  memset(&w->pq, 0, sizeof w->pq);
+  return build_layout(w, err);
+}
+
+const m2d_dtype_t *m2d_table_writer_schema(const m2d_table_writer_t *w) { return w->schema; }
+
+const json_t *m2d_table_writer_configuration(const m2d_table_writer_t *w) {
+  return w->metadata ? json_object_get(w->metadata, "configuration") : NULL;
+}
+
+const json_t *m2d_table_writer_rescued_fields(const m2d_table_writer_t *w) { return w->rescued_fields; }
 
 /* --- commit ------------------------------------------------------------------------------ */
 
@@ -587,7 +641,7 @@ static json_t *metadata_action(m2d_table_writer_t *w, m2d_error_t *err) {
       delta_uuid4(id);
       json_t *pc = json_array();
       if (w->partition) json_array_append_new(pc, json_string(w->partition));
-      action = delta_metadata_action(id, (const char *)js.data, pc, NULL, delta_now_ms());
+      action = delta_metadata_action(id, (const char *)js.data, pc, w->opts.configuration, delta_now_ms());
       json_decref(pc);
     }
   }
@@ -660,4 +714,48 @@ bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t 
   w->written = json_array(); /* committed: abort must not remove them */
   batch_clear(w);
   return true;
+}
+
+bool m2d_table_writer_truncate(m2d_table_writer_t *w, json_t *configuration, int64_t *version, m2d_error_t *err) {
+  m2d_table_writer_abort(w);
+  bool ok = true;
+  delta_snapshot_t snap;
+  if (w->version < 0) {
+    json_decref(configuration);
+    *version = -1;
+    return true; /* nothing to empty */
+  }
+  if (!delta_snapshot_load(w->store, w->version, &snap, err)) {
+    json_decref(configuration);
+    return false;
+  }
+  delta_txn_t *t = delta_txn_new(w->store, w->version, "DELETE", err);
+  ok = t != NULL;
+  int64_t now = delta_now_ms();
+  size_t i;
+  json_t *add;
+  json_array_foreach(snap.files, i, add) {
+    if (!ok) break;
+    json_t *r = json_pack("{s{sOsIsbsbsOsO}}", "remove", "path", json_object_get(add, "path"), "deletionTimestamp",
+                          (json_int_t)now, "dataChange", 1, "extendedFileMetadata", 1, "partitionValues",
+                          json_object_get(add, "partitionValues"), "size", json_object_get(add, "size"));
+    json_t *dv = json_object_get(add, "deletionVector");
+    if (r && json_is_object(dv)) json_object_set(json_object_get(r, "remove"), "deletionVector", dv);
+    ok = delta_txn_add(t, r, err);
+  }
+  if (ok) {
+    json_t *m = json_deep_copy(w->metadata);
+    json_object_set_new(m, "configuration", configuration);
+    configuration = NULL;
+    ok = delta_txn_add(t, json_pack("{so}", "metaData", m), err);
+  }
+  if (ok) {
+    delta_txn_param(t, "predicate", "[\"true\"]");
+    delta_txn_metric(t, "numRemovedFiles", (int64_t)json_array_size(snap.files));
+    ok = delta_txn_commit(t, version, err);
+  }
+  delta_txn_destroy(t);
+  json_decref(configuration);
+  delta_snapshot_free(&snap);
+  return ok && load_table(w, err);
 }

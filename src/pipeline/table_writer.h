@@ -22,6 +22,7 @@ typedef struct {
   uint64_t target_file_size;  /* bytes of Parquet per file, default 128 MiB */
   const char *partition_by;   /* a top-level field, or NULL (an existing table keeps its own) */
   const char *operation;      /* commitInfo operation, default "WRITE" */
+  json_t *configuration;      /* metaData configuration of a table this writer creates (borrowed) */
 } m2d_table_writer_options_t;
 
 typedef struct m2d_table_writer m2d_table_writer_t;
@@ -37,6 +38,19 @@ int64_t m2d_table_writer_app_version(const m2d_table_writer_t *w, const char *ap
 
 /* Starts a batch whose documents have the (inferred) schema observed (borrowed). */
 bool m2d_table_writer_begin(m2d_table_writer_t *w, const m2d_dtype_t *observed, m2d_error_t *err);
+/* Grows the batch's schema with what more documents hold (borrowed), mid-batch: open files are
+ * closed (their rows stay in the batch) and new ones use the grown schema. */
+bool m2d_table_writer_extend(m2d_table_writer_t *w, const m2d_dtype_t *observed, m2d_error_t *err);
+/* The table schema as the writer knows it (NULL before the first batch of a new table). */
+const m2d_dtype_t *m2d_table_writer_schema(const m2d_table_writer_t *w);
+/* The table's metaData configuration (NULL when the table does not exist yet). */
+const json_t *m2d_table_writer_configuration(const m2d_table_writer_t *w);
+/* Values rescued so far by this writer, per field path: an object path -> count (owned). */
+const json_t *m2d_table_writer_rescued_fields(const m2d_table_writer_t *w);
+/* Commits the removal of every file of the table and sets its configuration (taken): a table
+ * emptied in one commit, its history kept (for --restart). */
+bool m2d_table_writer_truncate(m2d_table_writer_t *w, json_t *configuration, int64_t *version, m2d_error_t *err);
+
 /* Adds one document; *rescued counts values kept in _rescued_data. */
 bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *rescued, m2d_error_t *err);
 /* Commits the batch (app_id may be NULL: no txn). info (taken, may be NULL) is merged into
