@@ -69,6 +69,13 @@ test-unit: $(ASAN_DIR)/unit-tests
 test-integration: $(ASAN_DIR)/mongo2delta
 	M2D_BIN=$(abspath $(ASAN_DIR)/mongo2delta) $(PYTEST) -q tests/integration
 
+# The heavy acceptance runs (marked `long`): a million documents, many crash trials. They use
+# the optimized build (the sanitizer build runs in `make test`).
+test-long:
+	@scripts/bootstrap
+	$(MAKE) --no-print-directory build/mongo2delta
+	M2D_BIN=$(abspath build/mongo2delta) $(PYTEST) -q -m long tests/integration
+
 demo: all
 	@scripts/bootstrap
 	scripts/demo
