@@ -44,10 +44,15 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   bool ok = m2d_load_run(&o, &s, &err);
   if (s.files_taken || s.files_skipped || ok)
     fprintf(stderr,
-            "load: %d file(s) loaded, %d already loaded before; %lld documents, %lld rejected, %lld with rescued "
-            "values; %lld data file(s), %lld bytes; table version %lld\n",
+            "load: %d file(s) loaded, %d already loaded before; %lld documents, %lld rejected, %lld value(s) "
+            "rescued; %lld data file(s), %lld bytes; table version %lld\n",
             s.files_taken, s.files_skipped, (long long)s.documents, (long long)s.rejected, (long long)s.rescued,
             (long long)s.data_files, (long long)s.bytes, (long long)s.version);
+  const char *path;
+  json_t *v;
+  json_object_foreach(s.rescued_fields, path, v)
+      fprintf(stderr, "  rescued into _rescued_data: %-40s %lld\n", path, (long long)json_integer_value(v));
+  json_decref(s.rescued_fields);
   return ok ? 0 : m2d_cli_fail(&err);
 }
 

@@ -211,6 +211,7 @@ bool m2d_load_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, m2d_erro
              rescued ? " (some values rescued)" : "", (long long)st.files, (long long)version);
   }
   sum->version = tw ? m2d_table_writer_version(tw) : -1;
+  sum->rescued_fields = tw ? json_deep_copy(m2d_table_writer_rescued_fields(tw)) : json_object();
   m2d_table_writer_destroy(tw);
   if (rej) fclose(rej);
   list_free(&files);

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "parquet/format.h"
 
+#include <jansson.h>
 #include <stdint.h>
 
 typedef struct {
@@ -27,6 +28,7 @@ typedef struct {
   int files_taken, files_skipped;
   int64_t documents, rejected, rescued, data_files, bytes;
   int64_t version; /* the table's version after the load */
+  json_t *rescued_fields; /* path -> values rescued; the caller json_decref()s it */
 } m2d_load_summary_t;
 
 bool m2d_load_run(const m2d_load_options_t *opts, m2d_load_summary_t *sum, m2d_error_t *err);

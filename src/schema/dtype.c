@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 m2d_dtype_t *m2d_dtype_new(m2d_kind_t kind) {
   m2d_dtype_t *t = calloc(1, sizeof *t);
@@ -157,4 +158,32 @@ static bool strip_empty(m2d_dtype_t *t) {
   return kept == 0;
 }
 
-void m2d_dtype_strip_empty(m2d_dtype_t *root) { (void)strip_empty(root); }
+/* Removes, in every struct, fields whose name equals an earlier one's ignoring case. */
+static void drop_case_duplicates(m2d_dtype_t *t) {
+  if ((t->kind == M2D_T_ARRAY || t->kind == M2D_T_MAP) && t->elem) drop_case_duplicates(t->elem);
+  if (t->kind != M2D_T_STRUCT) return;
+  int kept = 0;
+  for (int i = 0; i < t->nfields; i++) {
+    bool dup = false;
+    for (int j = 0; j < kept && !dup; j++) dup = strcasecmp(t->fields[j].name, t->fields[i].name) == 0;
+    if (dup) {
+      free(t->fields[i].name);
+      m2d_dtype_free(t->fields[i].type);
+    } else {
+      drop_case_duplicates(t->fields[i].type);
+      t->fields[kept++] = t->fields[i];
+    }
+  }
+  t->nfields = kept;
+}
+
+void m2d_dtype_strip_empty(m2d_dtype_t *root) {
+  drop_case_duplicates(root);
+  (void)strip_empty(root);
+}
+
+m2d_field_t *m2d_dtype_field_ci(const m2d_dtype_t *st, const char *name) {
+  for (int i = 0; i < st->nfields; i++)
+    if (strcasecmp(st->fields[i].name, name) == 0) return &st->fields[i];
+  return NULL;
+}

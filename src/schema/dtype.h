@@ -64,12 +64,16 @@ m2d_dtype_t *m2d_dtype_clone(const m2d_dtype_t *t);
 
 /* Finds a struct field by exact name; NULL when absent. */
 m2d_field_t *m2d_dtype_field(const m2d_dtype_t *st, const char *name);
+/* Finds a struct field by name ignoring ASCII case; NULL when absent. */
+m2d_field_t *m2d_dtype_field_ci(const m2d_dtype_t *st, const char *name);
 /* Appends a field (name copied, type owned by the struct). */
 bool m2d_dtype_add_field(m2d_dtype_t *st, const char *name, m2d_dtype_t *type, m2d_error_t *err);
 
-/* Removes the fields that would hold no column: documents only ever seen empty ({}), arrays
- * and maps of them. Parquet has no empty group and readers reject struct<>; such values are
- * kept instead in the rescue column (the shredder rescues fields the schema lacks). */
+/* Removes the fields that a table cannot have: fields that would hold no column (documents
+ * only ever seen empty ({}), arrays and maps of them: Parquet has no empty group and readers
+ * reject struct<>) and fields whose name equals an earlier field's ignoring case (Spark
+ * resolves names case-insensitively and refuses such a schema). Their values are kept in the
+ * rescue column instead (the shredder rescues fields the schema lacks). */
 void m2d_dtype_strip_empty(m2d_dtype_t *root);
 
 /* The Delta type name of a primitive ("long", "decimal(20,4)"), or NULL for nested types. */

@@ -323,6 +323,7 @@ static bool evolve(m2d_dtype_t *table, const m2d_dtype_t *observed, bool *change
         if (!evolve(tf->type, of->type, changed, err)) return false;
         continue;
       }
+      if (m2d_dtype_field_ci(table, of->name)) continue; /* a case duplicate: its values are rescued */
       m2d_dtype_t *c = m2d_dtype_clone(of->type);
       if (!c || !m2d_dtype_add_field(table, of->name, c, err)) {
         if (!c) m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
