@@ -7,6 +7,7 @@
 #include "pipeline/snapshot.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,12 +42,14 @@ static void print_summary(const char *what, const m2d_snapshot_summary_t *s) {
             s->ranges);
     return;
   }
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
   fprintf(stderr,
           "snapshot %s: %lld documents (%.1f MB of BSON) in %.1f s; %lld data file(s), %lld bytes; %d range(s)%s%s; "
-          "table version %lld; %lld value(s) rescued\n",
+          "table version %lld; %lld value(s) rescued; peak memory %ld MiB\n",
           what, (long long)s->documents, (double)s->bytes_read / 1e6, s->seconds, (long long)s->data_files,
           (long long)s->bytes_written, s->ranges, s->ranges_before ? ", resumed after " : "",
-          s->ranges_before ? "earlier ranges" : "", (long long)s->version, (long long)s->rescued);
+          s->ranges_before ? "earlier ranges" : "", (long long)s->version, (long long)s->rescued, ru.ru_maxrss / 1024);
   const char *path;
   json_t *v;
   json_object_foreach(s->rescued_fields, path, v)
