@@ -114,7 +114,18 @@ static bool struct_json(const m2d_dtype_t *t, m2d_buf_t *out, m2d_error_t *err) 
         !type_json(ft, out, err) || !m2d_buf_append_str(out, ",\"nullable\":true,\"metadata\":{", err))
       return false;
     const char *orig = m2d_orig_name(ft->orig);
+    bool any = orig != NULL;
     if (orig && !m2d_buf_appendf(out, err, "\"mongo2delta.bsonType\":\"%s\"", orig)) return false;
+    /* origins of array elements and map values (no field of their own to carry metadata):
+     * "mongo2delta.bsonType.element", ".element.element", ... */
+    char key[256] = "mongo2delta.bsonType";
+    for (const m2d_dtype_t *e = ft; (e->kind == M2D_T_ARRAY || e->kind == M2D_T_MAP) && e->elem && strlen(key) < 200;) {
+      e = e->elem;
+      strcat(key, ".element");
+      const char *eo = m2d_orig_name(e->orig);
+      if (eo && !m2d_buf_appendf(out, err, "%s\"%s\":\"%s\"", any ? "," : "", key, eo)) return false;
+      any |= eo != NULL;
+    }
     if (!m2d_buf_append_str(out, "}}", err)) return false;
   }
   return m2d_buf_append_str(out, "]}", err);

@@ -7,8 +7,8 @@
 
 static m2d_dtype_t *parse_type(json_t *t, const char *path, m2d_error_t *err);
 
-static m2d_orig_t orig_from_metadata(json_t *field) {
-  const char *name = json_string_value(json_object_get(json_object_get(field, "metadata"), "mongo2delta.bsonType"));
+static m2d_orig_t orig_from_metadata(json_t *field, const char *key) {
+  const char *name = json_string_value(json_object_get(json_object_get(field, "metadata"), key));
   if (!name) return M2D_ORIG_NONE;
   for (int o = M2D_ORIG_OBJECTID; o < M2D_ORIG_UNFIT; o++)
     if (m2d_orig_name((m2d_orig_t)o) && strcmp(m2d_orig_name((m2d_orig_t)o), name) == 0) return (m2d_orig_t)o;
@@ -34,8 +34,14 @@ static m2d_dtype_t *parse_struct(json_t *t, const char *path, m2d_error_t *err) 
     snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", name);
     m2d_dtype_t *ft = parse_type(json_object_get(f, "type"), sub, err);
     if (!ft) goto fail;
-    m2d_orig_t o = orig_from_metadata(f);
+    m2d_orig_t o = orig_from_metadata(f, "mongo2delta.bsonType");
     if (o) ft->orig = o;
+    char key[256] = "mongo2delta.bsonType";
+    for (m2d_dtype_t *e = ft; (e->kind == M2D_T_ARRAY || e->kind == M2D_T_MAP) && e->elem && strlen(key) < 200;) {
+      e = e->elem;
+      strcat(key, ".element");
+      if ((o = orig_from_metadata(f, key))) e->orig = o;
+    }
     if (!m2d_dtype_add_field(st, name, ft, err)) goto fail;
   }
   return st;
