@@ -175,3 +175,16 @@ def test_usage_errors(mongo, tmp_path):
     assert p.returncode == 2 and "not a Delta table" in p.stderr
     p = run_m2d("publish", "--table", tmp_path, "--uri", mongo.uri, "--db", "d", "--collection", "c", "--mode", "merge")
     assert p.returncode == 2 and "--mode" in p.stderr
+
+
+def test_a_spark_table_with_column_mapping_and_checkpoints(mongo, mongo_db, tmp_path, spark):
+    path = tmp_path / "cm"
+    spark.sql(f"""CREATE TABLE delta.`{path}` (id BIGINT, `first name` STRING, n INT) USING DELTA
+                 TBLPROPERTIES ('delta.columnMapping.mode' = 'name', 'delta.checkpointInterval' = '2')""")
+    for i in range(5):
+        spark.sql(f"INSERT INTO delta.`{path}` VALUES ({i}, 'p{i}', {i * 10})")
+    spark.sql(f"ALTER TABLE delta.`{path}` RENAME COLUMN n TO amount")
+    assert list((path / "_delta_log").glob("*.checkpoint.parquet"))
+    publish(mongo, path, mongo_db.name, "out", "--key", "id", check=True)
+    got = {d["id"]: d for d in mongo_db.out.find({}, {"_id": 0})}
+    assert got == {i: {"id": i, "first name": f"p{i}", "amount": i * 10} for i in range(5)}
