@@ -23,19 +23,6 @@ DOCS = 5            # per file
 TIMEOUT = 600       # seconds for the racing loads together
 
 
-@pytest.fixture
-def spark_small(spark):
-    """The Spark session, rebuilding each table's snapshot in one partition instead of 50
-    (these tables are small; a new table then reads in about a second instead of four)."""
-    key = "spark.databricks.delta.snapshotPartitions"
-    old = spark.conf.get(key, None)
-    spark.conf.set(key, "1")
-    yield spark
-    if old is None:
-        spark.conf.unset(key)
-    else:
-        spark.conf.set(key, old)
-
 
 def doc_id(w, f, i):
     return w * 100000 + f * 100 + i
@@ -137,8 +124,7 @@ def check_checkpoints(table, commits, checkpoints, by_version):
     assert last["size"] == rows
 
 
-def test_four_writers_append_to_one_table(tmp_path, spark_small):
-    spark = spark_small
+def test_four_writers_append_to_one_table(tmp_path, spark):
     ids = make_inputs(tmp_path, WRITERS, FILES)
     table = tmp_path / "table"
     run_m2d("load", "--input", tmp_path / "seed", "--table", table, check=True)
@@ -188,10 +174,9 @@ def test_four_writers_append_to_one_table(tmp_path, spark_small):
     assert sorted(r["version"] for r in hist) == list(range(total))
 
 
-def test_writers_changing_the_schema_while_racing(tmp_path, spark_small):
+def test_writers_changing_the_schema_while_racing(tmp_path, spark):
     """Some files bring a new column (a metaData commit); a writer that loses a version to one
     must adopt the new schema and retry, keeping its own columns."""
-    spark = spark_small
     files = 15
     extra = lambda w, f: f % 5 == 2  # noqa: E731
     ids = make_inputs(tmp_path, WRITERS, files, extra)

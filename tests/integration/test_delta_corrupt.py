@@ -26,18 +26,6 @@ from spark_fixture import spark  # noqa: F401  (fixture)
 APP = "mongo2delta-load:"
 
 
-@pytest.fixture
-def spark_small(spark):
-    """The Spark session, rebuilding each table's snapshot in one partition instead of 50."""
-    key = "spark.databricks.delta.snapshotPartitions"
-    old = spark.conf.get(key, None)
-    spark.conf.set(key, "1")
-    yield spark
-    if old is None:
-        spark.conf.unset(key)
-    else:
-        spark.conf.set(key, old)
-
 
 def write_json(path, docs):
     path.write_text("".join(json_util.dumps(d) + "\n" for d in docs))
@@ -162,7 +150,7 @@ def checkpointed(tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", sorted(LAST_CHECKPOINT_CASES))
-def test_last_checkpoint_that_does_not_match(tmp_path, checkpointed, case, spark_small):
+def test_last_checkpoint_that_does_not_match(tmp_path, checkpointed, case, spark):
     damage, warning, used = LAST_CHECKPOINT_CASES[case]
     table = tmp_path / "table"
     shutil.copytree(checkpointed, table)
@@ -177,7 +165,7 @@ def test_last_checkpoint_that_does_not_match(tmp_path, checkpointed, case, spark
     assert (info["version"], info["numRecords"], info["checkpointVersion"]) == (11, 36, used)
     if warning:
         assert warning in p.stderr
-    df = spark_small.read.format("delta").load(str(table))
+    df = spark.read.format("delta").load(str(table))
     assert sorted(r["_id"] for r in df.select("_id").collect()) == ids_upto(11), "Spark"
 
     # a load appends as usual and leaves the hint alone (version 12 writes no checkpoint)

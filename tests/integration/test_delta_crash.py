@@ -30,19 +30,6 @@ from spark_fixture import spark  # noqa: F401  (fixture)
 APP = "mongo2delta-load:"
 
 
-@pytest.fixture
-def spark_small(spark):
-    """The Spark session, rebuilding each table's snapshot in one partition instead of 50
-    (these tables are small; a new table then reads in about a second instead of four)."""
-    key = "spark.databricks.delta.snapshotPartitions"
-    old = spark.conf.get(key, None)
-    spark.conf.set(key, "1")
-    yield spark
-    if old is None:
-        spark.conf.unset(key)
-    else:
-        spark.conf.set(key, old)
-
 
 # --- inputs and the table as the log says it is --------------------------------------------
 
@@ -280,7 +267,7 @@ def test_fault_on_a_new_table(tmp_path, op, n, action):
 def test_fault_around_a_checkpoint(tmp_path, base_table, op, n, action, request):
     m = model(BASE_FILES, op, n, action)
     # Spark judges the crash right after a checkpoint was published, before _last_checkpoint
-    sp = request.getfixturevalue("spark_small") if m["checkpoint"] and not m["last"] and action == "crash-after" else None
+    sp = request.getfixturevalue("spark") if m["checkpoint"] and not m["last"] and action == "crash-after" else None
     fault_case(tmp_path, base_table, op, n, action, sp)
 
 
@@ -314,8 +301,7 @@ def kill_inputs(tmp_path_factory):
     return folder, ids
 
 
-def test_random_sigkill_then_rerun(tmp_path, kill_inputs, spark_small):
-    spark = spark_small
+def test_random_sigkill_then_rerun(tmp_path, kill_inputs, spark):
     folder, ids = kill_inputs
     rng = random.Random(SEED)
     env = dict(os.environ, **SANITIZER_ENV)
