@@ -66,11 +66,18 @@ static bool decimal_shape(const bson_decimal128_t *d, int *precision, int *scale
   int sc = frac - exp;
   int intd = digits - frac + exp; /* integer digits */
   if (sc < 0) sc = 0;
-  if (intd < 0) intd = 0;
+  if (intd < 0 || digits == 0) intd = 0; /* a zero has no integer digits whatever its exponent (0E+3) */
   if (intd + sc == 0) intd = 1; /* zero */
   *precision = intd + sc;
   *scale = sc;
   return true;
+}
+
+/* The type a field gets from its first value: a date no column can hold still makes it a date
+ * field (the value itself is rescued by the shredder). */
+static m2d_dtype_t *first_type(m2d_dtype_t *t) {
+  if (t && t->orig == M2D_ORIG_UNFIT) t->orig = M2D_ORIG_DATE;
+  return t;
 }
 
 m2d_dtype_t *m2d_infer_value_type(const bson_iter_t *it_in, const m2d_infer_options_t *opts_in, m2d_error_t *err) {
@@ -160,7 +167,7 @@ m2d_dtype_t *m2d_infer_value_type(const bson_iter_t *it_in, const m2d_infer_opti
       } else {
         m2d_field_t *f = m2d_dtype_field(t, bson_iter_key(&child));
         if (f) m2d_infer_merge(&f->type, ct, &opts, &ignored); /* duplicate key in one document */
-        else if (!m2d_dtype_add_field(t, bson_iter_key(&child), ct, err)) {
+        else if (!m2d_dtype_add_field(t, bson_iter_key(&child), first_type(ct), err)) {
           m2d_dtype_free(t);
           return NULL;
         }
@@ -222,6 +229,12 @@ bool m2d_infer_merge(m2d_dtype_t **established, m2d_dtype_t *observed, const m2d
   if (observed->kind == M2D_T_NULL) goto done;
   if (observed->orig == M2D_ORIG_UNFIT) {
     fits = false;
+    if (e->kind == M2D_T_NULL) { /* a date field all the same */
+      m2d_dtype_free(e);
+      *established = first_type(observed);
+      if (conflicts) (*conflicts)++;
+      return false;
+    }
     goto done;
   }
   if (e->kind == M2D_T_NULL) {
@@ -258,16 +271,21 @@ bool m2d_infer_merge(m2d_dtype_t **established, m2d_dtype_t *observed, const m2d
     observed->elem = NULL;
     goto done;
   }
-  if (e->kind == M2D_T_DECIMAL && observed->kind == M2D_T_DECIMAL) {
-    int intd = e->precision - e->scale > observed->precision - observed->scale ? e->precision - e->scale
-                                                                               : observed->precision - observed->scale;
-    int sc = e->scale > observed->scale ? e->scale : observed->scale;
-    if (intd + sc <= 38) {
-      e->precision = intd + sc;
-      e->scale = sc;
-    } else {
-      fits = false;
+  if (e->orig == M2D_ORIG_DECIMAL128 && observed->orig == M2D_ORIG_DECIMAL128) {
+    if (e->kind == M2D_T_DECIMAL && observed->kind == M2D_T_DECIMAL) {
+      int intd = e->precision - e->scale > observed->precision - observed->scale
+                     ? e->precision - e->scale
+                     : observed->precision - observed->scale;
+      int sc = e->scale > observed->scale ? e->scale : observed->scale;
+      if (intd + sc <= 38) {
+        e->precision = intd + sc;
+        e->scale = sc;
+        goto done;
+      }
     }
+    /* design.md: decimal(p,s) while every value seen fits p <= 38, otherwise an exact string */
+    e->kind = M2D_T_STRING;
+    e->precision = e->scale = 0;
     goto done;
   }
   if (e->kind == observed->kind && e->orig == observed->orig) goto done;
@@ -301,11 +319,11 @@ bool m2d_infer_observe(m2d_infer_t *inf, const bson_t *doc, m2d_error_t *err) {
       m2d_infer_merge(&f->type, t, &inf->opts, &inf->conflicts);
     } else if (strcmp(key, "_id") == 0 && inf->root->nfields > 0) {
       /* _id first, whatever order the first document had */
-      if (!m2d_dtype_add_field(inf->root, key, t, err)) return false;
+      if (!m2d_dtype_add_field(inf->root, key, first_type(t), err)) return false;
       m2d_field_t id = inf->root->fields[inf->root->nfields - 1];
       memmove(&inf->root->fields[1], &inf->root->fields[0], (size_t)(inf->root->nfields - 1) * sizeof id);
       inf->root->fields[0] = id;
-    } else if (!m2d_dtype_add_field(inf->root, key, t, err)) {
+    } else if (!m2d_dtype_add_field(inf->root, key, first_type(t), err)) {
       return false;
     }
   }
