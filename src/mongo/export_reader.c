@@ -100,6 +100,60 @@ static int64_t read_full(m2d_export_reader_t *r, void *p, size_t n, m2d_error_t 
   return (int64_t)got;
 }
 
+/* Whether every key and string of a document is UTF-8 (strings may hold NULs), as the BSON
+ * spec's corpus requires of a decoder. bson_validate(BSON_VALIDATE_UTF8) of libbson 1.23 lets
+ * a lone 0xE9 through, and invalid strings must not reach Parquet string columns (nor libbson's
+ * Extended JSON writer, which gives up on them). *bad_at: the offset of the top-level element
+ * holding the first invalid string. */
+static bool utf8_valid(bson_iter_t *it, int depth, size_t *bad_at) {
+  while (bson_iter_next(it)) {
+    const char *key = bson_iter_key(it), *s = NULL;
+    uint32_t len = 0;
+    bool ok = bson_utf8_validate(key, strlen(key), false);
+    bson_iter_t child;
+    switch (bson_iter_type(it)) {
+    case BSON_TYPE_UTF8: s = bson_iter_utf8(it, &len); break;
+    case BSON_TYPE_CODE: s = bson_iter_code(it, &len); break;
+    case BSON_TYPE_SYMBOL: s = bson_iter_symbol(it, &len); break;
+    case BSON_TYPE_DBPOINTER: {
+      const bson_oid_t *oid;
+      bson_iter_dbpointer(it, &len, &s, &oid);
+      break;
+    }
+    case BSON_TYPE_REGEX: {
+      const char *options;
+      s = bson_iter_regex(it, &options);
+      len = (uint32_t)strlen(s);
+      ok = ok && bson_utf8_validate(options, strlen(options), false);
+      break;
+    }
+    case BSON_TYPE_CODEWSCOPE: {
+      uint32_t scope_len;
+      const uint8_t *scope_data;
+      bson_t scope;
+      size_t ignored;
+      s = bson_iter_codewscope(it, &len, &scope_len, &scope_data);
+      ok = ok && depth < 200 && bson_init_static(&scope, scope_data, scope_len) && bson_iter_init(&child, &scope) &&
+           utf8_valid(&child, depth + 1, &ignored);
+      break;
+    }
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY: {
+      size_t ignored;
+      ok = ok && depth < 200 && bson_iter_recurse(it, &child) && utf8_valid(&child, depth + 1, &ignored);
+      break;
+    }
+    default: break;
+    }
+    if (ok && s) ok = bson_utf8_validate(s, len, true);
+    if (!ok) {
+      *bad_at = bson_iter_offset(it);
+      return false;
+    }
+  }
+  return true;
+}
+
 static m2d_rec_status_t next_bson(m2d_export_reader_t *r, const bson_t **doc, m2d_error_t *err) {
   uint8_t len_bytes[4];
   int64_t n = read_full(r, len_bytes, 4, err);
@@ -138,6 +192,12 @@ static m2d_rec_status_t next_bson(m2d_export_reader_t *r, const bson_t **doc, m2
   if (!bson_init_static(&r->doc, r->raw.data, len) || !bson_validate(&r->doc, BSON_VALIDATE_NONE, &bad_at)) {
     m2d_error_set(err, M2D_ERR_FORMAT, 0, "%s: invalid BSON document at byte %llu (corrupt near byte %llu)", r->path,
                   (unsigned long long)at, (unsigned long long)(at + bad_at));
+    return M2D_REC_BAD;
+  }
+  bson_iter_t it;
+  if (!bson_iter_init(&it, &r->doc) || !utf8_valid(&it, 0, &bad_at)) {
+    m2d_error_set(err, M2D_ERR_FORMAT, 0, "%s: invalid BSON document at byte %llu (not UTF-8 near byte %llu)",
+                  r->path, (unsigned long long)at, (unsigned long long)(at + bad_at));
     return M2D_REC_BAD;
   }
   r->have_doc = true;
