@@ -1,5 +1,7 @@
 #include "columnar/shred.h"
 
+#include "schema/bson_value.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,43 +189,10 @@ static bool emit_null(m2d_shredder_t *s, const plan_t *p, int16_t def, int16_t r
   return true;
 }
 
-static void put_le32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-/* bson_append_iter, except for JavaScript code: libbson (1.23) appends code through
- * bson_append_code, which stops at an embedded NUL (the corpus has "ab\0bab\0babab"), so code
- * and code with scope are copied byte for byte here. */
-static bool append_value(bson_t *dst, const char *key, const bson_iter_t *it) {
-  bson_type_t t = bson_iter_type(it);
-  if (t != BSON_TYPE_CODE && t != BSON_TYPE_CODEWSCOPE) return bson_append_iter(dst, key, -1, it);
-  uint32_t len = 0, scope_len = 0;
-  const uint8_t *scope = NULL;
-  const char *code =
-      t == BSON_TYPE_CODE ? bson_iter_code(it, &len) : bson_iter_codewscope(it, &len, &scope_len, &scope);
-  size_t klen = strlen(key);
-  size_t vlen = (t == BSON_TYPE_CODEWSCOPE ? 4 : 0) + 4 + (size_t)len + 1 + scope_len;
-  size_t n = 4 + 1 + klen + 1 + vlen + 1;
-  if (!code || n > INT32_MAX) return false;
-  uint8_t *buf = bson_malloc(n), *p = buf;
-  put_le32(p, (uint32_t)n), p += 4;
-  *p++ = (uint8_t)t;
-  memcpy(p, key, klen + 1), p += klen + 1;
-  if (t == BSON_TYPE_CODEWSCOPE) put_le32(p, (uint32_t)vlen), p += 4;
-  put_le32(p, len + 1), p += 4;
-  memcpy(p, code, len), p += len;
-  *p++ = 0;
-  if (scope_len) memcpy(p, scope, scope_len), p += scope_len;
-  *p = 0;
-  bson_t tmp;
-  bool ok = bson_init_static(&tmp, buf, n) && bson_concat(dst, &tmp);
-  bson_free(buf);
-  return ok;
-}
 
 static bool rescue(m2d_shredder_t *s, const bson_iter_t *it) {
   s->nrescued++;
-  return append_value(&s->rescued, s->path, it);
+  return m2d_bson_append_value(&s->rescued, s->path, it);
 }
 
 static size_t path_push(m2d_shredder_t *s, const char *name) {
@@ -237,7 +206,7 @@ static size_t path_push(m2d_shredder_t *s, const char *name) {
 static char *value_extjson(const bson_iter_t *it, size_t *len) {
   bson_t tmp = BSON_INITIALIZER;
   size_t n;
-  char *json = append_value(&tmp, "v", it) ? bson_as_canonical_extended_json(&tmp, &n) : NULL;
+  char *json = m2d_bson_append_value(&tmp, "v", it) ? bson_as_canonical_extended_json(&tmp, &n) : NULL;
   bson_destroy(&tmp);
   if (!json) return NULL;
   /* "{ "v" : VALUE }" */

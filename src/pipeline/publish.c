@@ -67,15 +67,19 @@ static bool flush(pub_t *p) {
     bool built = true;
     for (int i = 0; built && i < p->nops; i++) {
       op_t *op = &p->ops[i];
-      bson_t uo = BSON_INITIALIZER;
+      /* field names are the server's to judge (MongoDB 5 takes "", "$x" and "a.b"), not the driver's */
+      bson_t uo = BSON_INITIALIZER, io = BSON_INITIALIZER;
       BSON_APPEND_BOOL(&uo, "upsert", true);
+      BSON_APPEND_BOOL(&uo, "validate", false);
+      BSON_APPEND_BOOL(&io, "validate", false);
       switch (op->kind) {
       case OP_UPSERT: built = mongoc_bulk_operation_update_one_with_opts(bulk, op->filter, op->doc, &uo, &e); break;
       case OP_REPLACE: built = mongoc_bulk_operation_replace_one_with_opts(bulk, op->filter, op->doc, &uo, &e); break;
-      case OP_INSERT: built = mongoc_bulk_operation_insert_with_opts(bulk, op->doc, NULL, &e); break;
+      case OP_INSERT: built = mongoc_bulk_operation_insert_with_opts(bulk, op->doc, &io, &e); break;
       case OP_DELETE: built = mongoc_bulk_operation_remove_one_with_opts(bulk, op->filter, NULL, &e); break;
       }
       bson_destroy(&uo);
+      bson_destroy(&io);
     }
     if (!built) {
       mongoc_bulk_operation_destroy(bulk);
@@ -197,7 +201,7 @@ static bool on_row(const char *json, size_t len, void *ud) {
   pub_t *p = ud;
   if (p->o->stop && *p->o->stop) return false;
   json_error_t je;
-  json_t *row = json_loadb(json, len, 0, &je);
+  json_t *row = json_loadb(json, len, JSON_ALLOW_NUL, &je);
   if (!row) {
     p->failed = !m2d_error_set(p->err, M2D_ERR_INTERNAL, 0, "unreadable row: %s", je.text);
     return false;
@@ -234,7 +238,7 @@ static bool on_row(const char *json, size_t len, void *ud) {
 /* Rows of the removed files, by key (incremental). */
 static bool on_before_row(const char *json, size_t len, void *ud) {
   pub_t *p = ud;
-  json_t *row = json_loadb(json, len, 0, NULL);
+  json_t *row = json_loadb(json, len, JSON_ALLOW_NUL, NULL);
   bson_t *doc = bson_new(), *filter = bson_new();
   m2d_error_t e = {0};
   if (row && m2d_row_to_bson(p->schema, row, doc, &e) && key_filter(p, doc, filter)) {

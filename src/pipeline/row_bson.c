@@ -1,6 +1,7 @@
 #include "pipeline/row_bson.h"
 
 #include "parquet/json_input.h"
+#include "schema/bson_value.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +14,12 @@ typedef struct {
   bson_t *rescued; /* the row's rescued values by path, or NULL */
   m2d_error_t *err;
 } ctx_t;
+
+/* libbson's Extended JSON parser (1.23) cuts JavaScript code at an embedded NUL; such a value
+ * cannot come back exactly, and a row is refused rather than written cut. */
+static bool code_with_nul(const char *json) {
+  return strstr(json, "\"$code\"") && strstr(json, "\\u0000");
+}
 
 static bool append_value(ctx_t *c, bson_t *out, const char *key, const json_t *type, const json_t *meta, int depth,
                          const json_t *v, const char *path);
@@ -50,7 +57,8 @@ static bool uuid_bytes(const char *s, uint8_t out[16]) {
   return n == 16;
 }
 
-static bool append_string(ctx_t *c, bson_t *out, const char *key, const char *orig, const char *s, const char *path) {
+static bool append_string(ctx_t *c, bson_t *out, const char *key, const char *orig, const char *s, size_t slen,
+                          const char *path) {
   if (orig && strcmp(orig, "objectId") == 0) {
     bson_oid_t oid;
     if (hex_oid(s, &oid)) return BSON_APPEND_OID(out, key, &oid);
@@ -64,6 +72,8 @@ static bool append_string(ctx_t *c, bson_t *out, const char *key, const char *or
     if (bson_decimal128_from_string(s, &d)) return BSON_APPEND_DECIMAL128(out, key, &d);
   } else if (orig && strcmp(orig, "extjson") == 0) {
     /* the value's canonical Extended JSON: parse it inside a one-field document */
+    if (code_with_nul(s))
+      return bad(c, path, "JavaScript code with a NUL character cannot be read back exactly (libbson cuts it)");
     size_t n = strlen(s);
     char *wrapped = malloc(n + 16);
     if (!wrapped) return bad(c, path, "out of memory");
@@ -72,11 +82,12 @@ static bool append_string(ctx_t *c, bson_t *out, const char *key, const char *or
     bson_t *b = bson_new_from_json((const uint8_t *)wrapped, -1, &e);
     free(wrapped);
     bson_iter_t it;
-    bool ok = b && bson_iter_init_find(&it, b, "v") && bson_append_iter(out, key, -1, &it);
+    bool ok = b && bson_iter_init_find(&it, b, "v") && m2d_bson_append_value(out, key, &it);
     if (b) bson_destroy(b);
     if (ok) return true;
   }
-  return BSON_APPEND_UTF8(out, key, s); /* a plain string (or an origin the value does not parse as) */
+  /* a plain string (or an origin the value does not parse as); it may hold NUL characters */
+  return bson_append_utf8(out, key, -1, s, (int)slen);
 }
 
 static bool append_struct(ctx_t *c, bson_t *out, const json_t *type, const json_t *v, const char *path);
@@ -94,7 +105,7 @@ static bool append_array(ctx_t *c, bson_t *out, const char *key, const json_t *t
     snprintf(idx, sizeof idx, "%zu", i);
     snprintf(sub, sizeof sub, "%s.%zu", path, i);
     bson_iter_t it;
-    if (json_is_null(e) && rescued_at(c, sub, &it)) ok = bson_append_iter(&child, idx, -1, &it);
+    if (json_is_null(e) && rescued_at(c, sub, &it)) ok = m2d_bson_append_value(&child, idx, &it);
     else if (json_is_null(e)) ok = BSON_APPEND_NULL(&child, idx);
     else ok = append_value(c, &child, idx, json_object_get(type, "elementType"), meta, depth + 1, e, sub);
     if (!ok) break;
@@ -181,7 +192,7 @@ static bool append_value(ctx_t *c, bson_t *out, const char *key, const json_t *t
   }
   if (!json_is_string(v)) return bad(c, path, "a string was expected");
   const char *s = json_string_value(v);
-  if (strcmp(t, "string") == 0) return append_string(c, out, key, orig, s, path);
+  if (strcmp(t, "string") == 0) return append_string(c, out, key, orig, s, json_string_length(v), path);
   if (strncmp(t, "decimal", 7) == 0) {
     bson_decimal128_t d;
     if (!bson_decimal128_from_string(s, &d)) return bad(c, path, "not a decimal");
@@ -221,7 +232,7 @@ static bool append_struct(ctx_t *c, bson_t *out, const json_t *type, const json_
     const json_t *x = json_object_get(v, name);
     bson_iter_t it;
     bool ok = true;
-    if ((!x || json_is_null(x)) && rescued_at(c, sub, &it)) ok = bson_append_iter(out, name, -1, &it);
+    if ((!x || json_is_null(x)) && rescued_at(c, sub, &it)) ok = m2d_bson_append_value(out, name, &it);
     else if (x && !json_is_null(x))
       ok = append_value(c, out, name, json_object_get(f, "type"), json_object_get(f, "metadata"), 0, x, sub);
     if (!ok) return false;
@@ -241,7 +252,7 @@ static bool append_struct(ctx_t *c, bson_t *out, const json_t *type, const json_
         size_t nl = name ? strlen(name) : 0;
         if (name && strncmp(rest, name, nl) == 0 && (rest[nl] == '\0' || rest[nl] == '.')) known = true;
       }
-      if (!known && !bson_append_iter(out, rest, -1, &it)) return bad(c, path, "document too large");
+      if (!known && !m2d_bson_append_value(out, rest, &it)) return bad(c, path, "document too large");
     }
   }
   return true;
@@ -250,6 +261,10 @@ static bool append_struct(ctx_t *c, bson_t *out, const json_t *type, const json_
 bool m2d_row_to_bson(const json_t *schema, const json_t *row, bson_t *out, m2d_error_t *err) {
   ctx_t c = {.err = err};
   const char *r = json_string_value(json_object_get(row, RESCUE));
+  if (r && code_with_nul(r))
+    return m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                         "_rescued_data holds JavaScript code with a NUL character, which cannot be read back "
+                         "exactly (libbson cuts it); the row is not written");
   if (r) {
     bson_error_t e;
     c.rescued = bson_new_from_json((const uint8_t *)r, -1, &e);

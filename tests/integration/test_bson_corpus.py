@@ -576,3 +576,80 @@ def test_the_corpus_checks_notice_a_wrong_rescue(tmp_path):
             check_rescues(wrong, docs, cases, t)
     assert type(parse_extjson('{"$numberLong": "1"}')) is Int64 and type(parse_extjson('{"$numberInt": "1"}')) is int
     assert isinstance(parse_extjson('{"$symbol": "s"}'), Symbol)
+
+
+# --- back to MongoDB: snapshot, then publish ----------------------------------------------------
+# The snapshot table published into a new collection gives each document back as the server
+# stored it, types included, except where the mapping is lossy by design (docs/type-mapping.md):
+# a null field comes back absent (a table does not tell null from missing); a Decimal128 kept
+# in a decimal(p,s) column comes back with the column's scale (1.5 in a decimal(3,2) column is
+# 1.50, the same number). r_F (the whole document, rescued) must come back exactly.
+
+def _published_equal(got, want, path):
+    if want is None:
+        return got is None or got is _ABSENT
+    if isinstance(want, Decimal128) and isinstance(got, Decimal128):
+        w, g = want.to_decimal(), got.to_decimal()
+        return (w.is_nan() and g.is_nan()) or w == g
+    if isinstance(want, dict):
+        return isinstance(got, dict) and all(_published_equal(got.get(k, _ABSENT), v, f"{path}.{k}")
+                                             for k, v in want.items()) and set(got) <= set(want)
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(
+            _published_equal(g, w, f"{path}.{i}") for i, (g, w) in enumerate(zip(got, want)))
+    return same_value(got, want)
+
+
+_ABSENT = object()
+
+
+def _has_keyword_key(v):
+    """Documents with a field named "$regex" holding a document ({"$regex": {...}}, a corpus case):
+    libbson's Extended JSON parser (1.23) takes "$regex" for the legacy regex syntax and refuses
+    it, so such a rescued value cannot be read back by publish; the row fails with a message
+    saying so (documented in docs/type-mapping.md)."""
+    if isinstance(v, Code) and "\x00" in str(v):
+        return True  # libbson's parser cuts code at a NUL: publish refuses the row rather than cut it
+    if isinstance(v, dict):
+        return any((k == "$regex" and not isinstance(x, str)) or _has_keyword_key(x) for k, x in v.items())
+    if isinstance(v, list):
+        return any(_has_keyword_key(x) for x in v)
+    return False
+
+
+@pytest.fixture(scope="module")
+def published(mongo, snapshot_table):
+    table, stored, _ = snapshot_table
+    client = mongo.client()
+    db = client["t_bson_corpus_back"]
+    client.drop_database(db.name)
+    try:
+        p = run_m2d("publish", "--table", table.path, "--uri", mongo.uri, "--db", db.name, "--collection", "back",
+                    "--mode", "replace")
+        raw = db.back.with_options(codec_options=bson.CodecOptions(document_class=RawBSONDocument))
+        back = {d["_id"]: d for d in (decode(bytes(r.raw)) for r in raw.find())}
+    finally:
+        client.drop_database(db.name)
+        client.close()
+    unreadable = [d for d in stored if _has_keyword_key(d)]
+    assert f", {len(unreadable)} failed" in p.stderr, p.stderr
+    if unreadable:
+        assert p.returncode == 1 and "first failure: " in p.stderr
+    else:
+        assert p.returncode == 0, p.stderr
+    assert not any(d["_id"] in back for d in unreadable)
+    return back, stored
+
+
+@pytest.mark.parametrize("path", VALID_FILES, ids=ids)
+def test_corpus_back_through_publish(path, published):
+    back, stored = published
+    mine = [d for d in stored if d["_id"].startswith(path.stem + "/")]
+    for want in mine:
+        if _has_keyword_key(want):
+            continue  # see _has_keyword_key: the published fixture checks these fail, clearly
+        got = back[want["_id"]]
+        s = column(path.stem)
+        if "r_" + s in want:  # the rescued whole document: exact
+            assert same_value(got.get("r_" + s), want["r_" + s]), (want["_id"], got.get("r_" + s), want["r_" + s])
+        assert _published_equal(got, want, ""), (want["_id"], got, want)
