@@ -43,6 +43,7 @@ struct pq_writer {
   chunk_t *chunks;
   int nchunks;
   m2d_buf_t scratch, compressed, header;
+  pq_compressor_t compressor;
   pq_row_group_t *row_groups;
   int32_t num_row_groups, row_groups_cap;
   int64_t rg_rows, total_rows;
@@ -118,6 +119,7 @@ static void free_writer(pq_writer_t *w) {
   m2d_buf_free(&w->scratch);
   m2d_buf_free(&w->compressed);
   m2d_buf_free(&w->header);
+  pq_compressor_free(&w->compressor);
   while (w->blocks) {
     block_t *n = w->blocks->next;
     free(w->blocks);
@@ -171,7 +173,7 @@ static bool levels(m2d_buf_t *out, const int16_t *lv, size_t n, int16_t max, m2d
 static bool emit_page(pq_writer_t *w, pq_page_header_t *ph, const m2d_buf_t *body, m2d_buf_t *dst, int64_t *uncompressed,
                       int64_t *compressed, m2d_error_t *err) {
   m2d_buf_reset(&w->compressed);
-  if (!pq_compress(w->opts.codec, w->opts.level, body->data, body->len, &w->compressed, err)) return false;
+  if (!pq_compress(&w->compressor, w->opts.codec, w->opts.level, body->data, body->len, &w->compressed, err)) return false;
   if (body->len > INT32_MAX || w->compressed.len > INT32_MAX)
     return m2d_error_set(err, M2D_ERR_LIMIT, 0, "a page is over 2 GiB: lower the page size");
   ph->uncompressed_page_size = (int32_t)body->len;
