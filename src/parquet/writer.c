@@ -250,18 +250,8 @@ static bool append_segment(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, 
   c->chunk_stats.null_count += (int64_t)(n - (vv - v));
   if (c->dict_active && c->plain.len == 0) {
     if (!grow((void **)&c->idx, &c->idx_cap, c->nidx + (vv - v), sizeof *c->idx, err)) return false;
-    size_t width = m2d_col_type_width(src->type, src->fixed_len);
     uint32_t before = pq_dict_count(c->dict);
-    uint32_t *idx = c->idx + c->nidx;
-    if (width) {
-      for (size_t k = v; k < vv; k++)
-        if (!pq_dict_index(c->dict, src->values + k * width, width, idx++, err)) return false;
-    } else {
-      const uint32_t *off = src->offsets;
-      const uint8_t *base = src->values ? src->values : (const uint8_t *)""; /* all values empty */
-      for (size_t k = v; k < vv; k++)
-        if (!pq_dict_index(c->dict, base + off[k], off[k + 1] - off[k], idx++, err)) return false;
-    }
+    if (!pq_dict_index_values(c->dict, src, v, vv, c->idx + c->nidx, err)) return false;
     c->nidx += vv - v;
     /* min and max can only change with values new to the dictionary */
     c->chunk_stats.num_values += (int64_t)(vv - v);

@@ -1,0 +1,145 @@
+/* The writer's encodings: the dictionary (value -> index, and its PLAIN page bytes) against a
+ * naive first-occurrence search. */
+#include "parquet/encode.h"
+#include "test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The index of value k of c, the naive way: its first occurrence among distinct values. */
+static uint32_t naive_index(const m2d_column_t *c, size_t k, size_t *firsts, uint32_t *nfirst) {
+  size_t len;
+  const uint8_t *v = c->type == M2D_COL_BYTES ? m2d_column_bytes_at(c, k, &len) : m2d_column_fixed_at(c, k);
+  if (c->type != M2D_COL_BYTES) len = m2d_col_type_width(c->type, c->fixed_len);
+  for (uint32_t e = 0; e < *nfirst; e++) {
+    size_t elen;
+    const uint8_t *ev =
+        c->type == M2D_COL_BYTES ? m2d_column_bytes_at(c, firsts[e], &elen) : m2d_column_fixed_at(c, firsts[e]);
+    if (c->type != M2D_COL_BYTES) elen = len;
+    if (elen == len && memcmp(ev, v, len) == 0) return e;
+  }
+  firsts[*nfirst] = k;
+  return (*nfirst)++;
+}
+
+/* Indexes c in uneven batches (and one value at a time for every seventh batch), checks each
+ * index and the dictionary page against the naive search. */
+static bool dict_matches(const m2d_column_t *c) {
+  pq_dict_t *d = pq_dict_new(c->type, c->fixed_len);
+  size_t *firsts = calloc(c->nvalues + 1, sizeof *firsts);
+  uint32_t *idx = calloc(c->nvalues + 1, sizeof *idx), nfirst = 0;
+  m2d_error_t err = {0};
+  bool ok = d && firsts && idx;
+  size_t from = 0, batch = 1;
+  for (int round = 0; ok && from < c->nvalues; round++) {
+    size_t to = from + batch < c->nvalues ? from + batch : c->nvalues;
+    if (round % 7 == 3) {
+      for (size_t k = from; ok && k < to; k++) {
+        size_t len;
+        const uint8_t *v = c->type == M2D_COL_BYTES ? m2d_column_bytes_at(c, k, &len) : m2d_column_fixed_at(c, k);
+        if (c->type != M2D_COL_BYTES) len = m2d_col_type_width(c->type, c->fixed_len);
+        ok = pq_dict_index(d, v, len, &idx[k], &err);
+      }
+    } else {
+      ok = pq_dict_index_values(d, c, from, to, idx + from, &err);
+    }
+    from = to;
+    batch = batch * 3 % 1000 + 1;
+  }
+  for (size_t k = 0; ok && k < c->nvalues; k++) ok = idx[k] == naive_index(c, k, firsts, &nfirst);
+  ok = ok && pq_dict_count(d) == nfirst;
+  /* the dictionary page: PLAIN values in index order */
+  m2d_buf_t want;
+  m2d_buf_init(&want, (size_t)1 << 30);
+  for (uint32_t e = 0; ok && e < nfirst; e++) {
+    size_t len;
+    const uint8_t *v;
+    if (c->type == M2D_COL_BYTES) {
+      v = m2d_column_bytes_at(c, firsts[e], &len);
+      uint32_t l = (uint32_t)len;
+      ok = m2d_buf_append(&want, &l, 4, &err);
+    } else {
+      v = m2d_column_fixed_at(c, firsts[e]);
+      len = m2d_col_type_width(c->type, c->fixed_len);
+    }
+    ok = ok && m2d_buf_append(&want, v, len, &err);
+    size_t elen;
+    const uint8_t *ev = pq_dict_entry(d, e, &elen);
+    ok = ok && elen == len && memcmp(ev, v, len) == 0;
+  }
+  const m2d_buf_t *plain = ok ? pq_dict_plain(d) : NULL;
+  ok = ok && plain->len == want.len && (want.len == 0 || memcmp(plain->data, want.data, want.len) == 0);
+  /* cleared, it starts afresh */
+  if (ok) {
+    pq_dict_clear(d);
+    uint32_t i0 = 99;
+    ok = pq_dict_count(d) == 0 && pq_dict_index_values(d, c, c->nvalues - 1, c->nvalues, &i0, &err) && i0 == 0 &&
+         pq_dict_count(d) == 1;
+  }
+  m2d_buf_free(&want);
+  free(firsts);
+  free(idx);
+  pq_dict_destroy(d);
+  return ok;
+}
+
+TEST(dict_fixed_width_values_match_a_naive_search) {
+  m2d_error_t err = {0};
+  m2d_column_t c;
+  /* longs: many distinct (the table grows several times), then repeats */
+  m2d_column_init(&c, M2D_COL_INT64, 0, 0, 0, 0);
+  for (int64_t i = 0; i < 5000; i++) CHECK(m2d_column_push_i64(&c, i * 7919 % 3001 - 1500, &err));
+  CHECK(m2d_column_push_i64(&c, INT64_MIN, &err) && m2d_column_push_i64(&c, INT64_MAX, &err));
+  CHECK(dict_matches(&c));
+  m2d_column_free(&c);
+  /* doubles: -0.0 and 0.0 are different values here, as their bytes differ */
+  m2d_column_init(&c, M2D_COL_DOUBLE, 0, 0, 0, 0);
+  for (int i = 0; i < 3000; i++) CHECK(m2d_column_push_f64(&c, (i % 1000) * 0.25, &err));
+  CHECK(m2d_column_push_f64(&c, -0.0, &err) && m2d_column_push_f64(&c, 0.0, &err));
+  CHECK(dict_matches(&c));
+  m2d_column_free(&c);
+  m2d_column_init(&c, M2D_COL_INT32, 0, 0, 0, 0);
+  for (int i = 0; i < 4000; i++) CHECK(m2d_column_push_i32(&c, (i * 37) % 1200 - 600, &err));
+  CHECK(dict_matches(&c));
+  m2d_column_free(&c);
+  /* widths other than 4 and 8: 12 (INT96), 3 and 16 (FIXED) */
+  int32_t widths[] = {12, 3, 16};
+  for (int w = 0; w < 3; w++) {
+    m2d_column_init(&c, w == 0 ? M2D_COL_INT96 : M2D_COL_FIXED, widths[w], 0, 0, 0);
+    for (int i = 0; i < 3000; i++) {
+      uint8_t v[16] = {0};
+      v[widths[w] - 1] = (uint8_t)(i % 61);
+      v[0] = (uint8_t)(i % 5);
+      CHECK(m2d_column_push_fixed(&c, v, &err));
+    }
+    CHECK(dict_matches(&c));
+    m2d_column_free(&c);
+  }
+}
+
+TEST(dict_strings_match_a_naive_search) {
+  m2d_error_t err = {0};
+  m2d_column_t c;
+  m2d_column_init(&c, M2D_COL_BYTES, 0, 0, 0, 0);
+  /* values that differ only in trailing zero bytes or in length, around 8 bytes, and long
+   * values sharing long prefixes */
+  static const char *fixed[] = {"", "a", "a\0", "a\0\0", "\0", "abcdefgh", "abcdefg", "abcdefghi",
+                                "abcdefgh\0", "US", "DE"};
+  static const size_t fixed_len[] = {0, 1, 2, 3, 1, 8, 7, 9, 9, 2, 2};
+  for (int r = 0; r < 3; r++)
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) CHECK(m2d_column_push_bytes(&c, fixed[i], fixed_len[i], &err));
+  char buf[80];
+  for (int i = 0; i < 6000; i++) {
+    int n = snprintf(buf, sizeof buf, i % 3 ? "c%d" : "a-rather-long-common-prefix-%d", i % 2500);
+    CHECK(m2d_column_push_bytes(&c, buf, (size_t)n, &err));
+  }
+  /* a short value last: the key is read without 8 bytes of room after it */
+  CHECK(m2d_column_push_bytes(&c, "c7", 2, &err));
+  CHECK(dict_matches(&c));
+  m2d_column_free(&c);
+  /* only empty strings (the column has no value bytes at all) */
+  m2d_column_init(&c, M2D_COL_BYTES, 0, 0, 0, 0);
+  for (int i = 0; i < 10; i++) CHECK(m2d_column_push_bytes(&c, "", 0, &err));
+  CHECK(dict_matches(&c));
+  m2d_column_free(&c);
+}
