@@ -143,3 +143,95 @@ TEST(dict_strings_match_a_naive_search) {
   CHECK(dict_matches(&c));
   m2d_column_free(&c);
 }
+
+/* --- statistics: a segment at a time against one value at a time --------------------------- */
+#include "parquet/stats.h"
+
+#include <math.h>
+
+/* Min and max of the values of c folded by pq_stats_update, in one segment or in uneven
+ * segments, equal those of pq_stats_add_value one value at a time (byte for byte). */
+static bool stats_match_segments(const pq_node_t *leaf, const m2d_column_t *c, bool whole) {
+  pq_stats_t seg, one;
+  pq_stats_init(&seg);
+  pq_stats_init(&one);
+  m2d_error_t err = {0};
+  bool ok = true;
+  for (size_t from = 0, n = whole ? c->nvalues : 1; ok && from < c->nvalues; from += n, n = n * 5 % 97 + 1) {
+    size_t to = from + n < c->nvalues ? from + n : c->nvalues;
+    ok = pq_stats_update(&seg, leaf, c, from, to, &err);
+  }
+  for (size_t i = 0; ok && i < c->nvalues; i++) {
+    size_t len;
+    const uint8_t *v = c->type == M2D_COL_BYTES ? m2d_column_bytes_at(c, i, &len) : m2d_column_fixed_at(c, i);
+    if (c->type != M2D_COL_BYTES) len = m2d_col_type_width(c->type, c->fixed_len);
+    ok = pq_stats_add_value(&one, leaf, v, len, &err);
+  }
+  ok = ok && seg.has_minmax == one.has_minmax && seg.num_values == (int64_t)c->nvalues;
+  if (ok && one.has_minmax)
+    ok = seg.min_len == one.min_len && seg.max_len == one.max_len &&
+         (one.min_len == 0 || memcmp(seg.min, one.min, one.min_len) == 0) &&
+         (one.max_len == 0 || memcmp(seg.max, one.max, one.max_len) == 0);
+  pq_stats_free(&seg);
+  pq_stats_free(&one);
+  return ok;
+}
+
+static bool stats_match(const pq_node_t *leaf, const m2d_column_t *c) {
+  return stats_match_segments(leaf, c, true) && stats_match_segments(leaf, c, false);
+}
+
+TEST(stats_of_doubles_by_segment_match_value_by_value) {
+  m2d_error_t err = {0};
+  pq_node_t *leaf = pq_node_leaf("x", PQ_OPTIONAL, PQ_DOUBLE);
+  CHECK(leaf);
+  double seqs[][6] = {{NAN, NAN, NAN, NAN, NAN, NAN},      {0.0, -0.0, 0.0, NAN, -0.0, 0.0},
+                      {-0.0, 0.0, -0.0, 1.5, -2.5, NAN},  {NAN, 3.0, -INFINITY, INFINITY, -0.0, 2.0},
+                      {0.0, 0.0, 0.0, 0.0, 0.0, 0.0},     {-0.0, -0.0, NAN, -0.0, -0.0, -0.0}};
+  for (size_t q = 0; q < sizeof seqs / sizeof seqs[0]; q++)
+    for (int rot = 0; rot < 6; rot++) {
+      m2d_column_t c;
+      m2d_column_init(&c, M2D_COL_DOUBLE, 0, 0, 0, 0);
+      for (int r = 0; r < 40; r++) CHECK(m2d_column_push_f64(&c, seqs[q][(r * 7 + rot) % 6] * (r % 3 ? 1 : r + 1), &err));
+      CHECK(stats_match(leaf, &c));
+      m2d_column_free(&c);
+    }
+  pq_node_free(leaf);
+  leaf = pq_node_leaf("f", PQ_OPTIONAL, PQ_FLOAT);
+  CHECK(leaf);
+  m2d_column_t c;
+  m2d_column_init(&c, M2D_COL_FLOAT, 0, 0, 0, 0);
+  float fv[] = {0.0f, -0.0f, NAN, 1e30f, -1e-30f, 7.0f};
+  for (int r = 0; r < 50; r++) CHECK(m2d_column_push_f32(&c, fv[(r * 5) % 6], &err));
+  CHECK(stats_match(leaf, &c));
+  m2d_column_free(&c);
+  pq_node_free(leaf);
+}
+
+TEST(stats_of_strings_by_segment_match_value_by_value) {
+  m2d_error_t err = {0};
+  pq_node_t *leaf = pq_node_leaf("s", PQ_OPTIONAL, PQ_BYTE_ARRAY);
+  CHECK(leaf);
+  /* values equal on their first 8 or 16 bytes, values that differ by trailing zero bytes,
+   * bytes above 0x7f, the empty value, long values */
+  static const char *vals[] = {"user-1000000", "user-1000001", "user-999", "", "\xff", "\xff\xfe",
+                               "0123456789abcdef", "0123456789abcdef\0", "0123456789abcdeg", "0123456789abcdef-longer",
+                               "0123456789abcdef-long", "a", "a\0", "zz", "user-10000000000000000000", "0123456789abcde"};
+  static const size_t lens[] = {12, 12, 8, 0, 1, 2, 16, 17, 16, 23, 21, 1, 2, 2, 25, 15};
+  size_t nv = sizeof vals / sizeof vals[0];
+  /* columns of a few values drawn from the list, so that every pair decides a min or a max */
+  uint32_t rnd = 12345;
+  for (int round = 0; round < 400; round++) {
+    m2d_column_t c;
+    m2d_column_init(&c, M2D_COL_BYTES, 0, 0, 0, 0);
+    size_t n = 1 + round % 5;
+    for (size_t r = 0; r < n; r++) {
+      rnd = rnd * 1103515245u + 12345u;
+      size_t k = (rnd >> 16) % nv;
+      CHECK(m2d_column_push_bytes(&c, vals[k], lens[k], &err));
+    }
+    CHECK(stats_match(leaf, &c));
+    m2d_column_free(&c);
+  }
+  pq_node_free(leaf);
+}
