@@ -9,6 +9,9 @@
 #include <string.h>
 
 #define BUF_MAX ((size_t)1 << 31)
+/* A chunk whose first DICT_PROBE_VALUES values are more than half distinct is written PLAIN
+ * (checked again at the end of the first page for chunks with smaller pages). */
+#define DICT_PROBE_VALUES 32768
 
 typedef struct {
   const pq_node_t *leaf;
@@ -237,6 +240,28 @@ static bool flush_page(pq_writer_t *w, chunk_t *c, m2d_error_t *err) {
   return true;
 }
 
+/* Turns the indices of the page being filled back into PLAIN values and stops using the
+ * dictionary for the rest of the chunk (no dictionary page has been written for it). */
+static bool dict_to_plain(chunk_t *c, m2d_error_t *err) {
+  bool bytes = c->ctype == M2D_COL_BYTES;
+  for (size_t k = 0; k < c->nidx; k++) {
+    size_t len;
+    const uint8_t *p = pq_dict_entry(c->dict, c->idx[k], &len);
+    uint32_t l = (uint32_t)len;
+    if (!m2d_buf_reserve(&c->plain, len + 4, err)) return false;
+    if (bytes) {
+      memcpy(c->plain.data + c->plain.len, &l, 4);
+      c->plain.len += 4;
+    }
+    if (len) memcpy(c->plain.data + c->plain.len, p, len);
+    c->plain.len += len;
+  }
+  c->nidx = 0;
+  pq_dict_clear(c->dict);
+  c->dict_active = false;
+  return true;
+}
+
 /* Appends slots [i, j) holding values [v, vv) of column src to the chunk's page. */
 static bool append_segment(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, size_t i, size_t j, size_t v, size_t vv,
                            m2d_error_t *err) {
@@ -260,6 +285,10 @@ static bool append_segment(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, 
       const uint8_t *p = pq_dict_entry(c->dict, e, &len);
       if (!pq_stats_add_value(&c->chunk_stats, c->leaf, p, len, err)) return false;
     }
+    /* values that hardly repeat, seen early: PLAIN from the start of the chunk */
+    if (!c->used_dict && c->chunk_stats.num_values >= DICT_PROBE_VALUES &&
+        (int64_t)pq_dict_count(c->dict) * 2 > c->chunk_stats.num_values)
+      return dict_to_plain(c, err);
     return true;
   }
   if (!pq_stats_update(&c->chunk_stats, c->leaf, src, v, vv, err)) return false;
