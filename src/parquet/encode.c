@@ -27,13 +27,32 @@ static bool put_varint(m2d_buf_t *out, uint64_t v, m2d_error_t *err) {
   return m2d_buf_append(out, b, (size_t)n, err);
 }
 
-#define RLE_ENCODE(NAME, T)                                                                         \
+/* Length of the run of values equal to v[i] starting at i (at least 1), up to max. */
+#define RUN_LENGTH(NAME, T)                                                                         \
+  static inline size_t NAME(const T *v, size_t i, size_t n, size_t max) {                         \
+    size_t lim = n - i < max ? n : i + max, j = i + 1;                                              \
+    /* whole words first: sizeof(uint64_t) / sizeof(T) values at a time */                       \
+    enum { PER = sizeof(uint64_t) / sizeof(T) };                                                    \
+    uint64_t pat = (uint64_t)(uint32_t)v[i] & (((uint64_t)1 << (8 * sizeof(T))) - 1);             \
+    for (size_t b = 8 * sizeof(T); b < 64; b *= 2) pat |= pat << b;                                 \
+    while (j + PER <= lim) {                                                                        \
+      uint64_t w;                                                                                   \
+      memcpy(&w, v + j, 8);                                                                         \
+      if (w != pat) break;                                                                          \
+      j += PER;                                                                                     \
+    }                                                                                               \
+    while (j < lim && v[j] == v[i]) j++;                                                            \
+    return j - i;                                                                                   \
+  }
+RUN_LENGTH(run_u32, uint32_t)
+RUN_LENGTH(run_i16, int16_t)
+
+#define RLE_ENCODE(NAME, T, RUN)                                                                    \
   bool NAME(const T *v, size_t n, int bw, m2d_buf_t *out, m2d_error_t *err) {                       \
     size_t vbytes = (size_t)(bw + 7) / 8;                                                           \
     size_t i = 0;                                                                                   \
     while (i < n) {                                                                                 \
-      size_t run = 1;                                                                               \
-      while (i + run < n && v[i + run] == v[i]) run++;                                              \
+      size_t run = RUN(v, i, n, SIZE_MAX);                                                          \
       if (run >= 8 || bw == 0) {                                                                    \
         uint32_t x = (uint32_t)v[i];                                                                \
         uint8_t le[4] = {(uint8_t)x, (uint8_t)(x >> 8), (uint8_t)(x >> 16), (uint8_t)(x >> 24)};     \
@@ -45,11 +64,7 @@ static bool put_varint(m2d_buf_t *out, uint64_t v, m2d_error_t *err) {
       /* bit-packed groups until a run of 8 starts at a group boundary (at most 63 groups) */      \
       size_t start = i, groups = 0;                                                                 \
       while (i < n && groups < 63) {                                                                \
-        if (groups > 0) {                                                                           \
-          size_t r = 1;                                                                             \
-          while (i + r < n && r < 8 && v[i + r] == v[i]) r++;                                       \
-          if (r >= 8) break;                                                                        \
-        }                                                                                           \
+        if (groups > 0 && RUN(v, i, n, 8) >= 8) break;                                              \
         i += 8;                                                                                     \
         groups++;                                                                                   \
       }                                                                                             \
@@ -58,27 +73,34 @@ static bool put_varint(m2d_buf_t *out, uint64_t v, m2d_error_t *err) {
       size_t nbytes = groups * (size_t)bw; /* 8 values * bw bits / 8 */                             \
       if (!m2d_buf_reserve(out, nbytes, err)) return false;                                         \
       uint8_t *dst = out->data + out->len;                                                          \
-      memset(dst, 0, nbytes);                                                                       \
       uint64_t acc = 0;                                                                             \
       int bits = 0;                                                                                 \
-      size_t o = 0;                                                                                 \
-      for (size_t k = start; k < start + groups * 8; k++) {                                         \
-        uint64_t x = k < n ? (uint64_t)(uint32_t)v[k] : 0;                                          \
-        acc |= x << bits;                                                                           \
+      size_t full = start + groups * 8 <= n ? groups * 8 : n - start; /* values present */          \
+      const T *p = v + start;                                                                       \
+      for (size_t k = 0; k < full; k++) {                                                           \
+        acc |= (uint64_t)(uint32_t)p[k] << bits;                                                    \
         bits += bw;                                                                                 \
-        while (bits >= 8) {                                                                         \
-          dst[o++] = (uint8_t)acc;                                                                  \
-          acc >>= 8;                                                                                \
-          bits -= 8;                                                                                \
+        if (bits >= 32) { /* bits < 32 + 32: acc holds them all */                                  \
+          uint32_t lo = (uint32_t)acc;                                                              \
+          memcpy(dst, &lo, 4);                                                                      \
+          dst += 4;                                                                                 \
+          acc >>= 32;                                                                               \
+          bits -= 32;                                                                               \
         }                                                                                           \
+      }                                                                                             \
+      /* the rest, and the zeros padding the last group, in whole bytes */                         \
+      uint8_t *end = out->data + out->len + nbytes;                                                 \
+      while (dst < end) {                                                                           \
+        *dst++ = (uint8_t)acc;                                                                      \
+        acc >>= 8;                                                                                  \
       }                                                                                             \
       out->len += nbytes;                                                                           \
     }                                                                                               \
     return true;                                                                                    \
   }
 
-RLE_ENCODE(pq_rle_encode_u32, uint32_t)
-RLE_ENCODE(pq_rle_encode_i16, int16_t)
+RLE_ENCODE(pq_rle_encode_u32, uint32_t, run_u32)
+RLE_ENCODE(pq_rle_encode_i16, int16_t, run_i16)
 
 /* --- PLAIN -------------------------------------------------------------------------------- */
 
