@@ -373,7 +373,7 @@ bool pq_dict_index_values(pq_dict_t *d, const m2d_column_t *c, size_t from, size
   for (size_t k = from; k < to; k++) {
     const uint8_t *v = base + off[k];
     size_t len = off[k + 1] - off[k];
-    bool ok = len <= 8 ? lookup(d, short_key(v, len, off[k] + 8 <= end), v, len, false, out++, err)
+    bool ok = len <= 8 ? lookup(d, short_key(v, len, (size_t)off[k] + 8 <= end), v, len, false, out++, err)
                        : lookup(d, hash_bytes(v, len), v, len, true, out++, err);
     if (!ok) return false;
   }

@@ -58,7 +58,7 @@ static inline str_key_t str_key(const m2d_column_t *c, size_t i, size_t end) {
   size_t len = k.len;
   if (len == 0) return k;
   const uint8_t *p = c->values + c->offsets[i];
-  if (c->offsets[i] + 16 <= end) {
+  if ((size_t)c->offsets[i] + 16 <= end) {
     memcpy(&a, p, 8);
     memcpy(&b, p + 8, 8);
     if (len < 8) {
