@@ -31,7 +31,14 @@ const char *pq_codec_name(pq_codec_t codec) {
   return "unknown";
 }
 
-bool pq_compress(pq_codec_t codec, int level, const uint8_t *in, size_t n, m2d_buf_t *out, m2d_error_t *err) {
+void pq_compressor_free(pq_compressor_t *cx) {
+  if (!cx) return;
+  ZSTD_freeCCtx(cx->zstd);
+  cx->zstd = NULL;
+}
+
+bool pq_compress(pq_compressor_t *cx, pq_codec_t codec, int level, const uint8_t *in, size_t n, m2d_buf_t *out,
+                 m2d_error_t *err) {
   switch (codec) {
   case PQ_CODEC_UNCOMPRESSED: return m2d_buf_append(out, in, n, err);
   case PQ_CODEC_SNAPPY: {
@@ -46,7 +53,13 @@ bool pq_compress(pq_codec_t codec, int level, const uint8_t *in, size_t n, m2d_b
   case PQ_CODEC_ZSTD: {
     size_t cap = ZSTD_compressBound(n);
     if (!m2d_buf_reserve(out, cap, err)) return false;
-    size_t len = ZSTD_compress(out->data + out->len, cap, in, n, level ? level : 3);
+    size_t len;
+    if (cx) {
+      if (!cx->zstd && !(cx->zstd = ZSTD_createCCtx())) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+      len = ZSTD_compressCCtx(cx->zstd, out->data + out->len, cap, in, n, level ? level : 3);
+    } else {
+      len = ZSTD_compress(out->data + out->len, cap, in, n, level ? level : 3);
+    }
     if (ZSTD_isError(len)) return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "zstd: %s", ZSTD_getErrorName(len));
     out->len += len;
     return true;

@@ -27,13 +27,32 @@ static bool put_varint(m2d_buf_t *out, uint64_t v, m2d_error_t *err) {
   return m2d_buf_append(out, b, (size_t)n, err);
 }
 
-#define RLE_ENCODE(NAME, T)                                                                         \
+/* Length of the run of values equal to v[i] starting at i (at least 1), up to max. */
+#define RUN_LENGTH(NAME, T)                                                                         \
+  static inline size_t NAME(const T *v, size_t i, size_t n, size_t max) {                         \
+    size_t lim = n - i < max ? n : i + max, j = i + 1;                                              \
+    /* whole words first: sizeof(uint64_t) / sizeof(T) values at a time */                       \
+    enum { PER = sizeof(uint64_t) / sizeof(T) };                                                    \
+    uint64_t pat = (uint64_t)(uint32_t)v[i] & (((uint64_t)1 << (8 * sizeof(T))) - 1);             \
+    for (size_t b = 8 * sizeof(T); b < 64; b *= 2) pat |= pat << b;                                 \
+    while (j + PER <= lim) {                                                                        \
+      uint64_t w;                                                                                   \
+      memcpy(&w, v + j, 8);                                                                         \
+      if (w != pat) break;                                                                          \
+      j += PER;                                                                                     \
+    }                                                                                               \
+    while (j < lim && v[j] == v[i]) j++;                                                            \
+    return j - i;                                                                                   \
+  }
+RUN_LENGTH(run_u32, uint32_t)
+RUN_LENGTH(run_i16, int16_t)
+
+#define RLE_ENCODE(NAME, T, RUN)                                                                    \
   bool NAME(const T *v, size_t n, int bw, m2d_buf_t *out, m2d_error_t *err) {                       \
     size_t vbytes = (size_t)(bw + 7) / 8;                                                           \
     size_t i = 0;                                                                                   \
     while (i < n) {                                                                                 \
-      size_t run = 1;                                                                               \
-      while (i + run < n && v[i + run] == v[i]) run++;                                              \
+      size_t run = RUN(v, i, n, SIZE_MAX);                                                          \
       if (run >= 8 || bw == 0) {                                                                    \
         uint32_t x = (uint32_t)v[i];                                                                \
         uint8_t le[4] = {(uint8_t)x, (uint8_t)(x >> 8), (uint8_t)(x >> 16), (uint8_t)(x >> 24)};     \
@@ -45,11 +64,7 @@ static bool put_varint(m2d_buf_t *out, uint64_t v, m2d_error_t *err) {
       /* bit-packed groups until a run of 8 starts at a group boundary (at most 63 groups) */      \
       size_t start = i, groups = 0;                                                                 \
       while (i < n && groups < 63) {                                                                \
-        if (groups > 0) {                                                                           \
-          size_t r = 1;                                                                             \
-          while (i + r < n && r < 8 && v[i + r] == v[i]) r++;                                       \
-          if (r >= 8) break;                                                                        \
-        }                                                                                           \
+        if (groups > 0 && RUN(v, i, n, 8) >= 8) break;                                              \
         i += 8;                                                                                     \
         groups++;                                                                                   \
       }                                                                                             \
@@ -58,27 +73,34 @@ static bool put_varint(m2d_buf_t *out, uint64_t v, m2d_error_t *err) {
       size_t nbytes = groups * (size_t)bw; /* 8 values * bw bits / 8 */                             \
       if (!m2d_buf_reserve(out, nbytes, err)) return false;                                         \
       uint8_t *dst = out->data + out->len;                                                          \
-      memset(dst, 0, nbytes);                                                                       \
       uint64_t acc = 0;                                                                             \
       int bits = 0;                                                                                 \
-      size_t o = 0;                                                                                 \
-      for (size_t k = start; k < start + groups * 8; k++) {                                         \
-        uint64_t x = k < n ? (uint64_t)(uint32_t)v[k] : 0;                                          \
-        acc |= x << bits;                                                                           \
+      size_t full = start + groups * 8 <= n ? groups * 8 : n - start; /* values present */          \
+      const T *p = v + start;                                                                       \
+      for (size_t k = 0; k < full; k++) {                                                           \
+        acc |= (uint64_t)(uint32_t)p[k] << bits;                                                    \
         bits += bw;                                                                                 \
-        while (bits >= 8) {                                                                         \
-          dst[o++] = (uint8_t)acc;                                                                  \
-          acc >>= 8;                                                                                \
-          bits -= 8;                                                                                \
+        if (bits >= 32) { /* bits < 32 + 32: acc holds them all */                                  \
+          uint32_t lo = (uint32_t)acc;                                                              \
+          memcpy(dst, &lo, 4);                                                                      \
+          dst += 4;                                                                                 \
+          acc >>= 32;                                                                               \
+          bits -= 32;                                                                               \
         }                                                                                           \
+      }                                                                                             \
+      /* the rest, and the zeros padding the last group, in whole bytes */                         \
+      uint8_t *end = out->data + out->len + nbytes;                                                 \
+      while (dst < end) {                                                                           \
+        *dst++ = (uint8_t)acc;                                                                      \
+        acc >>= 8;                                                                                  \
       }                                                                                             \
       out->len += nbytes;                                                                           \
     }                                                                                               \
     return true;                                                                                    \
   }
 
-RLE_ENCODE(pq_rle_encode_u32, uint32_t)
-RLE_ENCODE(pq_rle_encode_i16, int16_t)
+RLE_ENCODE(pq_rle_encode_u32, uint32_t, run_u32)
+RLE_ENCODE(pq_rle_encode_i16, int16_t, run_i16)
 
 /* --- PLAIN -------------------------------------------------------------------------------- */
 
@@ -115,15 +137,30 @@ bool pq_plain_encode(const m2d_column_t *c, size_t from, size_t to, m2d_buf_t *o
   }
 }
 
-/* --- dictionary --------------------------------------------------------------------------- */
+/* --- dictionary ---------------------------------------------------------------------------
+ * Open addressing with linear probing, at most half full. Each slot holds a 64-bit key and
+ * the entry's index, so that most lookups touch one slot and nothing else:
+ *   fixed-width values of 1 to 8 bytes, and BYTES values of at most 8 bytes: the key is the
+ *     value itself (zero-extended), the slot also holds its length: equal key and length is
+ *     equal value, no memcmp;
+ *   longer values: the key is a 64-bit hash of the value; equal key and length is checked
+ *     with one memcmp against the entry.
+ * The slot of a key is the top bits of key * a Fibonacci constant (one multiply); values
+ * that differ only in trailing zero bytes share a key and are told apart by their length. */
+
+typedef struct {
+  uint64_t key;
+  uint32_t idx1; /* entry index + 1; 0: empty */
+  uint32_t len;
+} dslot_t;
 
 struct pq_dict {
   m2d_col_type_t type;
   size_t width; /* 0 for BYTES */
   m2d_buf_t plain; /* dictionary page bytes */
-  uint32_t *slots; /* hash table: index + 1, 0 empty */
-  uint64_t *hashes;
-  size_t nslots;
+  dslot_t *slots;
+  size_t nslots; /* a power of two */
+  int shift;     /* 64 - log2(nslots) */
   uint32_t count;
   uint32_t *starts; /* BYTES: offset of each entry's length prefix in plain */
   size_t starts_cap;
@@ -146,6 +183,10 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n) {
   return h;
 }
 
+static inline size_t slot_of(const pq_dict_t *d, uint64_t key) {
+  return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> d->shift);
+}
+
 pq_dict_t *pq_dict_new(m2d_col_type_t type, int32_t fixed_len) {
   pq_dict_t *d = calloc(1, sizeof *d);
   if (!d) return NULL;
@@ -159,7 +200,6 @@ void pq_dict_destroy(pq_dict_t *d) {
   if (!d) return;
   m2d_buf_free(&d->plain);
   free(d->slots);
-  free(d->hashes);
   free(d->starts);
   free(d);
 }
@@ -186,114 +226,156 @@ static const uint8_t *entry(const pq_dict_t *d, uint32_t idx, size_t *len) {
 
 const uint8_t *pq_dict_entry(const pq_dict_t *d, uint32_t idx, size_t *len) { return entry(d, idx, len); }
 
-static bool rehash(pq_dict_t *d, m2d_error_t *err) {
-  size_t n = d->nslots ? d->nslots * 2 : 1024;
-  uint32_t *slots = calloc(n, sizeof *slots);
-  uint64_t *hashes = realloc(d->hashes, n * sizeof *hashes);
-  if (!slots || !hashes) {
-    free(slots);
-    if (hashes) d->hashes = hashes;
-    return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory growing a dictionary");
-  }
-  d->hashes = hashes; /* hashes[i] is the hash of entry i */
-  for (uint32_t i = 0; i < d->count; i++) {
-    size_t s = d->hashes[i] & (n - 1);
-    while (slots[s]) s = (s + 1) & (n - 1);
-    slots[s] = i + 1;
-  }
-  free(d->slots);
+/* Makes room for `more` new entries without passing half full. */
+static bool reserve(pq_dict_t *d, size_t more, m2d_error_t *err) {
+  size_t need = ((size_t)d->count + more) * 2;
+  if (need <= d->nslots) return true;
+  if ((size_t)d->count + more > UINT32_MAX - 1) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "dictionary too large");
+  size_t n = d->nslots ? d->nslots : 1024;
+  int bits = 0;
+  while (n < need) n *= 2;
+  while (((size_t)1 << bits) < n) bits++;
+  dslot_t *slots = calloc(n, sizeof *slots);
+  if (!slots) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory growing a dictionary");
+  dslot_t *old = d->slots;
+  size_t nold = d->nslots;
   d->slots = slots;
   d->nslots = n;
+  d->shift = 64 - bits;
+  for (size_t i = 0; i < nold; i++) {
+    if (!old[i].idx1) continue;
+    size_t s = slot_of(d, old[i].key);
+    while (slots[s].idx1) s = (s + 1) & (n - 1);
+    slots[s] = old[i];
+  }
+  free(old);
   return true;
 }
 
-static inline uint64_t hash_word(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xFF51AFD7ED558CCDULL;
-  x ^= x >> 33;
+/* Appends a new entry's bytes to the dictionary page. */
+static bool add_entry(pq_dict_t *d, const uint8_t *value, size_t len, m2d_error_t *err) {
+  if (d->width) return m2d_buf_append(&d->plain, value, len, err);
+  if (d->count == d->starts_cap) {
+    size_t cap = d->starts_cap ? d->starts_cap * 2 : 1024;
+    uint32_t *st = realloc(d->starts, cap * sizeof *st);
+    if (!st) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory growing a dictionary");
+    d->starts = st;
+    d->starts_cap = cap;
+  }
+  if (d->plain.len > UINT32_MAX - 4 - len) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "dictionary too large");
+  d->starts[d->count] = (uint32_t)d->plain.len;
+  uint32_t l = (uint32_t)len;
+  if (!m2d_buf_reserve(&d->plain, 4 + len, err)) return false;
+  memcpy(d->plain.data + d->plain.len, &l, 4);
+  if (len) memcpy(d->plain.data + d->plain.len + 4, value, len);
+  d->plain.len += 4 + len;
+  return true;
+}
+
+/* The key of a value of at most 8 bytes: its bytes, zero-extended. `room` says whether 8
+ * bytes can be read at value (then one load and a mask). */
+static inline uint64_t short_key(const uint8_t *value, size_t len, bool room) {
+  uint64_t x = 0;
+  if (room) {
+    memcpy(&x, value, 8);
+    if (len < 8) x &= ((uint64_t)1 << (8 * len)) - 1;
+  } else {
+    memcpy(&x, value, len);
+  }
   return x;
 }
 
-bool pq_dict_index(pq_dict_t *d, const uint8_t *value, size_t len, uint32_t *index, m2d_error_t *err) {
-  if ((size_t)(d->count + 1) * 2 > d->nslots && !rehash(d, err)) return false;
-  if (d->width == 8 || d->width == 4) {
-    /* fixed-width fast path: the value is the key */
-    uint64_t x = 0;
-    if (d->width == 8) memcpy(&x, value, 8);
-    else {
-      uint32_t x4;
-      memcpy(&x4, value, 4);
-      x = x4;
-    }
-    uint64_t h = hash_word(x);
-    size_t mask = d->nslots - 1, s = h & mask;
-    const uint8_t *base = d->plain.data;
-    for (uint32_t slot; (slot = d->slots[s]) != 0; s = (s + 1) & mask) {
-      uint64_t y;
-      if (d->width == 8) memcpy(&y, base + (size_t)(slot - 1) * 8, 8);
-      else {
-        uint32_t y4;
-        memcpy(&y4, base + (size_t)(slot - 1) * 4, 4);
-        y = y4;
+/* Index of one value whose key is known; room for one more entry already reserved. */
+static inline bool lookup(pq_dict_t *d, uint64_t key, const uint8_t *value, size_t len, bool is_hash, uint32_t *index,
+                          m2d_error_t *err) {
+  size_t mask = d->nslots - 1, s = slot_of(d, key);
+  dslot_t *slots = d->slots;
+  for (;;) {
+    dslot_t *sl = &slots[s];
+    if (!sl->idx1) break;
+    if (sl->key == key && sl->len == (uint32_t)len) {
+      if (!is_hash) {
+        *index = sl->idx1 - 1;
+        return true;
       }
-      if (y == x) {
-        *index = slot - 1;
+      size_t elen;
+      const uint8_t *e = entry(d, sl->idx1 - 1, &elen);
+      if (elen == len && memcmp(e, value, len) == 0) {
+        *index = sl->idx1 - 1;
         return true;
       }
     }
-    if (!m2d_buf_append(&d->plain, value, d->width, err)) return false;
-    d->hashes[d->count] = h;
-    d->slots[s] = d->count + 1;
-    *index = d->count++;
+    s = (s + 1) & mask;
+  }
+  if (!add_entry(d, value, len, err)) return false;
+  slots[s].key = key;
+  slots[s].len = (uint32_t)len;
+  slots[s].idx1 = d->count + 1;
+  *index = d->count++;
+  return true;
+}
+
+bool pq_dict_index(pq_dict_t *d, const uint8_t *value, size_t len, uint32_t *index, m2d_error_t *err) {
+  if (!reserve(d, 1, err)) return false;
+  if (len <= 8) return lookup(d, short_key(value, len, false), value, len, false, index, err);
+  return lookup(d, hash_bytes(value, len), value, len, true, index, err);
+}
+
+bool pq_dict_index_values(pq_dict_t *d, const m2d_column_t *c, size_t from, size_t to, uint32_t *out,
+                          m2d_error_t *err) {
+  if (from >= to) return true;
+  if (!reserve(d, to - from, err)) return false;
+  size_t w = d->width;
+  if (w == 8 || w == 4) {
+    /* fixed-width fast path: the value is the key (hot for longs, doubles, ints) */
+    const uint8_t *v = c->values + from * w;
+    size_t mask = d->nslots - 1;
+    for (size_t k = from; k < to; k++, v += w) {
+      uint64_t x;
+      if (w == 8) memcpy(&x, v, 8);
+      else {
+        uint32_t x4;
+        memcpy(&x4, v, 4);
+        x = x4;
+      }
+      dslot_t *slots = d->slots;
+      size_t s = slot_of(d, x);
+      for (;;) {
+        if (!slots[s].idx1) {
+          if (!m2d_buf_append(&d->plain, v, w, err)) return false;
+          slots[s].key = x;
+          slots[s].len = (uint32_t)w;
+          slots[s].idx1 = d->count + 1;
+          *out++ = d->count++;
+          break;
+        }
+        if (slots[s].key == x) {
+          *out++ = slots[s].idx1 - 1;
+          break;
+        }
+        s = (s + 1) & mask;
+      }
+    }
     return true;
   }
-  /* short strings (the common dictionary case) hash as one word */
-  uint64_t h;
-  if (len <= 8) {
-    uint64_t x = 0;
-    memcpy(&x, value, len);
-    h = hash_word(x ^ ((uint64_t)len << 59));
-  } else {
-    h = hash_bytes(value, len);
-  }
-  size_t mask = d->nslots - 1, s = h & mask;
-  for (uint32_t slot; (slot = d->slots[s]) != 0; s = (s + 1) & mask) {
-    uint32_t idx = slot - 1;
-    if (d->hashes[idx] != h) continue;
-    const uint8_t *e;
-    uint32_t elen;
-    if (d->width) {
-      e = d->plain.data + (size_t)idx * d->width;
-      elen = (uint32_t)d->width;
-    } else {
-      memcpy(&elen, d->plain.data + d->starts[idx], 4);
-      e = d->plain.data + d->starts[idx] + 4;
+  if (w) {
+    const uint8_t *v = c->values + from * w;
+    for (size_t k = from; k < to; k++, v += w) {
+      bool ok = w <= 8 ? lookup(d, short_key(v, w, false), v, w, false, out++, err)
+                       : lookup(d, hash_bytes(v, w), v, w, true, out++, err);
+      if (!ok) return false;
     }
-    if (elen == len && memcmp(e, value, len) == 0) {
-      *index = idx;
-      return true;
-    }
+    return true;
   }
-  /* new entry */
-  if (!d->width) {
-    if (d->count == d->starts_cap) {
-      size_t cap = d->starts_cap ? d->starts_cap * 2 : 1024;
-      uint32_t *st = realloc(d->starts, cap * sizeof *st);
-      if (!st) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory growing a dictionary");
-      d->starts = st;
-      d->starts_cap = cap;
-    }
-    d->starts[d->count] = (uint32_t)d->plain.len;
-    uint32_t l = (uint32_t)len;
-    if (!m2d_buf_reserve(&d->plain, 4 + len, err)) return false;
-    memcpy(d->plain.data + d->plain.len, &l, 4);
-    memcpy(d->plain.data + d->plain.len + 4, value, len);
-    d->plain.len += 4 + len;
-  } else if (!m2d_buf_append(&d->plain, value, len, err)) {
-    return false;
+  const uint32_t *off = c->offsets;
+  const uint8_t *base = c->values ? c->values : (const uint8_t *)""; /* all values empty */
+  size_t end = c->values ? c->value_bytes : 0;
+  for (size_t k = from; k < to; k++) {
+    const uint8_t *v = base + off[k];
+    size_t len = off[k + 1] - off[k];
+    bool ok = len <= 8 ? lookup(d, short_key(v, len, (size_t)off[k] + 8 <= end), v, len, false, out++, err)
+                       : lookup(d, hash_bytes(v, len), v, len, true, out++, err);
+    if (!ok) return false;
   }
-  d->hashes[d->count] = h;
-  d->slots[s] = d->count + 1;
-  *index = d->count++;
   return true;
 }

@@ -27,6 +27,9 @@ void pq_dict_destroy(pq_dict_t *d);
 void pq_dict_clear(pq_dict_t *d);
 /* Index of the value (adding it when new). */
 bool pq_dict_index(pq_dict_t *d, const uint8_t *value, size_t len, uint32_t *index, m2d_error_t *err);
+/* Indices of values [from, to) of column c (of the dictionary's type) into out. */
+bool pq_dict_index_values(pq_dict_t *d, const m2d_column_t *c, size_t from, size_t to, uint32_t *out,
+                          m2d_error_t *err);
 uint32_t pq_dict_count(const pq_dict_t *d);
 /* Entry idx of the dictionary (its value bytes). */
 const uint8_t *pq_dict_entry(const pq_dict_t *d, uint32_t idx, size_t *len);

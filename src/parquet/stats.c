@@ -44,6 +44,51 @@ static int cmp_bytes_unsigned(const uint8_t *a, size_t alen, const uint8_t *b, s
   return (alen > blen) - (alen < blen);
 }
 
+/* The first 16 bytes of BYTES value i of c as two big-endian words, zero-padded: comparing
+ * keys as numbers compares the values unsigned-lexicographically, except that equal keys
+ * only say the values agree on their first 16 bytes (zero padding included). */
+typedef struct {
+  uint64_t hi, lo;
+  size_t len;
+} str_key_t;
+
+static inline str_key_t str_key(const m2d_column_t *c, size_t i, size_t end) {
+  str_key_t k = {0, 0, c->offsets[i + 1] - c->offsets[i]};
+  uint64_t a = 0, b = 0;
+  size_t len = k.len;
+  if (len == 0) return k;
+  const uint8_t *p = c->values + c->offsets[i];
+  if ((size_t)c->offsets[i] + 16 <= end) {
+    memcpy(&a, p, 8);
+    memcpy(&b, p + 8, 8);
+    if (len < 8) {
+      a &= ~0ULL >> (64 - 8 * len);
+      b = 0;
+    } else if (len == 8) {
+      b = 0;
+    } else if (len < 16) {
+      b &= ~0ULL >> (64 - 8 * (len - 8));
+    }
+  } else {
+    uint8_t tmp[16] = {0};
+    memcpy(tmp, p, len < 16 ? len : 16);
+    memcpy(&a, tmp, 8);
+    memcpy(&b, tmp + 8, 8);
+  }
+  k.hi = __builtin_bswap64(a);
+  k.lo = __builtin_bswap64(b);
+  return k;
+}
+
+/* Compares values i and j of c, whose keys are ki and kj. */
+static inline int str_cmp(const m2d_column_t *c, size_t i, const str_key_t *ki, size_t j, const str_key_t *kj) {
+  if (ki->hi != kj->hi) return ki->hi < kj->hi ? -1 : 1;
+  if (ki->lo != kj->lo) return ki->lo < kj->lo ? -1 : 1;
+  /* the first 16 bytes agree (a shorter value padded with zeros) */
+  if (ki->len <= 16 && kj->len <= 16) return (ki->len > kj->len) - (ki->len < kj->len);
+  return cmp_bytes_unsigned(c->values + c->offsets[i], ki->len, c->values + c->offsets[j], kj->len);
+}
+
 static int cmp_bytes_signed_be(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
   /* two's complement big-endian of possibly different lengths: compare sign, then extend */
   bool an = alen && (a[0] & 0x80), bn = blen && (b[0] & 0x80);
@@ -171,20 +216,34 @@ bool pq_stats_update(pq_stats_t *s, const pq_node_t *leaf, const m2d_column_t *c
   }
   case M2D_COL_DOUBLE:
   case M2D_COL_FLOAT: {
-    size_t w = c->type == M2D_COL_DOUBLE ? 8 : 4;
+    /* the segment's min and max first (NaN left out, -0 below +0), then fold two values */
+    size_t w = c->type == M2D_COL_DOUBLE ? 8 : 4, imn = SIZE_MAX, imx = SIZE_MAX;
+    double mn = 0, mx = 0;
     for (size_t i = from; i < to; i++) {
-      const uint8_t *v = c->values + i * w;
       double x;
-      if (w == 8) memcpy(&x, v, 8);
+      if (w == 8) memcpy(&x, c->values + i * 8, 8);
       else {
         float f;
-        memcpy(&f, v, 4);
+        memcpy(&f, c->values + i * 4, 4);
         x = f;
       }
-      if (isnan(x)) continue; /* NaN never enters min/max */
-      if (!fold(s, leaf, v, w, err)) return false;
+      if (isnan(x)) continue;
+      if (imn == SIZE_MAX) {
+        mn = mx = x;
+        imn = imx = i;
+        continue;
+      }
+      if (x < mn || (x == 0 && mn == 0 && signbit(x) && !signbit(mn))) {
+        mn = x;
+        imn = i;
+      }
+      if (x > mx || (x == 0 && mx == 0 && !signbit(x) && signbit(mx))) {
+        mx = x;
+        imx = i;
+      }
     }
-    return true;
+    if (imn == SIZE_MAX) return true;
+    return fold(s, leaf, c->values + imn * w, w, err) && fold(s, leaf, c->values + imx * w, w, err);
   }
   case M2D_COL_BYTES: {
     if (leaf->logical.kind == PQ_LT_DECIMAL || (leaf->has_converted && leaf->converted == PQ_CT_DECIMAL)) {
@@ -195,13 +254,19 @@ bool pq_stats_update(pq_stats_t *s, const pq_node_t *leaf, const m2d_column_t *c
       }
       return true;
     }
-    /* unsigned lexicographic: find the segment's min and max first, fold two values */
-    size_t mn = from, mx = from;
+    /* unsigned lexicographic: find the segment's min and max first, fold two values. Most
+     * comparisons are settled by the first 16 bytes, compared as two big-endian words. */
+    size_t end = c->values ? c->value_bytes : 0, mn = from, mx = from;
+    str_key_t kmn = str_key(c, from, end), kmx = kmn;
     for (size_t i = from + 1; i < to; i++) {
-      const uint8_t *v = c->values + c->offsets[i];
-      size_t len = c->offsets[i + 1] - c->offsets[i];
-      if (cmp_bytes_unsigned(v, len, c->values + c->offsets[mn], c->offsets[mn + 1] - c->offsets[mn]) < 0) mn = i;
-      else if (cmp_bytes_unsigned(v, len, c->values + c->offsets[mx], c->offsets[mx + 1] - c->offsets[mx]) > 0) mx = i;
+      str_key_t k = str_key(c, i, end);
+      if (str_cmp(c, i, &k, mn, &kmn) < 0) {
+        mn = i;
+        kmn = k;
+      } else if (str_cmp(c, i, &k, mx, &kmx) > 0) {
+        mx = i;
+        kmx = k;
+      }
     }
     size_t l1, l2;
     const uint8_t *a = m2d_column_bytes_at(c, mn, &l1), *b = m2d_column_bytes_at(c, mx, &l2);

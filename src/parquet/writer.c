@@ -9,6 +9,9 @@
 #include <string.h>
 
 #define BUF_MAX ((size_t)1 << 31)
+/* A chunk whose first DICT_PROBE_VALUES values are more than half distinct is written PLAIN
+ * (checked again at the end of the first page for chunks with smaller pages). */
+#define DICT_PROBE_VALUES 32768
 
 typedef struct {
   const pq_node_t *leaf;
@@ -43,6 +46,7 @@ struct pq_writer {
   chunk_t *chunks;
   int nchunks;
   m2d_buf_t scratch, compressed, header;
+  pq_compressor_t compressor;
   pq_row_group_t *row_groups;
   int32_t num_row_groups, row_groups_cap;
   int64_t rg_rows, total_rows;
@@ -118,6 +122,7 @@ static void free_writer(pq_writer_t *w) {
   m2d_buf_free(&w->scratch);
   m2d_buf_free(&w->compressed);
   m2d_buf_free(&w->header);
+  pq_compressor_free(&w->compressor);
   while (w->blocks) {
     block_t *n = w->blocks->next;
     free(w->blocks);
@@ -171,7 +176,7 @@ static bool levels(m2d_buf_t *out, const int16_t *lv, size_t n, int16_t max, m2d
 static bool emit_page(pq_writer_t *w, pq_page_header_t *ph, const m2d_buf_t *body, m2d_buf_t *dst, int64_t *uncompressed,
                       int64_t *compressed, m2d_error_t *err) {
   m2d_buf_reset(&w->compressed);
-  if (!pq_compress(w->opts.codec, w->opts.level, body->data, body->len, &w->compressed, err)) return false;
+  if (!pq_compress(&w->compressor, w->opts.codec, w->opts.level, body->data, body->len, &w->compressed, err)) return false;
   if (body->len > INT32_MAX || w->compressed.len > INT32_MAX)
     return m2d_error_set(err, M2D_ERR_LIMIT, 0, "a page is over 2 GiB: lower the page size");
   ph->uncompressed_page_size = (int32_t)body->len;
@@ -235,6 +240,28 @@ static bool flush_page(pq_writer_t *w, chunk_t *c, m2d_error_t *err) {
   return true;
 }
 
+/* Turns the indices of the page being filled back into PLAIN values and stops using the
+ * dictionary for the rest of the chunk (no dictionary page has been written for it). */
+static bool dict_to_plain(chunk_t *c, m2d_error_t *err) {
+  bool bytes = c->ctype == M2D_COL_BYTES;
+  for (size_t k = 0; k < c->nidx; k++) {
+    size_t len;
+    const uint8_t *p = pq_dict_entry(c->dict, c->idx[k], &len);
+    uint32_t l = (uint32_t)len;
+    if (!m2d_buf_reserve(&c->plain, len + 4, err)) return false;
+    if (bytes) {
+      memcpy(c->plain.data + c->plain.len, &l, 4);
+      c->plain.len += 4;
+    }
+    if (len) memcpy(c->plain.data + c->plain.len, p, len);
+    c->plain.len += len;
+  }
+  c->nidx = 0;
+  pq_dict_clear(c->dict);
+  c->dict_active = false;
+  return true;
+}
+
 /* Appends slots [i, j) holding values [v, vv) of column src to the chunk's page. */
 static bool append_segment(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, size_t i, size_t j, size_t v, size_t vv,
                            m2d_error_t *err) {
@@ -248,18 +275,8 @@ static bool append_segment(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, 
   c->chunk_stats.null_count += (int64_t)(n - (vv - v));
   if (c->dict_active && c->plain.len == 0) {
     if (!grow((void **)&c->idx, &c->idx_cap, c->nidx + (vv - v), sizeof *c->idx, err)) return false;
-    size_t width = m2d_col_type_width(src->type, src->fixed_len);
     uint32_t before = pq_dict_count(c->dict);
-    uint32_t *idx = c->idx + c->nidx;
-    if (width) {
-      for (size_t k = v; k < vv; k++)
-        if (!pq_dict_index(c->dict, src->values + k * width, width, idx++, err)) return false;
-    } else {
-      const uint32_t *off = src->offsets;
-      const uint8_t *base = src->values ? src->values : (const uint8_t *)""; /* all values empty */
-      for (size_t k = v; k < vv; k++)
-        if (!pq_dict_index(c->dict, base + off[k], off[k + 1] - off[k], idx++, err)) return false;
-    }
+    if (!pq_dict_index_values(c->dict, src, v, vv, c->idx + c->nidx, err)) return false;
     c->nidx += vv - v;
     /* min and max can only change with values new to the dictionary */
     c->chunk_stats.num_values += (int64_t)(vv - v);
@@ -268,6 +285,10 @@ static bool append_segment(pq_writer_t *w, chunk_t *c, const m2d_column_t *src, 
       const uint8_t *p = pq_dict_entry(c->dict, e, &len);
       if (!pq_stats_add_value(&c->chunk_stats, c->leaf, p, len, err)) return false;
     }
+    /* values that hardly repeat, seen early: PLAIN from the start of the chunk */
+    if (!c->used_dict && c->chunk_stats.num_values >= DICT_PROBE_VALUES &&
+        (int64_t)pq_dict_count(c->dict) * 2 > c->chunk_stats.num_values)
+      return dict_to_plain(c, err);
     return true;
   }
   if (!pq_stats_update(&c->chunk_stats, c->leaf, src, v, vv, err)) return false;

@@ -74,6 +74,32 @@ def test_dictionary_overflow_falls_back_to_plain(tmp_path):
     assert pq.read_table(out).column("s").to_pylist() == [r["s"] for r in rows]
 
 
+def test_values_that_hardly_repeat_are_plain_from_the_start(tmp_path):
+    # the first 32,768 values of a chunk decide: more than half distinct -> PLAIN, no dictionary
+    # page (the values seen so far are turned back into PLAIN); else the dictionary stays
+    schema = {"type": "struct", "fields": [
+        {"name": "u", "type": "string", "nullable": True, "metadata": {}},
+        {"name": "n", "type": "long", "nullable": True, "metadata": {}},
+        {"name": "tags", "type": {"type": "array", "elementType": "string", "containsNull": True},
+         "nullable": True, "metadata": {}},
+        {"name": "r", "type": "string", "nullable": True, "metadata": {}},
+    ]}
+    rows = [{"u": None if i % 7 == 0 else f"user-{i}", "n": None if i % 5 == 0 else i * 3,
+             "tags": None if i % 11 == 0 else [f"t{i}-{k}" if k != 1 else None for k in range(i % 4)],
+             "r": f"r{i % 3000}"} for i in range(90000)]
+    out = write(tmp_path, schema, rows)
+    md = pq.ParquetFile(out).metadata
+    for g in range(md.num_row_groups):
+        for c in range(3):
+            col = md.row_group(g).column(c)
+            assert not col.has_dictionary_page and "RLE_DICTIONARY" not in col.encodings, col.path_in_schema
+        col = md.row_group(g).column(3)
+        assert col.has_dictionary_page and "RLE_DICTIONARY" in col.encodings
+    assert pq.read_table(out).to_pylist() == rows
+    st = md.row_group(0).column(0).statistics
+    assert st.min == "user-1" and st.max == "user-9999" and st.null_count == len([i for i in range(90000) if i % 7 == 0])
+
+
 def test_logical_types_field_ids_column_orders_and_metadata(tmp_path):
     schema = {"type": "struct", "fields": [
         {"name": "id", "type": "long", "nullable": False, "metadata": {"delta.columnMapping.id": 7}},
