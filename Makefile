@@ -136,3 +136,12 @@ BENCH_ROWS ?= 10000000
 bench: all
 	@scripts/bootstrap
 	.venv/bin/python bench/parquet_bench.py --rows $(BENCH_ROWS)
+	@$(MAKE) --no-print-directory bench-publish
+
+# publish (Delta table -> MongoDB test server) against pymongo bulk writes fed by delta-rs/pyarrow
+.PHONY: bench-publish
+BENCH_PUBLISH_ROWS ?= 1000000
+BENCH_PUBLISH_HEAP ?= 10g
+bench-publish: all
+	@scripts/bootstrap
+	.venv/bin/python bench/publish_bench.py --rows $(BENCH_PUBLISH_ROWS) --server-heap $(BENCH_PUBLISH_HEAP)
