@@ -77,6 +77,342 @@ static bool parse_version(const char *name, int64_t *v, const char **rest) {
   return true;
 }
 
+/* --- checkpoint rows straight into jansson values -------------------------------------------
+ * The general path (rows_as_text) prints each row in the JSON form of parquet/json_rows.c and
+ * parses it back with jansson. For the shapes a checkpoint is made of (structs, 3-level lists,
+ * 3-level maps with string keys, booleans, plain integers, strings), rows_direct builds the same
+ * jansson values straight from the column vectors, following json_rows.c's record assembly.
+ * Any other shape, and any irregularity (corrupt levels, a string or name that the text round
+ * trip would change or refuse), sends the whole row group to the general path, so results and
+ * errors stay those of the general path. */
+
+typedef enum { P_LEAF, P_STRUCT, P_MAP, P_LIST } plan_kind_t;
+
+/* The selected part of a schema node, as rows_direct walks it. */
+typedef struct plan {
+  plan_kind_t kind;
+  const pq_node_t *n;
+  const pq_node_t *r; /* P_MAP, P_LIST: the repeated group */
+  int first;          /* leaf index of the first selected leaf under n (its levels speak for n) */
+  int *leaves;        /* the selected leaves under n, to skip a null or empty value */
+  int nleaves;
+  struct plan *kids; /* P_STRUCT: selected children; P_MAP: key, value; P_LIST: element */
+  int nkids;
+} plan_t;
+
+typedef struct {
+  const m2d_column_t *cols;
+  size_t *slot, *val; /* per leaf cursors, as in json_rows.c */
+} direct_t;
+
+static bool is_map_node(const pq_node_t *n) {
+  return n->logical.kind == PQ_LT_MAP ||
+         (n->has_converted && (n->converted == PQ_CT_MAP || n->converted == PQ_CT_MAP_KEY_VALUE));
+}
+
+static bool is_list_node(const pq_node_t *n) {
+  return n->logical.kind == PQ_LT_LIST || (n->has_converted && n->converted == PQ_CT_LIST);
+}
+
+static bool is_string_leaf(const pq_node_t *l) {
+  bool dec = l->logical.kind == PQ_LT_DECIMAL || (l->has_converted && l->converted == PQ_CT_DECIMAL);
+  return !l->is_group && l->type == PQ_BYTE_ARRAY && !dec &&
+         (l->logical.kind == PQ_LT_STRING || (l->has_converted && l->converted == PQ_CT_UTF8));
+}
+
+/* Leaves whose JSON form jansson loads back as a boolean, an integer or the same string. */
+static bool simple_leaf(const pq_node_t *l) {
+  if (l->repetition == PQ_REPEATED) return false;
+  const pq_logical_type_t *lt = &l->logical;
+  bool plain_int = lt->kind == PQ_LT_NONE || (lt->kind == PQ_LT_INTEGER && lt->is_signed);
+  switch (l->type) {
+  case PQ_BOOLEAN: return true;
+  case PQ_INT32:
+    return plain_int && (!l->has_converted || l->converted == PQ_CT_INT_8 || l->converted == PQ_CT_INT_16 ||
+                         l->converted == PQ_CT_INT_32);
+  case PQ_INT64: return plain_int && (!l->has_converted || l->converted == PQ_CT_INT_64);
+  case PQ_BYTE_ARRAY: return is_string_leaf(l);
+  default: return false;
+  }
+}
+
+/* A name that json_rows.c prints as it is and jansson loads back unchanged: valid UTF-8. */
+static bool plain_name(const char *name) {
+  json_t *s = json_string(name);
+  json_decref(s);
+  return s != NULL;
+}
+
+static void plan_free(plan_t *p) {
+  for (int i = 0; i < p->nkids; i++) plan_free(&p->kids[i]);
+  free(p->kids);
+  free(p->leaves);
+}
+
+static void collect_leaves(const pq_node_t *n, const bool *sel, plan_t *p) {
+  if (!n->is_group) {
+    if (sel[n->leaf_index]) p->leaves[p->nleaves++] = n->leaf_index;
+    return;
+  }
+  for (int i = 0; i < n->nchildren; i++) collect_leaves(n->children[i], sel, p);
+}
+
+static int count_selected(const pq_node_t *n, const bool *sel, int *total) {
+  if (!n->is_group) {
+    ++*total;
+    return sel[n->leaf_index];
+  }
+  int k = 0;
+  for (int i = 0; i < n->nchildren; i++) k += count_selected(n->children[i], sel, total);
+  return k;
+}
+
+/* Builds the plan of node n, which has at least one selected leaf. false when its shape is
+ * not one this path handles (p is then freed). */
+static bool plan_build(const pq_node_t *n, const bool *sel, int depth, plan_t *p) {
+  memset(p, 0, sizeof *p);
+  p->n = n;
+  int total = 0, nsel = count_selected(n, sel, &total);
+  if (nsel == 0 || depth > 32 || !plain_name(n->name) || !(p->leaves = malloc((size_t)nsel * sizeof *p->leaves)))
+    return false;
+  collect_leaves(n, sel, p);
+  p->first = p->leaves[0];
+  bool ok = true;
+  if (!n->is_group) {
+    p->kind = P_LEAF;
+    ok = simple_leaf(n);
+  } else if (n->repetition == PQ_REPEATED) {
+    ok = false;
+  } else if (is_map_node(n) || is_list_node(n)) {
+    /* LogicalTypes.md's 3-level shapes, every leaf selected: a map's repeated group holds a
+     * required string key and a value; a list's holds one element (not named "array" nor
+     * "<name>_tuple", which json_rows.c reads as the element itself) */
+    const pq_node_t *r = n->nchildren == 1 ? n->children[0] : NULL;
+    ok = nsel == total && r && r->is_group && r->repetition == PQ_REPEATED;
+    if (ok && is_map_node(n)) {
+      p->kind = P_MAP;
+      ok = !is_list_node(n) && r->nchildren == 2 && is_string_leaf(r->children[0]) &&
+           r->children[0]->repetition == PQ_REQUIRED;
+    } else if (ok) {
+      p->kind = P_LIST;
+      char tuple[300];
+      snprintf(tuple, sizeof tuple, "%s_tuple", n->name);
+      ok = r->nchildren == 1 && strcmp(r->name, "array") != 0 && strcmp(r->name, tuple) != 0;
+    }
+    if (ok) {
+      p->r = r;
+      p->kids = calloc((size_t)r->nchildren, sizeof *p->kids);
+      ok = p->kids != NULL;
+      for (int i = 0; ok && i < r->nchildren; i++) {
+        ok = plan_build(r->children[i], sel, depth + 1, &p->kids[i]);
+        p->nkids += ok;
+      }
+    }
+  } else {
+    p->kind = P_STRUCT;
+    p->kids = calloc((size_t)n->nchildren, sizeof *p->kids);
+    ok = p->kids != NULL;
+    for (int i = 0; ok && i < n->nchildren; i++) {
+      const pq_node_t *c = n->children[i];
+      int t = 0;
+      if (!count_selected(c, sel, &t)) continue; /* json_rows.c leaves it out */
+      for (int k = 0; ok && k < p->nkids; k++) ok = strcmp(p->kids[k].n->name, c->name) != 0; /* distinct keys */
+      ok = ok && plan_build(c, sel, depth + 1, &p->kids[p->nkids]);
+      p->nkids += ok;
+    }
+  }
+  if (!ok) plan_free(p);
+  return ok;
+}
+
+/* json_rows.c refuses maps whose keys are not required, anywhere in the schema. */
+static bool maps_valid(const pq_node_t *n) {
+  bool map = n->logical.kind == PQ_LT_MAP || (n->has_converted && n->converted == PQ_CT_MAP);
+  if (map && n->nchildren == 1 && n->children[0]->is_group && n->children[0]->nchildren >= 1 &&
+      n->children[0]->children[0]->repetition != PQ_REQUIRED)
+    return false;
+  for (int i = 0; i < n->nchildren; i++)
+    if (!maps_valid(n->children[i])) return false;
+  return true;
+}
+
+static inline bool d_has_slot(const direct_t *d, int leaf) { return d->slot[leaf] < d->cols[leaf].nlevels; }
+
+static inline int16_t d_def(const direct_t *d, int leaf) {
+  const m2d_column_t *c = &d->cols[leaf];
+  return c->max_def ? c->def[d->slot[leaf]] : 0;
+}
+
+/* Consumes one slot of every selected leaf under p (a null or empty value); false when a
+ * column has no slot left. */
+static bool d_skip(direct_t *d, const plan_t *p) {
+  for (int i = 0; i < p->nleaves; i++) {
+    int f = p->leaves[i];
+    const m2d_column_t *c = &d->cols[f];
+    if (d->slot[f] >= c->nlevels) return false;
+    size_t s = d->slot[f]++;
+    if (c->max_def == 0 || c->def[s] == c->max_def) d->val[f]++;
+  }
+  return true;
+}
+
+static json_t *d_leaf(direct_t *d, const plan_t *p) {
+  int f = p->first;
+  const m2d_column_t *c = &d->cols[f];
+  size_t vi = d->val[f]++;
+  d->slot[f]++;
+  if (vi >= c->nvalues) return NULL;
+  switch (p->n->type) {
+  case PQ_BOOLEAN: return json_boolean(c->values[vi]);
+  case PQ_INT32: {
+    int32_t x;
+    memcpy(&x, c->values + vi * 4, 4);
+    return json_integer(x);
+  }
+  case PQ_INT64: {
+    int64_t x;
+    memcpy(&x, c->values + vi * 8, 8);
+    return json_integer((json_int_t)x);
+  }
+  default: {
+    /* json_rows.c replaces invalid UTF-8, and jansson refuses the \u0000 it prints for NUL:
+     * only a valid string without NUL comes back from the text unchanged */
+    size_t len;
+    const uint8_t *s = m2d_column_bytes_at(c, vi, &len);
+    return memchr(s, 0, len) ? NULL : json_stringn((const char *)s, len);
+  }
+  }
+}
+
+static json_t *d_value(direct_t *d, const plan_t *p);
+
+/* The entries of a map or list (json_rows.c's repeated_values). */
+static json_t *d_repeated(direct_t *d, const plan_t *p) {
+  const pq_node_t *r = p->r;
+  int f = p->first; /* also the first selected leaf under r: every leaf is selected */
+  json_t *out = p->kind == P_MAP ? json_object() : json_array();
+  if (d_def(d, f) < r->max_def) { /* empty */
+    if (d_skip(d, p)) return out;
+    json_decref(out);
+    return NULL;
+  }
+  for (;;) {
+    if (p->kind == P_MAP) {
+      json_t *k = d_value(d, &p->kids[0]);
+      json_t *v = json_is_string(k) ? d_value(d, &p->kids[1]) : NULL;
+      int rc = v ? json_object_set_new_nocheck(out, json_string_value(k), v) : -1;
+      json_decref(k);
+      if (rc != 0) {
+        json_decref(out);
+        return NULL;
+      }
+    } else {
+      json_t *e = d_value(d, &p->kids[0]);
+      if (!e || json_array_append_new(out, e) != 0) {
+        json_decref(out);
+        return NULL;
+      }
+    }
+    if (!d_has_slot(d, f)) break;
+    if (d->cols[f].rep[d->slot[f]] < r->max_rep) break; /* the next slot starts another list */
+  }
+  return out;
+}
+
+/* The value of p's node at the cursors: NULL when the columns are corrupt or a value needs the
+ * general path. */
+static json_t *d_value(direct_t *d, const plan_t *p) {
+  int f = p->first;
+  if (!d_has_slot(d, f)) return NULL;
+  if (d_def(d, f) < p->n->max_def) return d_skip(d, p) ? json_null() : NULL;
+  switch (p->kind) {
+  case P_LEAF: return d_leaf(d, p);
+  case P_MAP:
+  case P_LIST: return d_repeated(d, p);
+  case P_STRUCT: break;
+  }
+  json_t *obj = json_object();
+  for (int i = 0; i < p->nkids; i++) {
+    json_t *v = d_value(d, &p->kids[i]);
+    if (!v || json_object_set_new_nocheck(obj, p->kids[i].n->name, v) != 0) {
+      json_decref(obj);
+      return NULL;
+    }
+  }
+  return obj;
+}
+
+/* Appends the actions of one row group's columns to out, as rows_as_text would. false, with
+ * out as it was, when the schema or the data needs the general path. */
+static bool rows_direct(const pq_schema_t *s, const m2d_column_t *cols, const bool *sel, json_t *out) {
+  const pq_node_t *root = s->root;
+  int total = 0;
+  if (!maps_valid(root) || !count_selected(root, sel, &total)) return false;
+  plan_t plan;
+  if (!plan_build(root, sel, 0, &plan)) return false;
+  direct_t d = {.cols = cols};
+  size_t start = json_array_size(out);
+  d.slot = calloc((size_t)s->nleaves, sizeof *d.slot);
+  d.val = calloc((size_t)s->nleaves, sizeof *d.val);
+  bool ok = d.slot && d.val && plan.kind == P_STRUCT;
+  int f = plan.first;
+  while (ok && d_has_slot(&d, f)) {
+    if (cols[f].max_rep > 0 && cols[f].rep[d.slot[f]] != 0) {
+      ok = false;
+      break;
+    }
+    /* a checkpoint row holds one action; the other columns are null */
+    for (int i = 0; ok && i < plan.nkids; i++) {
+      json_t *v = d_value(&d, &plan.kids[i]);
+      if (!v) {
+        ok = false;
+      } else if (!json_is_null(v)) {
+        json_t *action = json_object();
+        ok = json_object_set_new_nocheck(action, plan.kids[i].n->name, v) == 0 && json_array_append_new(out, action) == 0;
+      }
+    }
+  }
+  free(d.slot);
+  free(d.val);
+  plan_free(&plan);
+  if (!ok)
+    while (json_array_size(out) > start) json_array_remove(out, json_array_size(out) - 1);
+  return ok;
+}
+
+/* The general path: each row printed in the JSON form of json_rows.c and parsed back. */
+static bool rows_as_text(const char *key, const pq_schema_t *s, const m2d_column_t *cols, const bool *sel, json_t *out,
+                         m2d_buf_t *line, m2d_error_t *err) {
+  pq_json_rows_t *rows = pq_json_rows_new(s, cols, sel, err);
+  bool ok = rows != NULL, end = false;
+  while (ok) {
+    m2d_buf_reset(line);
+    if (!pq_json_rows_next(rows, line, &end, err)) {
+      ok = end;
+      break;
+    }
+    json_error_t je;
+    json_t *row = json_loadb((const char *)line->data, line->len, 0, &je);
+    if (!row) {
+      ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "%s: unreadable row: %s", key, je.text);
+      break;
+    }
+    /* a checkpoint row holds one action; the other columns are null */
+    const char *k;
+    json_t *v;
+    json_object_foreach(row, k, v) {
+      if (!json_is_null(v)) {
+        json_t *action = json_object();
+        json_object_set(action, k, v);
+        json_array_append_new(out, action);
+      }
+    }
+    json_decref(row);
+  }
+  pq_json_rows_destroy(rows);
+  return ok;
+}
+
 /* --- checkpoint reading through the Parquet reader ---------------------------------------- */
 
 static bool read_parquet_actions(m2d_store_t *store, const char *key, json_t *out, m2d_error_t *err) {
@@ -101,34 +437,7 @@ static bool read_parquet_actions(m2d_store_t *store, const char *key, json_t *ou
     for (int g = 0; ok && g < pq_reader_num_row_groups(r); g++) {
       for (int i = 0; ok && i < s->nleaves; i++)
         if (sel[i]) ok = pq_reader_read_column(r, g, i, &cols[i], err);
-      pq_json_rows_t *rows = ok ? pq_json_rows_new(s, cols, sel, err) : NULL;
-      ok = ok && rows;
-      bool end = false;
-      while (ok) {
-        m2d_buf_reset(&line);
-        if (!pq_json_rows_next(rows, &line, &end, err)) {
-          ok = end;
-          break;
-        }
-        json_error_t je;
-        json_t *row = json_loadb((const char *)line.data, line.len, 0, &je);
-        if (!row) {
-          ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "%s: unreadable row: %s", key, je.text);
-          break;
-        }
-        /* a checkpoint row holds one action; the other columns are null */
-        const char *k;
-        json_t *v;
-        json_object_foreach(row, k, v) {
-          if (!json_is_null(v)) {
-            json_t *action = json_object();
-            json_object_set(action, k, v);
-            json_array_append_new(out, action);
-          }
-        }
-        json_decref(row);
-      }
-      pq_json_rows_destroy(rows);
+      if (ok && !rows_direct(s, cols, sel, out)) ok = rows_as_text(key, s, cols, sel, out, &line, err);
       for (int i = 0; i < s->nleaves; i++) m2d_column_free(&cols[i]);
     }
   }
