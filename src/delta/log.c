@@ -77,6 +77,17 @@ static bool parse_version(const char *name, int64_t *v, const char **rest) {
   return true;
 }
 
+/* Replay state: the snapshot being built and its live files by reconciliation key. */
+typedef struct {
+  delta_snapshot_t *s;
+  json_t *live;
+  int64_t version;
+  bool from_checkpoint;
+} replay_t;
+
+/* Applies one action, named by its key in the log ("add", "remove", ...), to the state. */
+static void apply_action(replay_t *r, const char *kind, json_t *v);
+
 /* --- checkpoint rows straight into jansson values -------------------------------------------
  * The general path (rows_as_text) prints each row in the JSON form of parquet/json_rows.c and
  * parses it back with jansson. For the shapes a checkpoint is made of (structs, 3-level lists,
@@ -279,7 +290,15 @@ static json_t *d_leaf(direct_t *d, const plan_t *p) {
      * only a valid string without NUL comes back from the text unchanged */
     size_t len;
     const uint8_t *s = m2d_column_bytes_at(c, vi, &len);
-    return memchr(s, 0, len) ? NULL : json_stringn((const char *)s, len);
+    bool nul = false;
+    uint8_t high = 0;
+    for (size_t i = 0; i < len; i++) {
+      nul |= s[i] == 0;
+      high |= s[i];
+    }
+    if (nul) return NULL;
+    /* ASCII needs no UTF-8 check */
+    return high & 0x80 ? json_stringn((const char *)s, len) : json_stringn_nocheck((const char *)s, len);
   }
   }
 }
@@ -342,16 +361,22 @@ static json_t *d_value(direct_t *d, const plan_t *p) {
   return obj;
 }
 
-/* Appends the actions of one row group's columns to out, as rows_as_text would. false, with
- * out as it was, when the schema or the data needs the general path. */
-static bool rows_direct(const pq_schema_t *s, const m2d_column_t *cols, const bool *sel, json_t *out) {
+typedef struct {
+  const char *kind;
+  json_t *v;
+} row_action_t;
+
+/* Applies the actions of one row group's columns, as rows_as_text would. false, with nothing
+ * applied, when the schema or the data needs the general path. */
+static bool rows_direct(const pq_schema_t *s, const m2d_column_t *cols, const bool *sel, replay_t *rp) {
   const pq_node_t *root = s->root;
   int total = 0;
   if (!maps_valid(root) || !count_selected(root, sel, &total)) return false;
   plan_t plan;
   if (!plan_build(root, sel, 0, &plan)) return false;
   direct_t d = {.cols = cols};
-  size_t start = json_array_size(out);
+  row_action_t *acts = NULL;
+  size_t nacts = 0, cap = 0;
   d.slot = calloc((size_t)s->nleaves, sizeof *d.slot);
   d.val = calloc((size_t)s->nleaves, sizeof *d.val);
   bool ok = d.slot && d.val && plan.kind == P_STRUCT;
@@ -367,21 +392,32 @@ static bool rows_direct(const pq_schema_t *s, const m2d_column_t *cols, const bo
       if (!v) {
         ok = false;
       } else if (!json_is_null(v)) {
-        json_t *action = json_object();
-        ok = json_object_set_new_nocheck(action, plan.kids[i].n->name, v) == 0 && json_array_append_new(out, action) == 0;
+        if (nacts == cap) {
+          row_action_t *grown = realloc(acts, (cap = cap ? 2 * cap : 1024) * sizeof *acts);
+          if (!grown) {
+            json_decref(v);
+            ok = false;
+            break;
+          }
+          acts = grown;
+        }
+        acts[nacts++] = (row_action_t){plan.kids[i].n->name, v};
       }
     }
   }
+  for (size_t i = 0; i < nacts; i++) {
+    if (ok) apply_action(rp, acts[i].kind, acts[i].v);
+    json_decref(acts[i].v);
+  }
+  free(acts);
   free(d.slot);
   free(d.val);
   plan_free(&plan);
-  if (!ok)
-    while (json_array_size(out) > start) json_array_remove(out, json_array_size(out) - 1);
   return ok;
 }
 
 /* The general path: each row printed in the JSON form of json_rows.c and parsed back. */
-static bool rows_as_text(const char *key, const pq_schema_t *s, const m2d_column_t *cols, const bool *sel, json_t *out,
+static bool rows_as_text(const char *key, const pq_schema_t *s, const m2d_column_t *cols, const bool *sel, replay_t *rp,
                          m2d_buf_t *line, m2d_error_t *err) {
   pq_json_rows_t *rows = pq_json_rows_new(s, cols, sel, err);
   bool ok = rows != NULL, end = false;
@@ -401,11 +437,7 @@ static bool rows_as_text(const char *key, const pq_schema_t *s, const m2d_column
     const char *k;
     json_t *v;
     json_object_foreach(row, k, v) {
-      if (!json_is_null(v)) {
-        json_t *action = json_object();
-        json_object_set(action, k, v);
-        json_array_append_new(out, action);
-      }
+      if (!json_is_null(v)) apply_action(rp, k, v);
     }
     json_decref(row);
   }
@@ -415,7 +447,8 @@ static bool rows_as_text(const char *key, const pq_schema_t *s, const m2d_column
 
 /* --- checkpoint reading through the Parquet reader ---------------------------------------- */
 
-static bool read_parquet_actions(m2d_store_t *store, const char *key, json_t *out, m2d_error_t *err) {
+/* Reads a checkpoint file and applies its actions, in order. */
+static bool read_parquet_actions(m2d_store_t *store, const char *key, replay_t *rp, m2d_error_t *err) {
   m2d_source_t *src = store->open(store, key, err);
   if (!src) return false;
   pq_reader_t *r = pq_reader_open(src, err);
@@ -437,7 +470,7 @@ static bool read_parquet_actions(m2d_store_t *store, const char *key, json_t *ou
     for (int g = 0; ok && g < pq_reader_num_row_groups(r); g++) {
       for (int i = 0; ok && i < s->nleaves; i++)
         if (sel[i]) ok = pq_reader_read_column(r, g, i, &cols[i], err);
-      if (ok && !rows_direct(s, cols, sel, out)) ok = rows_as_text(key, s, cols, sel, out, &line, err);
+      if (ok && !rows_direct(s, cols, sel, rp)) ok = rows_as_text(key, s, cols, sel, rp, &line, err);
       for (int i = 0; i < s->nleaves; i++) m2d_column_free(&cols[i]);
     }
   }
@@ -461,50 +494,68 @@ static void file_key(json_t *action, char *out, size_t n) {
     snprintf(out, n, "%s\x1f%s%s@%" JSON_INTEGER_FORMAT, path ? path : "",
              json_string_value(json_object_get(dv, "storageType")) ?: "",
              json_string_value(json_object_get(dv, "pathOrInlineDv")) ?: "", json_integer_value(json_object_get(dv, "offset")));
-  } else {
-    snprintf(out, n, "%s", path ? path : "");
+  } else { /* snprintf(out, n, "%s", path), without its cost */
+    size_t len = path ? strlen(path) : 0;
+    if (len >= n) len = n - 1;
+    memcpy(out, path ? path : "", len);
+    out[len] = '\0';
   }
 }
 
-static void apply(delta_snapshot_t *s, json_t *live, json_t *actions, int64_t version, bool from_checkpoint) {
+static void apply_action(replay_t *r, const char *kind, json_t *v) {
+  delta_snapshot_t *s = r->s;
+  char key[4096];
+  if (strcmp(kind, "add") == 0) {
+    file_key(v, key, sizeof key);
+    json_object_set(r->live, key, v);
+  } else if (strcmp(kind, "remove") == 0) {
+    file_key(v, key, sizeof key);
+    json_object_del(r->live, key);
+  } else if (strcmp(kind, "metaData") == 0) {
+    json_decref(s->metadata);
+    s->metadata = json_incref(v);
+  } else if (strcmp(kind, "protocol") == 0) {
+    json_decref(s->protocol);
+    s->protocol = json_incref(v);
+  } else if (strcmp(kind, "txn") == 0) {
+    const char *app = json_string_value(json_object_get(v, "appId"));
+    if (app) json_object_set(s->txns, app, json_object_get(v, "version"));
+  } else if (strcmp(kind, "domainMetadata") == 0) {
+    const char *d = json_string_value(json_object_get(v, "domain"));
+    if (d && json_is_true(json_object_get(v, "removed"))) json_object_del(s->domains, d);
+    else if (d) json_object_set(s->domains, d, json_object_get(v, "configuration"));
+  } else if (strcmp(kind, "commitInfo") == 0 && !r->from_checkpoint) {
+    json_t *c = json_pack("{sI}", "version", (json_int_t)r->version);
+    json_object_set(c, "timestamp", json_object_get(v, "timestamp"));
+    json_object_set(c, "operation", json_object_get(v, "operation"));
+    json_array_append_new(s->commits, c);
+    if (json_array_size(s->commits) > KEEP_COMMITS) json_array_remove(s->commits, 0);
+  }
+}
+
+/* The actions of a commit: each an object whose first key, in this order, says what it is. */
+static void apply(replay_t *r, json_t *actions) {
+  static const char *const kinds[] = {"add", "remove", "metaData", "protocol", "txn", "domainMetadata", "commitInfo"};
   size_t i;
   json_t *a;
   json_array_foreach(actions, i, a) {
-    json_t *v;
-    char key[4096];
-    if ((v = json_object_get(a, "add"))) {
-      file_key(v, key, sizeof key);
-      json_object_set(live, key, v);
-    } else if ((v = json_object_get(a, "remove"))) {
-      file_key(v, key, sizeof key);
-      json_object_del(live, key);
-    } else if ((v = json_object_get(a, "metaData"))) {
-      json_decref(s->metadata);
-      s->metadata = json_incref(v);
-    } else if ((v = json_object_get(a, "protocol"))) {
-      json_decref(s->protocol);
-      s->protocol = json_incref(v);
-    } else if ((v = json_object_get(a, "txn"))) {
-      const char *app = json_string_value(json_object_get(v, "appId"));
-      if (app) json_object_set(s->txns, app, json_object_get(v, "version"));
-    } else if ((v = json_object_get(a, "domainMetadata"))) {
-      const char *d = json_string_value(json_object_get(v, "domain"));
-      if (d && json_is_true(json_object_get(v, "removed"))) json_object_del(s->domains, d);
-      else if (d) json_object_set(s->domains, d, json_object_get(v, "configuration"));
-    } else if ((v = json_object_get(a, "commitInfo")) && !from_checkpoint) {
-      json_t *c = json_pack("{sI}", "version", (json_int_t)version);
-      json_object_set(c, "timestamp", json_object_get(v, "timestamp"));
-      json_object_set(c, "operation", json_object_get(v, "operation"));
-      json_array_append_new(s->commits, c);
-      if (json_array_size(s->commits) > KEEP_COMMITS) json_array_remove(s->commits, 0);
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+      json_t *v = json_object_get(a, kinds[k]);
+      if (v) {
+        apply_action(r, kinds[k], v);
+        break;
+      }
     }
   }
 }
 
+typedef struct {
+  const char *path; /* "" when the add has none */
+  json_t *add;
+} by_path_t;
+
 static int cmp_adds(const void *a, const void *b) {
-  const char *x = json_string_value(json_object_get(*(json_t *const *)a, "path"));
-  const char *y = json_string_value(json_object_get(*(json_t *const *)b, "path"));
-  return strcmp(x ? x : "", y ? y : "");
+  return strcmp(((const by_path_t *)a)->path, ((const by_path_t *)b)->path);
 }
 
 bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, m2d_error_t *err) {
@@ -598,26 +649,24 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
     json_decref(lc);
   }
   int64_t from = 0;
-  json_t *actions = json_array();
   if (use) {
+    /* the checkpoint's actions, applied as they are read (the parts in order) */
+    replay_t rp = {.s = s, .live = live, .version = use->version, .from_checkpoint = true};
     bool cp_ok = true;
     for (int p = 0; cp_ok && p < use->parts; p++) {
       char key[512];
       snprintf(key, sizeof key, "_delta_log/%s", use->names[p]);
-      cp_ok = read_parquet_actions(store, key, actions, err);
+      cp_ok = read_parquet_actions(store, key, &rp, err);
     }
     if (!cp_ok) {
-      json_decref(actions);
       m2d_error_prefix(err, "reading checkpoint %" PRId64 ": ", use->version);
       goto done;
     }
-    apply(s, live, actions, use->version, true);
     s->checkpoint = use->version;
     from = use->version + 1;
   } else {
     /* no checkpoint: versions from 0 must all be there */
     if (ncommits == 0 || commits[0] != 0) {
-      json_decref(actions);
       bool v2 = false;
       for (size_t k = 0; k < ncps; k++) v2 |= cps[k].is_v2;
       if (v2)
@@ -631,7 +680,6 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
       goto done;
     }
   }
-  json_decref(actions);
   /* the JSON commits after the checkpoint, every version present */
   size_t i = 0;
   while (i < ncommits && commits[i] < from) i++;
@@ -650,7 +698,8 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
     snprintf(name, sizeof name, "%s/%s", store->root, key);
     json_t *acts = delta_parse_actions(name, buf.data, buf.len, err);
     if (!acts) goto done;
-    apply(s, live, acts, v, false);
+    replay_t rp = {.s = s, .live = live, .version = v, .from_checkpoint = false};
+    apply(&rp, acts);
     json_decref(acts);
   }
   s->version = target;
@@ -661,13 +710,16 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
   }
   /* files, sorted by path */
   size_t nf = json_object_size(live), k = 0;
-  json_t **arr = calloc(nf + 1, sizeof *arr);
+  by_path_t *arr = calloc(nf + 1, sizeof *arr);
   const char *key;
   json_t *val;
-  json_object_foreach(live, key, val) arr[k++] = val;
+  json_object_foreach(live, key, val) {
+    arr[k].path = json_string_value(json_object_get(val, "path")) ?: "";
+    arr[k++].add = val;
+  }
   qsort(arr, nf, sizeof *arr, cmp_adds);
   s->files = json_array();
-  for (k = 0; k < nf; k++) json_array_append(s->files, arr[k]);
+  for (k = 0; k < nf; k++) json_array_append(s->files, arr[k].add);
   free(arr);
   ok = true;
 done:
