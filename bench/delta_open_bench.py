@@ -54,6 +54,7 @@ SCHEMA = {"type": "struct", "fields": [
     {"name": "name", "type": "string", "nullable": True, "metadata": {}},
 ]}
 ROWS_PER_FILE = 10
+LOAD_BEFORE = None
 T0_MS = 1_700_000_000_000
 
 
@@ -140,11 +141,11 @@ def child(table):
     import resource
     from deltalake import DeltaTable
     rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     dt = DeltaTable(table)
     uris = dt.file_uris()
-    seconds = time.perf_counter() - t0
-    print(json.dumps({"seconds": seconds, "version": dt.version(), "numFiles": len(uris),
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "version": dt.version(), "numFiles": len(uris),
                       "rss_imports_mib": rss_imports}))
 
 
@@ -202,6 +203,8 @@ def main():
         tmp = tempfile.TemporaryDirectory(prefix="m2d-delta-bench-")
         workdir = pathlib.Path(tmp.name)
     results = []
+    global LOAD_BEFORE
+    LOAD_BEFORE = os.getloadavg()
     for name in a.only or list(TABLES):
         table = table_for(workdir, name)
         shape = check_agree(table)
@@ -209,7 +212,7 @@ def main():
         # warm-up, untimed: the page cache holds the log on both sides alike
         run_isolated(ours_cmd(table))
         run_isolated(theirs_cmd(table))
-        o_wall, o_rss, o_cpu, t_sec, t_wall, t_rss, t_cpu, t_rss0 = [], [], [], [], [], [], [], []
+        o_wall, o_rss, o_cpu, t_sec, t_wall, t_rss, t_cpu, t_rss0, t_ocpu = [], [], [], [], [], [], [], [], []
         for _ in range(a.reps):
             r, wall, rss, cpu = run_isolated(ours_cmd(table))
             assert r["numFiles"] == shape["numFiles"] and r["version"] == shape["version"]
@@ -217,15 +220,17 @@ def main():
             r, wall, rss, cpu = run_isolated(theirs_cmd(table))
             assert r["numFiles"] == shape["numFiles"] and r["version"] == shape["version"]
             t_sec.append(r["seconds"]), t_wall.append(wall), t_rss.append(rss), t_cpu.append(cpu)
-            t_rss0.append(r["rss_imports_mib"])
+            t_rss0.append(r["rss_imports_mib"]), t_ocpu.append(r["cpu"])
         med = statistics.median
         results.append({
             "table": name, **shape, "log files": log_files, "params": TABLES[name],
             "mongo2delta s (process)": med(o_wall), "mongo2delta CPU s": med(o_cpu), "mongo2delta peak MiB": max(o_rss),
             "delta-rs s (open + file_uris)": med(t_sec), "delta-rs s (process)": med(t_wall), "delta-rs CPU s (process)": med(t_cpu),
+            "delta-rs CPU s (open + file_uris)": med(t_ocpu),
             "delta-rs peak MiB": max(t_rss), "delta-rs MiB after imports": med(t_rss0),
-            "ratio": med(t_sec) / med(o_wall),
-            "all mongo2delta s": o_wall, "all delta-rs s": t_sec,
+            "ratio": med(t_sec) / med(o_wall), "ratio, processes": med(t_wall) / med(o_wall),
+            "all mongo2delta s": o_wall, "all delta-rs s": t_sec, "all delta-rs s (process)": t_wall,
+            "load average before": LOAD_BEFORE, "load average after": os.getloadavg(),
         })
     print(json.dumps({"machine": machine(), "reps": a.reps, "results": results}, indent=1))
     print_table(results)
@@ -234,13 +239,21 @@ def main():
 
 
 def print_table(results):
-    print("\n| table | version / files | mongo2delta | delta-rs (open + file_uris) | ratio (higher: mongo2delta faster) "
-          "| peak RSS mongo2delta | peak RSS delta-rs (after imports) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| table | version / files / log files | mongo2delta (process) | delta-rs open + file_uris | ratio "
+          "| delta-rs (process) | ratio, processes | peak RSS mongo2delta | peak RSS delta-rs (after imports) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    cpu_rows = []
     for r in results:
-        print(f"| {r['table']} | {r['version']:,} / {r['numFiles']:,} | {r['mongo2delta s (process)'] * 1000:,.0f} ms "
-              f"| {r['delta-rs s (open + file_uris)'] * 1000:,.0f} ms | **{r['ratio']:.2f}** "
+        o, t, tp = r["mongo2delta s (process)"], r["delta-rs s (open + file_uris)"], r["delta-rs s (process)"]
+        print(f"| {r['table']} | {r['version']:,} / {r['numFiles']:,} / {r['log files']:,} | {o * 1000:,.0f} ms "
+              f"| {t * 1000:,.0f} ms | **{t / o:.2f}** | {tp * 1000:,.0f} ms | {tp / o:.2f} "
               f"| {r['mongo2delta peak MiB']:,.0f} MiB | {r['delta-rs peak MiB']:,.0f} MiB ({r['delta-rs MiB after imports']:,.0f}) |")
+        oc, tc, tpc = r["mongo2delta CPU s"], r["delta-rs CPU s (open + file_uris)"], r["delta-rs CPU s (process)"]
+        cpu_rows.append(f"| {r['table']} | {oc * 1000:,.0f} ms | {tc * 1000:,.0f} ms | **{tc / oc:.2f}** | {tpc * 1000:,.0f} ms | {tpc / oc:.2f} |")
+    print("\nCPU time (user + system, all threads):\n")
+    print("| table | mongo2delta (process) | delta-rs open + file_uris | ratio | delta-rs (process) | ratio, processes |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print("\n".join(cpu_rows))
 
 
 def machine():
