@@ -20,7 +20,7 @@ PYTEST ?= .venv/bin/python -m pytest
 export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=86
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1:exitcode=86
 
-.PHONY: all deps test test-unit test-integration asan demo clean test-long bench
+.PHONY: all deps test test-unit test-integration asan demo clean test-long bench bench-parquet bench-delta bench-publish
 # The packages are installed first and the build runs in a sub-make, so that the pkg-config
 # flags above are computed after the -dev packages exist (on a fresh machine they do not yet).
 all: deps
@@ -131,15 +131,21 @@ fuzz:
 	$(MAKE) fuzz-smoke FUZZ_SECONDS=600
 
 # --- benchmarks ----------------------------------------------------------------------------
-# Side by side in one run against pyarrow; prints JSON, see bench/RESULTS.md.
+# Side by side in one run, each against its reference; print JSON, see bench/RESULTS.md.
+# bench-parquet: the Parquet engine against pyarrow. bench-delta: opening a Delta table
+# (10,000 commits with checkpoints; 100,000 files) against delta-rs; the generated tables are
+# kept in $(BENCH_DELTA_DIR) for the next run.
 BENCH_ROWS ?= 10000000
-bench: all
+BENCH_DELTA_DIR ?= build/bench-delta
+BENCH_DELTA_REPS ?= 7
+bench: bench-parquet bench-delta bench-publish
+bench-parquet: all
 	@scripts/bootstrap
 	.venv/bin/python bench/parquet_bench.py --rows $(BENCH_ROWS)
-	@$(MAKE) --no-print-directory bench-publish
-
+bench-delta: all
+	@scripts/bootstrap
+	.venv/bin/python bench/delta_open_bench.py --workdir $(BENCH_DELTA_DIR) --reps $(BENCH_DELTA_REPS)
 # publish (Delta table -> MongoDB test server) against pymongo bulk writes fed by delta-rs/pyarrow
-.PHONY: bench-publish
 BENCH_PUBLISH_ROWS ?= 1000000
 BENCH_PUBLISH_HEAP ?= 10g
 bench-publish: all

@@ -77,9 +77,378 @@ static bool parse_version(const char *name, int64_t *v, const char **rest) {
   return true;
 }
 
+/* Replay state: the snapshot being built and its live files by reconciliation key. */
+typedef struct {
+  delta_snapshot_t *s;
+  json_t *live;
+  int64_t version;
+  bool from_checkpoint;
+} replay_t;
+
+/* Applies one action, named by its key in the log ("add", "remove", ...), to the state. */
+static void apply_action(replay_t *r, const char *kind, json_t *v);
+
+/* --- checkpoint rows straight into jansson values -------------------------------------------
+ * The general path (rows_as_text) prints each row in the JSON form of parquet/json_rows.c and
+ * parses it back with jansson. For the shapes a checkpoint is made of (structs, 3-level lists,
+ * 3-level maps with string keys, booleans, plain integers, strings), rows_direct builds the same
+ * jansson values straight from the column vectors, following json_rows.c's record assembly.
+ * Any other shape, and any irregularity (corrupt levels, a string or name that the text round
+ * trip would change or refuse), sends the whole row group to the general path, so results and
+ * errors stay those of the general path. */
+
+typedef enum { P_LEAF, P_STRUCT, P_MAP, P_LIST } plan_kind_t;
+
+/* The selected part of a schema node, as rows_direct walks it. */
+typedef struct plan {
+  plan_kind_t kind;
+  const pq_node_t *n;
+  const pq_node_t *r; /* P_MAP, P_LIST: the repeated group */
+  int first;          /* leaf index of the first selected leaf under n (its levels speak for n) */
+  int *leaves;        /* the selected leaves under n, to skip a null or empty value */
+  int nleaves;
+  struct plan *kids; /* P_STRUCT: selected children; P_MAP: key, value; P_LIST: element */
+  int nkids;
+} plan_t;
+
+typedef struct {
+  const m2d_column_t *cols;
+  size_t *slot, *val; /* per leaf cursors, as in json_rows.c */
+} direct_t;
+
+static bool is_map_node(const pq_node_t *n) {
+  return n->logical.kind == PQ_LT_MAP ||
+         (n->has_converted && (n->converted == PQ_CT_MAP || n->converted == PQ_CT_MAP_KEY_VALUE));
+}
+
+static bool is_list_node(const pq_node_t *n) {
+  return n->logical.kind == PQ_LT_LIST || (n->has_converted && n->converted == PQ_CT_LIST);
+}
+
+static bool is_string_leaf(const pq_node_t *l) {
+  bool dec = l->logical.kind == PQ_LT_DECIMAL || (l->has_converted && l->converted == PQ_CT_DECIMAL);
+  return !l->is_group && l->type == PQ_BYTE_ARRAY && !dec &&
+         (l->logical.kind == PQ_LT_STRING || (l->has_converted && l->converted == PQ_CT_UTF8));
+}
+
+/* Leaves whose JSON form jansson loads back as a boolean, an integer or the same string. */
+static bool simple_leaf(const pq_node_t *l) {
+  if (l->repetition == PQ_REPEATED) return false;
+  const pq_logical_type_t *lt = &l->logical;
+  bool plain_int = lt->kind == PQ_LT_NONE || (lt->kind == PQ_LT_INTEGER && lt->is_signed);
+  switch (l->type) {
+  case PQ_BOOLEAN: return true;
+  case PQ_INT32:
+    return plain_int && (!l->has_converted || l->converted == PQ_CT_INT_8 || l->converted == PQ_CT_INT_16 ||
+                         l->converted == PQ_CT_INT_32);
+  case PQ_INT64: return plain_int && (!l->has_converted || l->converted == PQ_CT_INT_64);
+  case PQ_BYTE_ARRAY: return is_string_leaf(l);
+  default: return false;
+  }
+}
+
+/* A name that json_rows.c prints as it is and jansson loads back unchanged: valid UTF-8. */
+static bool plain_name(const char *name) {
+  json_t *s = json_string(name);
+  json_decref(s);
+  return s != NULL;
+}
+
+static void plan_free(plan_t *p) {
+  for (int i = 0; i < p->nkids; i++) plan_free(&p->kids[i]);
+  free(p->kids);
+  free(p->leaves);
+}
+
+static void collect_leaves(const pq_node_t *n, const bool *sel, plan_t *p) {
+  if (!n->is_group) {
+    if (sel[n->leaf_index]) p->leaves[p->nleaves++] = n->leaf_index;
+    return;
+  }
+  for (int i = 0; i < n->nchildren; i++) collect_leaves(n->children[i], sel, p);
+}
+
+static int count_selected(const pq_node_t *n, const bool *sel, int *total) {
+  if (!n->is_group) {
+    ++*total;
+    return sel[n->leaf_index];
+  }
+  int k = 0;
+  for (int i = 0; i < n->nchildren; i++) k += count_selected(n->children[i], sel, total);
+  return k;
+}
+
+/* Builds the plan of node n, which has at least one selected leaf. false when its shape is
+ * not one this path handles (p is then freed). */
+static bool plan_build(const pq_node_t *n, const bool *sel, int depth, plan_t *p) {
+  memset(p, 0, sizeof *p);
+  p->n = n;
+  int total = 0, nsel = count_selected(n, sel, &total);
+  if (nsel == 0 || depth > 32 || !plain_name(n->name) || !(p->leaves = malloc((size_t)nsel * sizeof *p->leaves)))
+    return false;
+  collect_leaves(n, sel, p);
+  p->first = p->leaves[0];
+  bool ok = true;
+  if (!n->is_group) {
+    p->kind = P_LEAF;
+    ok = simple_leaf(n);
+  } else if (n->repetition == PQ_REPEATED) {
+    ok = false;
+  } else if (is_map_node(n) || is_list_node(n)) {
+    /* LogicalTypes.md's 3-level shapes, every leaf selected: a map's repeated group holds a
+     * required string key and a value; a list's holds one element (not named "array" nor
+     * "<name>_tuple", which json_rows.c reads as the element itself) */
+    const pq_node_t *r = n->nchildren == 1 ? n->children[0] : NULL;
+    ok = nsel == total && r && r->is_group && r->repetition == PQ_REPEATED;
+    if (ok && is_map_node(n)) {
+      p->kind = P_MAP;
+      ok = !is_list_node(n) && r->nchildren == 2 && is_string_leaf(r->children[0]) &&
+           r->children[0]->repetition == PQ_REQUIRED;
+    } else if (ok) {
+      p->kind = P_LIST;
+      char tuple[300];
+      snprintf(tuple, sizeof tuple, "%s_tuple", n->name);
+      ok = r->nchildren == 1 && strcmp(r->name, "array") != 0 && strcmp(r->name, tuple) != 0;
+    }
+    if (ok) {
+      p->r = r;
+      p->kids = calloc((size_t)r->nchildren, sizeof *p->kids);
+      ok = p->kids != NULL;
+      for (int i = 0; ok && i < r->nchildren; i++) {
+        ok = plan_build(r->children[i], sel, depth + 1, &p->kids[i]);
+        p->nkids += ok;
+      }
+    }
+  } else {
+    p->kind = P_STRUCT;
+    p->kids = calloc((size_t)n->nchildren, sizeof *p->kids);
+    ok = p->kids != NULL;
+    for (int i = 0; ok && i < n->nchildren; i++) {
+      const pq_node_t *c = n->children[i];
+      int t = 0;
+      if (!count_selected(c, sel, &t)) continue; /* json_rows.c leaves it out */
+      for (int k = 0; ok && k < p->nkids; k++) ok = strcmp(p->kids[k].n->name, c->name) != 0; /* distinct keys */
+      ok = ok && plan_build(c, sel, depth + 1, &p->kids[p->nkids]);
+      p->nkids += ok;
+    }
+  }
+  if (!ok) plan_free(p);
+  return ok;
+}
+
+/* json_rows.c refuses maps whose keys are not required, anywhere in the schema. */
+static bool maps_valid(const pq_node_t *n) {
+  bool map = n->logical.kind == PQ_LT_MAP || (n->has_converted && n->converted == PQ_CT_MAP);
+  if (map && n->nchildren == 1 && n->children[0]->is_group && n->children[0]->nchildren >= 1 &&
+      n->children[0]->children[0]->repetition != PQ_REQUIRED)
+    return false;
+  for (int i = 0; i < n->nchildren; i++)
+    if (!maps_valid(n->children[i])) return false;
+  return true;
+}
+
+static inline bool d_has_slot(const direct_t *d, int leaf) { return d->slot[leaf] < d->cols[leaf].nlevels; }
+
+static inline int16_t d_def(const direct_t *d, int leaf) {
+  const m2d_column_t *c = &d->cols[leaf];
+  return c->max_def ? c->def[d->slot[leaf]] : 0;
+}
+
+/* Consumes one slot of every selected leaf under p (a null or empty value); false when a
+ * column has no slot left. */
+static bool d_skip(direct_t *d, const plan_t *p) {
+  for (int i = 0; i < p->nleaves; i++) {
+    int f = p->leaves[i];
+    const m2d_column_t *c = &d->cols[f];
+    if (d->slot[f] >= c->nlevels) return false;
+    size_t s = d->slot[f]++;
+    if (c->max_def == 0 || c->def[s] == c->max_def) d->val[f]++;
+  }
+  return true;
+}
+
+static json_t *d_leaf(direct_t *d, const plan_t *p) {
+  int f = p->first;
+  const m2d_column_t *c = &d->cols[f];
+  size_t vi = d->val[f]++;
+  d->slot[f]++;
+  if (vi >= c->nvalues) return NULL;
+  switch (p->n->type) {
+  case PQ_BOOLEAN: return json_boolean(c->values[vi]);
+  case PQ_INT32: {
+    int32_t x;
+    memcpy(&x, c->values + vi * 4, 4);
+    return json_integer(x);
+  }
+  case PQ_INT64: {
+    int64_t x;
+    memcpy(&x, c->values + vi * 8, 8);
+    return json_integer((json_int_t)x);
+  }
+  default: {
+    /* json_rows.c replaces invalid UTF-8, and jansson refuses the \u0000 it prints for NUL:
+     * only a valid string without NUL comes back from the text unchanged */
+    size_t len;
+    const uint8_t *s = m2d_column_bytes_at(c, vi, &len);
+    bool nul = false;
+    uint8_t high = 0;
+    for (size_t i = 0; i < len; i++) {
+      nul |= s[i] == 0;
+      high |= s[i];
+    }
+    if (nul) return NULL;
+    /* ASCII needs no UTF-8 check */
+    return high & 0x80 ? json_stringn((const char *)s, len) : json_stringn_nocheck((const char *)s, len);
+  }
+  }
+}
+
+static json_t *d_value(direct_t *d, const plan_t *p);
+
+/* The entries of a map or list (json_rows.c's repeated_values). */
+static json_t *d_repeated(direct_t *d, const plan_t *p) {
+  const pq_node_t *r = p->r;
+  int f = p->first; /* also the first selected leaf under r: every leaf is selected */
+  json_t *out = p->kind == P_MAP ? json_object() : json_array();
+  if (d_def(d, f) < r->max_def) { /* empty */
+    if (d_skip(d, p)) return out;
+    json_decref(out);
+    return NULL;
+  }
+  for (;;) {
+    if (p->kind == P_MAP) {
+      json_t *k = d_value(d, &p->kids[0]);
+      json_t *v = json_is_string(k) ? d_value(d, &p->kids[1]) : NULL;
+      int rc = v ? json_object_set_new_nocheck(out, json_string_value(k), v) : -1;
+      json_decref(k);
+      if (rc != 0) {
+        json_decref(out);
+        return NULL;
+      }
+    } else {
+      json_t *e = d_value(d, &p->kids[0]);
+      if (!e || json_array_append_new(out, e) != 0) {
+        json_decref(out);
+        return NULL;
+      }
+    }
+    if (!d_has_slot(d, f)) break;
+    if (d->cols[f].rep[d->slot[f]] < r->max_rep) break; /* the next slot starts another list */
+  }
+  return out;
+}
+
+/* The value of p's node at the cursors: NULL when the columns are corrupt or a value needs the
+ * general path. */
+static json_t *d_value(direct_t *d, const plan_t *p) {
+  int f = p->first;
+  if (!d_has_slot(d, f)) return NULL;
+  if (d_def(d, f) < p->n->max_def) return d_skip(d, p) ? json_null() : NULL;
+  switch (p->kind) {
+  case P_LEAF: return d_leaf(d, p);
+  case P_MAP:
+  case P_LIST: return d_repeated(d, p);
+  case P_STRUCT: break;
+  }
+  json_t *obj = json_object();
+  for (int i = 0; i < p->nkids; i++) {
+    json_t *v = d_value(d, &p->kids[i]);
+    if (!v || json_object_set_new_nocheck(obj, p->kids[i].n->name, v) != 0) {
+      json_decref(obj);
+      return NULL;
+    }
+  }
+  return obj;
+}
+
+typedef struct {
+  const char *kind;
+  json_t *v;
+} row_action_t;
+
+/* Applies the actions of one row group's columns, as rows_as_text would. false, with nothing
+ * applied, when the schema or the data needs the general path. */
+static bool rows_direct(const pq_schema_t *s, const m2d_column_t *cols, const bool *sel, replay_t *rp) {
+  const pq_node_t *root = s->root;
+  int total = 0;
+  if (!maps_valid(root) || !count_selected(root, sel, &total)) return false;
+  plan_t plan;
+  if (!plan_build(root, sel, 0, &plan)) return false;
+  direct_t d = {.cols = cols};
+  row_action_t *acts = NULL;
+  size_t nacts = 0, cap = 0;
+  d.slot = calloc((size_t)s->nleaves, sizeof *d.slot);
+  d.val = calloc((size_t)s->nleaves, sizeof *d.val);
+  bool ok = d.slot && d.val && plan.kind == P_STRUCT;
+  int f = plan.first;
+  while (ok && d_has_slot(&d, f)) {
+    if (cols[f].max_rep > 0 && cols[f].rep[d.slot[f]] != 0) {
+      ok = false;
+      break;
+    }
+    /* a checkpoint row holds one action; the other columns are null */
+    for (int i = 0; ok && i < plan.nkids; i++) {
+      json_t *v = d_value(&d, &plan.kids[i]);
+      if (!v) {
+        ok = false;
+      } else if (!json_is_null(v)) {
+        if (nacts == cap) {
+          row_action_t *grown = realloc(acts, (cap = cap ? 2 * cap : 1024) * sizeof *acts);
+          if (!grown) {
+            json_decref(v);
+            ok = false;
+            break;
+          }
+          acts = grown;
+        }
+        acts[nacts++] = (row_action_t){plan.kids[i].n->name, v};
+      }
+    }
+  }
+  for (size_t i = 0; i < nacts; i++) {
+    if (ok) apply_action(rp, acts[i].kind, acts[i].v);
+    json_decref(acts[i].v);
+  }
+  free(acts);
+  free(d.slot);
+  free(d.val);
+  plan_free(&plan);
+  return ok;
+}
+
+/* The general path: each row printed in the JSON form of json_rows.c and parsed back. */
+static bool rows_as_text(const char *key, const pq_schema_t *s, const m2d_column_t *cols, const bool *sel, replay_t *rp,
+                         m2d_buf_t *line, m2d_error_t *err) {
+  pq_json_rows_t *rows = pq_json_rows_new(s, cols, sel, err);
+  bool ok = rows != NULL, end = false;
+  while (ok) {
+    m2d_buf_reset(line);
+    if (!pq_json_rows_next(rows, line, &end, err)) {
+      ok = end;
+      break;
+    }
+    json_error_t je;
+    json_t *row = json_loadb((const char *)line->data, line->len, 0, &je);
+    if (!row) {
+      ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "%s: unreadable row: %s", key, je.text);
+      break;
+    }
+    /* a checkpoint row holds one action; the other columns are null */
+    const char *k;
+    json_t *v;
+    json_object_foreach(row, k, v) {
+      if (!json_is_null(v)) apply_action(rp, k, v);
+    }
+    json_decref(row);
+  }
+  pq_json_rows_destroy(rows);
+  return ok;
+}
+
 /* --- checkpoint reading through the Parquet reader ---------------------------------------- */
 
-static bool read_parquet_actions(m2d_store_t *store, const char *key, json_t *out, m2d_error_t *err) {
+/* Reads a checkpoint file and applies its actions, in order. */
+static bool read_parquet_actions(m2d_store_t *store, const char *key, replay_t *rp, m2d_error_t *err) {
   m2d_source_t *src = store->open(store, key, err);
   if (!src) return false;
   pq_reader_t *r = pq_reader_open(src, err);
@@ -101,34 +470,7 @@ static bool read_parquet_actions(m2d_store_t *store, const char *key, json_t *ou
     for (int g = 0; ok && g < pq_reader_num_row_groups(r); g++) {
       for (int i = 0; ok && i < s->nleaves; i++)
         if (sel[i]) ok = pq_reader_read_column(r, g, i, &cols[i], err);
-      pq_json_rows_t *rows = ok ? pq_json_rows_new(s, cols, sel, err) : NULL;
-      ok = ok && rows;
-      bool end = false;
-      while (ok) {
-        m2d_buf_reset(&line);
-        if (!pq_json_rows_next(rows, &line, &end, err)) {
-          ok = end;
-          break;
-        }
-        json_error_t je;
-        json_t *row = json_loadb((const char *)line.data, line.len, 0, &je);
-        if (!row) {
-          ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "%s: unreadable row: %s", key, je.text);
-          break;
-        }
-        /* a checkpoint row holds one action; the other columns are null */
-        const char *k;
-        json_t *v;
-        json_object_foreach(row, k, v) {
-          if (!json_is_null(v)) {
-            json_t *action = json_object();
-            json_object_set(action, k, v);
-            json_array_append_new(out, action);
-          }
-        }
-        json_decref(row);
-      }
-      pq_json_rows_destroy(rows);
+      if (ok && !rows_direct(s, cols, sel, rp)) ok = rows_as_text(key, s, cols, sel, rp, &line, err);
       for (int i = 0; i < s->nleaves; i++) m2d_column_free(&cols[i]);
     }
   }
@@ -152,50 +494,68 @@ static void file_key(json_t *action, char *out, size_t n) {
     snprintf(out, n, "%s\x1f%s%s@%" JSON_INTEGER_FORMAT, path ? path : "",
              json_string_value(json_object_get(dv, "storageType")) ?: "",
              json_string_value(json_object_get(dv, "pathOrInlineDv")) ?: "", json_integer_value(json_object_get(dv, "offset")));
-  } else {
-    snprintf(out, n, "%s", path ? path : "");
+  } else { /* snprintf(out, n, "%s", path), without its cost */
+    size_t len = path ? strlen(path) : 0;
+    if (len >= n) len = n - 1;
+    memcpy(out, path ? path : "", len);
+    out[len] = '\0';
   }
 }
 
-static void apply(delta_snapshot_t *s, json_t *live, json_t *actions, int64_t version, bool from_checkpoint) {
+static void apply_action(replay_t *r, const char *kind, json_t *v) {
+  delta_snapshot_t *s = r->s;
+  char key[4096];
+  if (strcmp(kind, "add") == 0) {
+    file_key(v, key, sizeof key);
+    json_object_set(r->live, key, v);
+  } else if (strcmp(kind, "remove") == 0) {
+    file_key(v, key, sizeof key);
+    json_object_del(r->live, key);
+  } else if (strcmp(kind, "metaData") == 0) {
+    json_decref(s->metadata);
+    s->metadata = json_incref(v);
+  } else if (strcmp(kind, "protocol") == 0) {
+    json_decref(s->protocol);
+    s->protocol = json_incref(v);
+  } else if (strcmp(kind, "txn") == 0) {
+    const char *app = json_string_value(json_object_get(v, "appId"));
+    if (app) json_object_set(s->txns, app, json_object_get(v, "version"));
+  } else if (strcmp(kind, "domainMetadata") == 0) {
+    const char *d = json_string_value(json_object_get(v, "domain"));
+    if (d && json_is_true(json_object_get(v, "removed"))) json_object_del(s->domains, d);
+    else if (d) json_object_set(s->domains, d, json_object_get(v, "configuration"));
+  } else if (strcmp(kind, "commitInfo") == 0 && !r->from_checkpoint) {
+    json_t *c = json_pack("{sI}", "version", (json_int_t)r->version);
+    json_object_set(c, "timestamp", json_object_get(v, "timestamp"));
+    json_object_set(c, "operation", json_object_get(v, "operation"));
+    json_array_append_new(s->commits, c);
+    if (json_array_size(s->commits) > KEEP_COMMITS) json_array_remove(s->commits, 0);
+  }
+}
+
+/* The actions of a commit: each an object whose first key, in this order, says what it is. */
+static void apply(replay_t *r, json_t *actions) {
+  static const char *const kinds[] = {"add", "remove", "metaData", "protocol", "txn", "domainMetadata", "commitInfo"};
   size_t i;
   json_t *a;
   json_array_foreach(actions, i, a) {
-    json_t *v;
-    char key[4096];
-    if ((v = json_object_get(a, "add"))) {
-      file_key(v, key, sizeof key);
-      json_object_set(live, key, v);
-    } else if ((v = json_object_get(a, "remove"))) {
-      file_key(v, key, sizeof key);
-      json_object_del(live, key);
-    } else if ((v = json_object_get(a, "metaData"))) {
-      json_decref(s->metadata);
-      s->metadata = json_incref(v);
-    } else if ((v = json_object_get(a, "protocol"))) {
-      json_decref(s->protocol);
-      s->protocol = json_incref(v);
-    } else if ((v = json_object_get(a, "txn"))) {
-      const char *app = json_string_value(json_object_get(v, "appId"));
-      if (app) json_object_set(s->txns, app, json_object_get(v, "version"));
-    } else if ((v = json_object_get(a, "domainMetadata"))) {
-      const char *d = json_string_value(json_object_get(v, "domain"));
-      if (d && json_is_true(json_object_get(v, "removed"))) json_object_del(s->domains, d);
-      else if (d) json_object_set(s->domains, d, json_object_get(v, "configuration"));
-    } else if ((v = json_object_get(a, "commitInfo")) && !from_checkpoint) {
-      json_t *c = json_pack("{sI}", "version", (json_int_t)version);
-      json_object_set(c, "timestamp", json_object_get(v, "timestamp"));
-      json_object_set(c, "operation", json_object_get(v, "operation"));
-      json_array_append_new(s->commits, c);
-      if (json_array_size(s->commits) > KEEP_COMMITS) json_array_remove(s->commits, 0);
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+      json_t *v = json_object_get(a, kinds[k]);
+      if (v) {
+        apply_action(r, kinds[k], v);
+        break;
+      }
     }
   }
 }
 
+typedef struct {
+  const char *path; /* "" when the add has none */
+  json_t *add;
+} by_path_t;
+
 static int cmp_adds(const void *a, const void *b) {
-  const char *x = json_string_value(json_object_get(*(json_t *const *)a, "path"));
-  const char *y = json_string_value(json_object_get(*(json_t *const *)b, "path"));
-  return strcmp(x ? x : "", y ? y : "");
+  return strcmp(((const by_path_t *)a)->path, ((const by_path_t *)b)->path);
 }
 
 bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, m2d_error_t *err) {
@@ -289,26 +649,24 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
     json_decref(lc);
   }
   int64_t from = 0;
-  json_t *actions = json_array();
   if (use) {
+    /* the checkpoint's actions, applied as they are read (the parts in order) */
+    replay_t rp = {.s = s, .live = live, .version = use->version, .from_checkpoint = true};
     bool cp_ok = true;
     for (int p = 0; cp_ok && p < use->parts; p++) {
       char key[512];
       snprintf(key, sizeof key, "_delta_log/%s", use->names[p]);
-      cp_ok = read_parquet_actions(store, key, actions, err);
+      cp_ok = read_parquet_actions(store, key, &rp, err);
     }
     if (!cp_ok) {
-      json_decref(actions);
       m2d_error_prefix(err, "reading checkpoint %" PRId64 ": ", use->version);
       goto done;
     }
-    apply(s, live, actions, use->version, true);
     s->checkpoint = use->version;
     from = use->version + 1;
   } else {
     /* no checkpoint: versions from 0 must all be there */
     if (ncommits == 0 || commits[0] != 0) {
-      json_decref(actions);
       bool v2 = false;
       for (size_t k = 0; k < ncps; k++) v2 |= cps[k].is_v2;
       if (v2)
@@ -322,7 +680,6 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
       goto done;
     }
   }
-  json_decref(actions);
   /* the JSON commits after the checkpoint, every version present */
   size_t i = 0;
   while (i < ncommits && commits[i] < from) i++;
@@ -341,7 +698,8 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
     snprintf(name, sizeof name, "%s/%s", store->root, key);
     json_t *acts = delta_parse_actions(name, buf.data, buf.len, err);
     if (!acts) goto done;
-    apply(s, live, acts, v, false);
+    replay_t rp = {.s = s, .live = live, .version = v, .from_checkpoint = false};
+    apply(&rp, acts);
     json_decref(acts);
   }
   s->version = target;
@@ -352,13 +710,16 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
   }
   /* files, sorted by path */
   size_t nf = json_object_size(live), k = 0;
-  json_t **arr = calloc(nf + 1, sizeof *arr);
+  by_path_t *arr = calloc(nf + 1, sizeof *arr);
   const char *key;
   json_t *val;
-  json_object_foreach(live, key, val) arr[k++] = val;
+  json_object_foreach(live, key, val) {
+    arr[k].path = json_string_value(json_object_get(val, "path")) ?: "";
+    arr[k++].add = val;
+  }
   qsort(arr, nf, sizeof *arr, cmp_adds);
   s->files = json_array();
-  for (k = 0; k < nf; k++) json_array_append(s->files, arr[k]);
+  for (k = 0; k < nf; k++) json_array_append(s->files, arr[k].add);
   free(arr);
   ok = true;
 done:
