@@ -36,20 +36,36 @@ static void on_signal(int sig) {
   stop_flag = 1;
 }
 
+/* Peak resident memory of this program, in MiB: VmHWM of /proc/self/status (getrusage's
+ * ru_maxrss also counts the parent's memory at fork, which misreports a child of a big
+ * process). */
+static long peak_mib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+  if (f) fclose(f);
+  if (kb < 0) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    kb = ru.ru_maxrss;
+  }
+  return kb / 1024;
+}
+
 static void print_summary(const char *what, const m2d_snapshot_summary_t *s) {
   if (s->already_complete) {
     fprintf(stderr, "snapshot %s: already complete (all %d ranges committed); --restart loads it again\n", what,
             s->ranges);
     return;
   }
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
   fprintf(stderr,
           "snapshot %s: %lld documents (%.1f MB of BSON) in %.1f s; %lld data file(s), %lld bytes; %d range(s)%s%s; "
           "table version %lld; %lld value(s) rescued; peak memory %ld MiB\n",
           what, (long long)s->documents, (double)s->bytes_read / 1e6, s->seconds, (long long)s->data_files,
           (long long)s->bytes_written, s->ranges, s->ranges_before ? ", resumed after " : "",
-          s->ranges_before ? "earlier ranges" : "", (long long)s->version, (long long)s->rescued, ru.ru_maxrss / 1024);
+          s->ranges_before ? "earlier ranges" : "", (long long)s->version, (long long)s->rescued, peak_mib());
   const char *path;
   json_t *v;
   json_object_foreach(s->rescued_fields, path, v)

@@ -214,6 +214,8 @@ def test_a_million_documents(mongo, mongo_db, tmp_path):
     table = tmp_path / "m"
     p = snapshot(mongo, mongo_db.name, "m", table, "--workers", 2, check=True, timeout=3600)
     print(p.stderr)
+    import re
+    assert int(re.search(r"peak memory (\d+) MiB", p.stderr).group(1)) < 512  # the target for the defaults
     t = DeltaTable(str(table)).to_pyarrow_table(columns=["_id", "n", "nested"])
     ids = t.column("_id").to_pylist()
     assert len(ids) == len(docs) and set(ids) == {d["_id"] for d in docs}
