@@ -188,3 +188,26 @@ def test_a_spark_table_with_column_mapping_and_checkpoints(mongo, mongo_db, tmp_
     publish(mongo, path, mongo_db.name, "out", "--key", "id", check=True)
     got = {d["id"]: d for d in mongo_db.out.find({}, {"_id": 0})}
     assert got == {i: {"id": i, "first name": f"p{i}", "amount": i * 10} for i in range(5)}
+
+
+def test_from_version_composite_keys_and_insert_mode(mongo, mongo_db, tmp_path):
+    """--from-version N publishes what versions N and later changed; --key a,b identifies
+    documents by two fields; --mode insert inserts (a second insert of the same rows fails,
+    counted, exit 1)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.json").write_text("".join(json_util.dumps({"_id": i, "k1": i % 3, "k2": i, "v": i}) + "\n"
+                                        for i in range(30)))
+    (src / "b.json").write_text("".join(json_util.dumps({"_id": i, "k1": i % 3, "k2": i, "v": i}) + "\n"
+                                        for i in range(30, 40)))
+    table = tmp_path / "t"
+    run_m2d("load", "--input", src / "a.json", "--table", table, check=True)  # version 0
+    run_m2d("load", "--input", src / "b.json", "--table", table, check=True)  # version 1
+    p = publish(mongo, table, mongo_db.name, "only_new", "--from-version", 1, "--key", "k1,k2", check=True)
+    assert "10 upserted" in p.stderr
+    assert sorted(d["k2"] for d in mongo_db.only_new.find()) == list(range(30, 40))
+    p = publish(mongo, table, mongo_db.name, "ins", "--mode", "insert", check=True)
+    assert "40 inserted" in p.stderr and mongo_db.ins.count_documents({}) == 40
+    p = publish(mongo, table, mongo_db.name, "ins", "--mode", "insert")
+    assert p.returncode == 1 and "40 failed" in p.stderr and "duplicate" in p.stderr.lower()
+    assert mongo_db.ins.count_documents({}) == 40
