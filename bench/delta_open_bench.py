@@ -35,6 +35,8 @@ import tempfile
 import time
 import uuid
 
+import harness  # bench/harness.py
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BIN = os.environ.get("M2D_BIN", str(ROOT / "build" / "mongo2delta"))
 GEN_FORMAT = 1  # bump when the generated tables change, so cached tables are rebuilt
@@ -257,18 +259,10 @@ def print_table(results):
 
 
 def machine():
-    cpu = "unknown"
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except Exception:
-        pass
     import deltalake
     import pyarrow
     gcc = subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "deltalake": deltalake.__version__,
-            "pyarrow": pyarrow.__version__, "gcc": gcc,
-            "memory GiB": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)}
-
+    return harness.machine(deltalake=deltalake.__version__, pyarrow=pyarrow.__version__, gcc=gcc)
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":

@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 
+import harness  # bench/harness.py
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BIN = os.environ.get("M2D_BIN", str(ROOT / "build" / "mongo2delta"))
 
@@ -140,15 +142,8 @@ def run_isolated(cmd):
 
 
 def machine():
-    cpu = "unknown"
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except Exception:
-        pass
     import pyarrow
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "pyarrow": pyarrow.__version__,
-            "memory GiB": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)}
-
+    return harness.machine(pyarrow=pyarrow.__version__)
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":

@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+import harness  # bench/harness.py
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BIN = os.environ.get("M2D_BIN", str(ROOT / "build" / "mongo2delta"))
 BATCH = 1000
@@ -293,21 +295,13 @@ def print_table(n, rows):
 
 
 def machine():
-    cpu = "unknown"
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except Exception:
-        pass
     import deltalake
     import pyarrow
     import pymongo
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
     jars = sorted(p.name for p in (ROOT / ".cache" / "jars" / "mongo").glob("mongo-java-server-[0-9]*.jar"))
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "pyarrow": pyarrow.__version__,
-            "deltalake": deltalake.__version__, "pymongo": pymongo.version, "java": java, "server": jars,
-            "memory GiB": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
-            "date": dt.date.today().isoformat()}
-
+    return harness.machine(pyarrow=pyarrow.__version__, deltalake=deltalake.__version__, pymongo=pymongo.version,
+                           java=java, server=jars, date=dt.date.today().isoformat())
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":

@@ -104,8 +104,12 @@ static bool reject(FILE *rej, const m2d_export_reader_t *r, const char *file, co
   return true;
 }
 
-/* Pass 1: the schema of every document of the file. Bad records go to rejects (or fail). */
-static bool learn(const char *path, FILE *rej, m2d_infer_t *inf, int64_t *rejected, m2d_error_t *err) {
+/* Every record of the file: documents to on_doc, bad records to on_bad (which may set them
+ * aside, or fail); a record that ends the file fails. */
+typedef bool (*doc_fn)(void *ud, const bson_t *doc, const m2d_export_reader_t *r, m2d_error_t *err);
+typedef bool (*bad_fn)(void *ud, const m2d_export_reader_t *r, const m2d_error_t *why, m2d_error_t *err);
+
+static bool each_record(const char *path, doc_fn on_doc, bad_fn on_bad, void *ud, m2d_error_t *err) {
   m2d_export_reader_t *r = m2d_export_reader_open(path, err);
   if (!r) return false;
   bool ok = true;
@@ -114,49 +118,51 @@ static bool learn(const char *path, FILE *rej, m2d_infer_t *inf, int64_t *reject
     m2d_error_t rec_err = {0};
     m2d_rec_status_t st = m2d_export_reader_next(r, &doc, &rec_err);
     if (st == M2D_REC_EOF) break;
-    if (st == M2D_REC_OK) {
-      if (!(ok = m2d_infer_observe(inf, doc, err))) break;
-      continue;
-    }
-    if (st == M2D_REC_BAD && rej) {
-      (*rejected)++;
-      if (!(ok = reject(rej, r, path, &rec_err, err))) break;
-      continue;
-    }
-    if (err) *err = rec_err;
-    if (st == M2D_REC_BAD) m2d_error_prefix(err, "nothing of this file was committed (--rejects FILE sets bad records aside): ");
-    ok = false;
-    break;
+    if (st == M2D_REC_OK) ok = on_doc(ud, doc, r, err);
+    else if (st == M2D_REC_BAD) ok = on_bad(ud, r, &rec_err, err);
+    else ok = err ? (*err = rec_err, false) : false;
+    if (!ok) break;
   }
   m2d_export_reader_close(r);
   return ok;
 }
 
-/* Pass 2: the documents into the table's files. */
-static bool write_docs(const char *path, m2d_table_writer_t *tw, int64_t *docs, int64_t *rescued, m2d_error_t *err) {
-  m2d_export_reader_t *r = m2d_export_reader_open(path, err);
-  if (!r) return false;
-  bool ok = true;
-  for (;;) {
-    const bson_t *doc;
-    m2d_error_t rec_err = {0};
-    m2d_rec_status_t st = m2d_export_reader_next(r, &doc, &rec_err);
-    if (st == M2D_REC_EOF) break;
-    if (st == M2D_REC_BAD) continue; /* set aside by pass 1 */
-    if (st == M2D_REC_FATAL) {
-      if (err) *err = rec_err;
-      ok = false;
-      break;
-    }
-    if (!m2d_table_writer_add(tw, doc, rescued, err)) {
-      m2d_error_prefix(err, "%s, byte %llu: ", path, (unsigned long long)m2d_export_reader_offset(r));
-      ok = false;
-      break;
-    }
-    (*docs)++;
+typedef struct {
+  const char *path;
+  FILE *rejects;
+  m2d_infer_t *inf;
+  m2d_table_writer_t *tw;
+  int64_t rejected, docs, rescued;
+} file_pass_t;
+
+/* Pass 1: the schema of every document of the file; bad records set aside (or the file fails). */
+static bool learn_doc(void *ud, const bson_t *doc, const m2d_export_reader_t *r, m2d_error_t *err) {
+  (void)r;
+  return m2d_infer_observe(((file_pass_t *)ud)->inf, doc, err);
+}
+
+static bool learn_bad(void *ud, const m2d_export_reader_t *r, const m2d_error_t *why, m2d_error_t *err) {
+  file_pass_t *f = ud;
+  if (f->rejects) {
+    f->rejected++;
+    return reject(f->rejects, r, f->path, why, err);
   }
-  m2d_export_reader_close(r);
-  return ok;
+  if (err) *err = *why;
+  return m2d_error_prefix(err, "nothing of this file was committed (--rejects FILE sets bad records aside): ");
+}
+
+/* Pass 2: the documents into the table's files (bad records were dealt with by pass 1). */
+static bool write_doc(void *ud, const bson_t *doc, const m2d_export_reader_t *r, m2d_error_t *err) {
+  file_pass_t *f = ud;
+  if (!m2d_table_writer_add(f->tw, doc, &f->rescued, err))
+    return m2d_error_prefix(err, "%s, byte %llu: ", f->path, (unsigned long long)m2d_export_reader_offset(r));
+  f->docs++;
+  return true;
+}
+
+static bool skip_bad(void *ud, const m2d_export_reader_t *r, const m2d_error_t *why, m2d_error_t *err) {
+  (void)ud, (void)r, (void)why, (void)err;
+  return true;
 }
 
 bool m2d_load_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, m2d_error_t *err) {
@@ -182,11 +188,12 @@ bool m2d_load_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, m2d_erro
       sum->files_skipped++;
       continue;
     }
-    m2d_infer_t *inf = m2d_infer_new(NULL);
-    int64_t docs = 0, rescued = 0, rejected = 0;
-    ok = inf && learn(path, rej, inf, &rejected, err);
+    file_pass_t f = {.path = path, .rejects = rej, .inf = m2d_infer_new(NULL), .tw = tw};
+    m2d_infer_t *inf = f.inf;
+    ok = inf && each_record(path, learn_doc, learn_bad, &f, err);
     ok = ok && m2d_table_writer_begin(tw, m2d_infer_schema(inf), err);
-    ok = ok && write_docs(path, tw, &docs, &rescued, err);
+    ok = ok && each_record(path, write_doc, skip_bad, &f, err);
+    int64_t docs = f.docs, rescued = f.rescued, rejected = f.rejected;
     if (ok && rej && fflush(rej) != 0)
       ok = m2d_error_set(err, M2D_ERR_IO, errno, "cannot write the rejects file: %s", strerror(errno));
     int64_t version = -1;
