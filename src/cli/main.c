@@ -12,6 +12,7 @@ static const m2d_command_t *const commands[] = {
     &m2d_cmd_inspect,
     &m2d_cmd_cat,
     &m2d_cmd_snapshot,
+    &m2d_cmd_sync,
     &m2d_cmd_load,
     &m2d_cmd_publish,
     &m2d_cmd_parquet,

@@ -45,6 +45,8 @@ struct m2d_table_writer {
   part_t *parts;
   int nparts;
   json_t *adds;
+  json_t *removes; /* remove actions of this batch */
+  json_t *last_adds; /* the add actions of the last committed batch */
   json_t *written; /* keys of the files of this batch, for abort */
   m2d_table_writer_stats_t batch, last;
   int file_seq;
@@ -214,8 +216,9 @@ static void batch_clear(m2d_table_writer_t *w) {
   pq_schema_free(&w->pq);
   memset(&w->pq, 0, sizeof w->pq);
   json_decref(w->adds);
+  json_decref(w->removes);
   json_decref(w->written);
-  w->adds = w->written = NULL;
+  w->adds = w->removes = w->written = NULL;
   w->open = w->schema_changed = false;
   memset(&w->batch, 0, sizeof w->batch);
 }
@@ -243,6 +246,7 @@ void m2d_table_writer_destroy(m2d_table_writer_t *w) {
   json_decref(w->metadata);
   json_decref(w->txns);
   json_decref(w->rescued_fields);
+  json_decref(w->last_adds);
   free(w->partition);
   m2d_dtype_free(w->schema);
   m2d_store_destroy(w->store);
@@ -326,6 +330,7 @@ static bool begin_schema(m2d_table_writer_t *w, const m2d_dtype_t *observed, m2d
   }
   if (!build_layout(w, err)) return false;
   w->adds = json_array();
+  w->removes = json_array();
   w->written = json_array();
   w->open = true;
   return true;
@@ -574,6 +579,22 @@ bool m2d_table_writer_extend(m2d_table_writer_t *w, const m2d_dtype_t *observed_
 
 const m2d_dtype_t *m2d_table_writer_schema(const m2d_table_writer_t *w) { return w->schema; }
 
+bool m2d_table_writer_remove_file(m2d_table_writer_t *w, const json_t *add, m2d_error_t *err) {
+  if (!w->open) return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");
+  json_t *r = json_pack("{s{sOsIsbsbsOsO}}", "remove", "path", json_object_get(add, "path"), "deletionTimestamp",
+                        (json_int_t)delta_now_ms(), "dataChange", 1, "extendedFileMetadata", 1, "partitionValues",
+                        json_object_get(add, "partitionValues"), "size", json_object_get(add, "size"));
+  if (!r) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "an add action without path, partitionValues or size");
+  json_t *dv = json_object_get(add, "deletionVector");
+  if (json_is_object(dv)) json_object_set(json_object_get(r, "remove"), "deletionVector", dv);
+  json_array_append_new(w->removes, r);
+  return true;
+}
+
+const json_t *m2d_table_writer_last_adds(const m2d_table_writer_t *w) { return w->last_adds; }
+
+m2d_store_t *m2d_table_writer_store(m2d_table_writer_t *w) { return w->store; }
+
 const json_t *m2d_table_writer_configuration(const m2d_table_writer_t *w) {
   return w->metadata ? json_object_get(w->metadata, "configuration") : NULL;
 }
@@ -666,6 +687,7 @@ bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t 
     }
     size_t i;
     json_t *a;
+    json_array_foreach(w->removes, i, a) if (ok) ok = delta_txn_add(t, json_incref(a), err);
     json_array_foreach(w->adds, i, a) if (ok) ok = delta_txn_add(t, json_incref(a), err);
     if (ok && app_id) ok = delta_txn_add(t, delta_txn_action(app_id, app_version, delta_now_ms()), err);
     if (ok) {
@@ -710,6 +732,8 @@ bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t 
     json_decref(meta);
   }
   w->last = w->batch;
+  json_decref(w->last_adds);
+  w->last_adds = json_incref(w->adds);
   json_decref(w->written);
   w->written = json_array(); /* committed: abort must not remove them */
   batch_clear(w);

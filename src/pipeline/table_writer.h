@@ -51,6 +51,14 @@ const json_t *m2d_table_writer_rescued_fields(const m2d_table_writer_t *w);
  * emptied in one commit, its history kept (for --restart). */
 bool m2d_table_writer_truncate(m2d_table_writer_t *w, json_t *configuration, int64_t *version, m2d_error_t *err);
 
+/* Adds to the batch the removal of a file of the table (an add action as the log holds it):
+ * with the adds of rewritten rows, a copy-on-write change. */
+bool m2d_table_writer_remove_file(m2d_table_writer_t *w, const json_t *add, m2d_error_t *err);
+/* The add actions of the last committed batch (borrowed; NULL before the first). */
+const json_t *m2d_table_writer_last_adds(const m2d_table_writer_t *w);
+/* The table's store (borrowed), to read its files. */
+struct m2d_store *m2d_table_writer_store(m2d_table_writer_t *w);
+
 /* Adds one document; *rescued counts values kept in _rescued_data. */
 bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *rescued, m2d_error_t *err);
 /* Commits the batch (app_id may be NULL: no txn). info (taken, may be NULL) is merged into

@@ -1,0 +1,45 @@
+/* mongo2delta sync: a collection's change stream into a mirror table (equal to the collection)
+ * and/or an append-only change-log table, exactly once.
+ *
+ * Each micro-batch is one Delta commit per table carrying a txn action for the stream's app id
+ * ("mongo2delta-sync:<db>.<collection>", version = the batch number) and, in commitInfo, the
+ * position of its last event (resume token and cluster time) and the event sequence number.
+ * After a crash the next run reads the position back from the table and resumes after it; the
+ * change log skips the events it already holds (in "both" mode it is committed first), the
+ * mirror applies by _id, so applying an event twice there is harmless.
+ *
+ * Mirror tables are changed copy-on-write: the files holding the batch's _ids are rewritten
+ * without them (their other rows read back through the inverse mapping) plus the new versions
+ * of the documents; a key index from _id to file is built from the table at start and kept
+ * up to date. The first run snapshots the collection (after opening the stream, so no event
+ * between the two is lost: the ones during the snapshot are applied again, harmlessly). */
+#ifndef M2D_PIPELINE_SYNC_H
+#define M2D_PIPELINE_SYNC_H
+
+#include "core/error.h"
+
+#include <signal.h>
+#include <stdint.h>
+
+typedef struct {
+  const char *uri, *db, *collection;
+  const char *table;           /* the mirror table (mirror, both) */
+  const char *changelog_table; /* the change-log table (changelog, both) */
+  bool mirror, changelog;
+  bool initial_snapshot;
+  int max_batch_docs;          /* default 1000 */
+  int max_latency_ms;          /* default 1000 */
+  int stop_when_idle_s;        /* 0: run until stopped */
+  int workers;                 /* for the initial snapshot */
+  volatile sig_atomic_t *stop;
+} m2d_sync_options_t;
+
+typedef struct {
+  int64_t events, batches, upserts, deletes, changelog_rows, skipped;
+  int64_t first_seq, last_seq;
+  bool snapshotted;
+} m2d_sync_summary_t;
+
+bool m2d_sync_run(const m2d_sync_options_t *opts, m2d_sync_summary_t *sum, m2d_error_t *err);
+
+#endif

@@ -1,0 +1,136 @@
+"""mongo2delta sync: a randomized workload of inserts, updates (nested fields, new fields, type
+changes), replaces and deletes runs while sync follows it in both modes; afterwards the mirror
+table (read by delta-rs and Spark) equals the collection and the change log holds exactly one
+row per operation, in order; the same with sync killed (SIGKILL) and restarted."""
+import os
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+from deltalake import DeltaTable
+
+from bson_mapping import check_table
+from conftest import SANITIZER_ENV, m2d_bin, run_m2d
+from parquet_jsonform import table_rows
+from spark_fixture import spark  # noqa: F401  (fixture)
+
+
+def settle():
+    """The test server gives no resume token before the first event, so sync records the clock
+    (whole seconds) as the stream's start: writes made in the same second just before sync starts
+    would count as changes. The tests let that second pass after seeding the collection."""
+    time.sleep(1.1)
+
+
+def start_sync(mongo, db, table, log, idle=None, binary=None):
+    args = [binary or m2d_bin(), "sync", "--uri", mongo.uri, "--db", db, "--collection", "c", "--table", str(table),
+            "--mode", "both", "--changelog-table", str(log), "--max-latency", "300", "--max-batch-docs", "200",
+            "--workers", "2"]
+    if idle:
+        args += ["--stop-when-idle", str(idle)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, **SANITIZER_ENV))
+
+
+def workload(coll, n_ops, n_docs, seed):
+    """Random operations, one at a time; returns [(op, _id)] of those that changed something,
+    as the test server reports them (a replacement is an "update" there)."""
+    rnd = random.Random(seed)
+    done = []
+    for k in range(n_ops):
+        r, i = rnd.random(), rnd.randrange(n_docs + n_ops // 4)
+        if r < 0.25:
+            _id = 1_000_000 + seed * 10_000 + k  # unique across calls
+            coll.insert_one({"_id": _id, "n": k, "tags": ["new"], "nested": {"a": k}})
+            done.append(("insert", _id))
+        elif r < 0.6:
+            upd = rnd.choice([{"$set": {"n": -k}}, {"$set": {"nested.b": f"s{k}"}}, {"$set": {"extra": k / 2}},
+                              {"$set": {"n": f"now a string {k}"}}, {"$inc": {"n": 1}}])
+            try:
+                if coll.update_one({"_id": i}, upd).modified_count:
+                    done.append(("update", i))
+            except Exception:  # $inc on a string
+                pass
+        elif r < 0.75:
+            if coll.replace_one({"_id": i}, {"replaced": k, "nested": {"z": True}}).modified_count:
+                done.append(("update", i))
+        elif coll.delete_one({"_id": i}).deleted_count:
+            done.append(("delete", i))
+    return done
+
+
+def changelog_rows(log):
+    rows = DeltaTable(str(log)).to_pyarrow_table(columns=["_op", "_txn_seq", "_id"]).to_pylist()
+    return sorted(rows, key=lambda r: r["_txn_seq"])
+
+
+def check_result(mongo_db, table, log, done, spark):
+    docs = list(mongo_db.c.find())
+    check_table(table_rows(DeltaTable(str(table)).to_pyarrow_table()), docs)
+    check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), docs)
+    rows = changelog_rows(log)
+    assert [r["_txn_seq"] for r in rows] == list(range(1, len(rows) + 1)), "the change log's sequence has a gap or a repeat"
+    assert len(rows) == len(done)
+    for k, (r, (op, _id)) in enumerate(zip(rows, done)):
+        if r["_id"] is None:
+            # the test server names an updated document only through its looked-up full document
+            # (documentKey holds the update itself): when the document was deleted before the
+            # event was read, the event says nothing of which document it was. Real MongoDB does.
+            assert r["_op"] == op == "update" and ("delete", _id) in done[k:], (k, r, op, _id)
+        else:
+            assert (r["_op"], r["_id"]) == (op, _id), (k, r, op, _id)
+
+
+def test_sync_follows_a_random_workload(mongo, mongo_db, tmp_path, spark):
+    n_docs = 10000
+    mongo_db.c.insert_many([{"_id": i, "n": i, "tags": [f"t{i % 5}"], "nested": {"a": i % 7}} for i in range(n_docs)])
+    table, log = tmp_path / "mirror", tmp_path / "log"
+    settle()
+    proc = start_sync(mongo, mongo_db.name, table, log, idle=8)
+    time.sleep(4)  # the initial snapshot
+    done = workload(mongo_db.c, 1500, n_docs, seed=1)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert f"{len(done)} change-log rows" in err and "initial snapshot done" in err
+    check_result(mongo_db, table, log, done, spark)
+    # nothing more happened: a rerun applies nothing and adds nothing
+    p = run_m2d("sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", table, "--mode",
+                "both", "--changelog-table", log, "--stop-when-idle", "3", check=True)
+    assert " 0 events" in p.stderr
+    assert len(changelog_rows(log)) == len(done)
+
+
+def kill_and_restart(mongo, mongo_db, tmp_path, spark, kills, seed):
+    n_docs = 3000
+    mongo_db.c.insert_many([{"_id": i, "n": i, "tags": [], "nested": {"a": i}} for i in range(n_docs)])
+    table, log = tmp_path / "mirror", tmp_path / "log"
+    rnd = random.Random(seed)
+    settle()
+    proc = start_sync(mongo, mongo_db.name, table, log)
+    time.sleep(3)
+    done = []
+    for round_ in range(kills):
+        done += workload(mongo_db.c, 150, n_docs, seed=seed * 100 + round_)
+        time.sleep(rnd.uniform(0.0, 1.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc = start_sync(mongo, mongo_db.name, table, log)
+    done += workload(mongo_db.c, 100, n_docs, seed=seed * 100 + 99)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)  # commits the batch in hand and exits 0
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    p = run_m2d("sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", table, "--mode",
+                "both", "--changelog-table", log, "--stop-when-idle", "3", check=True)
+    check_result(mongo_db, table, log, done, spark)
+
+
+def test_sync_killed_and_restarted(mongo, mongo_db, tmp_path, spark):
+    kill_and_restart(mongo, mongo_db, tmp_path, spark, kills=3, seed=3)
+
+
+@pytest.mark.long
+def test_sync_killed_ten_times(mongo, mongo_db, tmp_path, spark):
+    kill_and_restart(mongo, mongo_db, tmp_path, spark, kills=10, seed=4)
