@@ -24,18 +24,13 @@ static const m2d_opt_spec_t opts[] = {
     {NULL, NULL, NULL, NULL, false},
 };
 
-static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig) {
-  (void)sig;
-  stop_flag = 1;
-}
-
 static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   (void)cmd;
+  volatile sig_atomic_t *stop_flag = m2d_cli_stop_on_signals();
   m2d_error_t err = {0};
   m2d_publish_options_t o = {.table = m2d_args_get(args, "table"), .uri = m2d_args_get(args, "uri"),
                              .db = m2d_args_get(args, "db"), .collection = m2d_args_get(args, "collection"),
-                             .from_version = -1, .stop = &stop_flag};
+                             .from_version = -1, .stop = stop_flag};
   const char *mode = m2d_args_get(args, "mode");
   if (strcmp(mode, "upsert") == 0) o.mode = M2D_PUBLISH_UPSERT;
   else if (strcmp(mode, "replace") == 0) o.mode = M2D_PUBLISH_REPLACE;
@@ -69,8 +64,6 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   o.keys = keys;
   o.nkeys = nkeys;
   o.progress = isatty(2) && m2d_log_enabled(M2D_LOG_INFO);
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
   m2d_publish_summary_t s;
   bool ok = m2d_publish_run(&o, &s, &err);
   if (ok && s.nothing_to_do) {

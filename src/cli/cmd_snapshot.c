@@ -30,12 +30,6 @@ static const m2d_opt_spec_t opts[] = {
     {NULL, NULL, NULL, NULL, false},
 };
 
-static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig) {
-  (void)sig;
-  stop_flag = 1;
-}
-
 /* Peak resident memory of this program, in MiB: VmHWM of /proc/self/status (getrusage's
  * ru_maxrss also counts the parent's memory at fork, which misreports a child of a big
  * process). */
@@ -87,9 +81,10 @@ static bool one(m2d_snapshot_options_t *o, m2d_error_t *err, bool *interrupted) 
 
 static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   (void)cmd;
+  volatile sig_atomic_t *stop_flag = m2d_cli_stop_on_signals();
   m2d_error_t err = {0};
   m2d_snapshot_options_t o = {.uri = m2d_args_get(args, "uri"), .db = m2d_args_get(args, "db"),
-                              .codec = PQ_CODEC_SNAPPY, .stop = &stop_flag};
+                              .codec = PQ_CODEC_SNAPPY, .stop = stop_flag};
   bool all = m2d_args_flag(args, "all-collections");
   if (all == m2d_args_flag(args, "collection") ||
       (!all && !m2d_args_flag(args, "table")) || (all && !m2d_args_flag(args, "table-root"))) {
@@ -115,8 +110,6 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   if (m2d_args_flag(args, "partition-by")) o.partition_by = m2d_args_get(args, "partition-by");
   o.restart = m2d_args_flag(args, "restart");
   o.progress = isatty(2) && m2d_log_enabled(M2D_LOG_INFO);
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
   bool interrupted = false, ok = true;
   if (!all) {
     o.collection = m2d_args_get(args, "collection");
@@ -130,7 +123,7 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
     char **names = db ? mongoc_database_get_collection_names_with_opts(db, NULL, &e) : NULL;
     if (db && !names) m2d_mongo_error(&err, &e, "cannot list the database's collections");
     ok = names != NULL;
-    for (int i = 0; ok && names[i] && !stop_flag; i++) {
+    for (int i = 0; ok && names[i] && !*stop_flag; i++) {
       if (strncmp(names[i], "system.", 7) == 0) continue;
       char table[4096];
       snprintf(table, sizeof table, "%s/%s", m2d_args_get(args, "table-root"), names[i]);
@@ -144,7 +137,7 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
     if (client) mongoc_client_destroy(client);
   }
   if (!ok) return m2d_cli_fail(&err);
-  return interrupted || stop_flag ? 130 : 0;
+  return interrupted || *stop_flag ? 130 : 0;
 }
 
 const m2d_command_t m2d_cmd_snapshot = {

@@ -22,17 +22,12 @@ static const m2d_opt_spec_t opts[] = {
     {NULL, NULL, NULL, NULL, false},
 };
 
-static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig) {
-  (void)sig;
-  stop_flag = 1;
-}
-
 static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   (void)cmd;
+  volatile sig_atomic_t *stop_flag = m2d_cli_stop_on_signals();
   m2d_error_t err = {0};
   m2d_sync_options_t o = {.uri = m2d_args_get(args, "uri"), .db = m2d_args_get(args, "db"),
-                          .collection = m2d_args_get(args, "collection"), .stop = &stop_flag};
+                          .collection = m2d_args_get(args, "collection"), .stop = stop_flag};
   const char *mode = m2d_args_get(args, "mode"), *initial = m2d_args_get(args, "initial");
   if (strcmp(mode, "mirror") == 0) o.mirror = true, o.table = m2d_args_get(args, "table");
   else if (strcmp(mode, "changelog") == 0) o.changelog = true, o.changelog_table = m2d_args_get(args, "table");
@@ -63,8 +58,6 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   o.max_latency_ms = (int)latency;
   o.stop_when_idle_s = (int)idle;
   o.workers = (int)workers;
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
   m2d_sync_summary_t s;
   bool ok = m2d_sync_run(&o, &s, &err);
   fprintf(stderr,

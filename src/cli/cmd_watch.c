@@ -17,12 +17,6 @@ static const m2d_opt_spec_t opts[] = {
     {NULL, NULL, NULL, NULL, false},
 };
 
-static volatile sig_atomic_t g_stop;
-static void on_signal(int sig) {
-  (void)sig;
-  g_stop = 1;
-}
-
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -46,13 +40,12 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   bson_t *wopts = BCON_NEW("fullDocument", BCON_UTF8("updateLookup"), "maxAwaitTimeMS", BCON_INT64(500));
   mongoc_change_stream_t *cs = mongoc_collection_watch(coll, &pipeline, wopts);
 
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
+  volatile sig_atomic_t *stop = m2d_cli_stop_on_signals();
   int status = 0;
   int64_t seen = 0;
   double last = now_s();
   m2d_info("watching %s.%s", m2d_args_get(args, "db"), m2d_args_get(args, "collection"));
-  while (!g_stop) {
+  while (!*stop) {
     const bson_t *event;
     if (mongoc_change_stream_next(cs, &event)) {
       char *json = bson_as_relaxed_extended_json(event, NULL);

@@ -4,6 +4,8 @@
 
 #include "cli/args.h"
 
+#include <signal.h>
+
 extern const m2d_command_t m2d_cmd_check;
 extern const m2d_command_t m2d_cmd_watch;
 extern const m2d_command_t m2d_cmd_parquet;
@@ -18,6 +20,9 @@ extern const m2d_command_t m2d_cmd_parquet_schema;
 extern const m2d_command_t m2d_cmd_parquet_dump;
 extern const m2d_command_t m2d_cmd_parquet_bench_write;
 extern const m2d_command_t m2d_cmd_parquet_bench_read;
+
+/* Catches SIGINT and SIGTERM from now on; the flag returned becomes 1 when one arrives. */
+volatile sig_atomic_t *m2d_cli_stop_on_signals(void);
 
 /* Prints "mongo2delta: <message>" on stderr (redacted) and returns the exit status for err. */
 int m2d_cli_fail(const m2d_error_t *err);
