@@ -343,6 +343,14 @@ static void clear_events(sync_t *s) {
   s->nev = 0;
 }
 
+static void set_position(pos_t *p, int64_t batch, const event_t *last) {
+  p->batch = batch;
+  p->seq = last->seq;
+  snprintf(p->token, sizeof p->token, "%s", last->token);
+  p->ct_t = last->ct_t;
+  p->ct_i = last->ct_i;
+}
+
 /* One batch: the change log first (it skips what it has), then the mirror. */
 static bool flush(sync_t *s, m2d_error_t *err) {
   if (s->nev == 0) return true;
@@ -351,12 +359,12 @@ static bool flush(sync_t *s, m2d_error_t *err) {
   if (s->log && lastev->seq > s->lpos.seq) {
     int64_t b = s->lpos.batch + 1;
     ok = apply_changelog(s, b, err);
-    if (ok) s->lpos.batch = b, s->lpos.seq = lastev->seq;
+    if (ok) set_position(&s->lpos, b, lastev);
   }
   if (ok && s->mirror) {
     int64_t b = s->mpos.batch + 1;
     ok = apply_mirror(s, b, err);
-    if (ok) s->mpos.batch = b, s->mpos.seq = lastev->seq;
+    if (ok) set_position(&s->mpos, b, lastev);
   }
   if (ok) {
     s->sum->batches++;
@@ -403,6 +411,16 @@ static bool parse_event(const bson_t *ev, event_t *e, m2d_error_t *err) {
     }
   }
   return true;
+}
+
+/* Errors of a server that went away (or is restarting), as opposed to a refused stream. */
+static bool server_gone(const bson_error_t *e) {
+  if (e->domain == MONGOC_ERROR_STREAM || e->domain == MONGOC_ERROR_SERVER_SELECTION) return true;
+  switch (e->code) {
+  case 6: case 7: case 89: case 91: case 189: case 9001: case 10107: case 11600: case 11602: case 13435: case 13436:
+    return true;
+  default: return false;
+  }
 }
 
 static mongoc_change_stream_t *open_stream(mongoc_collection_t *coll, const pos_t *from) {
@@ -488,6 +506,7 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
     m2d_info("resuming %s after event %lld (batch %lld)", s.app, (long long)from->seq, (long long)from->batch);
   }
   if (ok && s.mirror) ok = build_index(&s, err);
+  pos_t resume;
   int64_t seq = ok ? from->seq : 0;
   sum->first_seq = seq + 1;
   double batch_start = 0, last_event = now_s();
@@ -515,8 +534,49 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
     bson_error_t be;
     const bson_t *reply;
     if (mongoc_change_stream_error_document(cs, &be, &reply)) {
-      ok = m2d_mongo_error(err, &be, "the change stream failed");
-      break;
+      if (!server_gone(&be) || stopping(&s)) {
+        ok = m2d_mongo_error(err, &be, "the change stream failed");
+        break;
+      }
+      /* the server went away: commit what is in hand, then reopen the stream from the position
+       * the tables now hold, with a growing pause (the driver reconnects by itself) */
+      if (!(ok = flush(&s, err))) break;
+      mongoc_change_stream_destroy(cs);
+      cs = NULL;
+      resume = s.mirror ? s.mpos : s.lpos;
+      from = &resume;
+      for (int wait = 1; !stopping(&s); wait = wait < 30 ? wait * 2 : 30) {
+        m2d_warn("the server is gone (%s); reconnecting in %d s, resuming after event %lld", be.message, wait,
+                 (long long)resume.seq);
+        for (int t = 0; t < wait * 10 && !stopping(&s); t++) usleep(100000);
+        cs = open_stream(coll, &resume);
+        const bson_t *probe_ev;
+        if (mongoc_change_stream_next(cs, &probe_ev)) {
+          /* an event right away: handle it below through the normal path */
+          event_t e;
+          if (!(ok = parse_event(probe_ev, &e, err))) break;
+          e.seq = ++seq;
+          if (s.nev == 0) batch_start = now_s();
+          s.ev[s.nev++] = e;
+          sum->events++;
+          last_event = now_s();
+          m2d_info("reconnected; resumed the change stream");
+          break;
+        }
+        if (!mongoc_change_stream_error_document(cs, &be, &reply)) {
+          m2d_info("reconnected; resumed the change stream");
+          break;
+        }
+        if (!server_gone(&be)) {
+          ok = m2d_mongo_error(err, &be, "the change stream failed after reconnecting");
+          break;
+        }
+        mongoc_change_stream_destroy(cs);
+        cs = NULL;
+      }
+      if (!ok || !cs) break;
+      last_event = now_s();
+      continue;
     }
     if (s.nev && (now_s() - batch_start) * 1000 >= (o->max_latency_ms > 0 ? o->max_latency_ms : 1000))
       ok = flush(&s, err);
