@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const m2d_opt_spec_t opts[] = {
     {"table", "PATH", "the Delta table (a local path)", NULL, true},
@@ -105,6 +106,36 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   json_object_set(out, "configuration", json_object_get(s.metadata, "configuration"));
   json_object_set(out, "id", json_object_get(s.metadata, "id"));
   json_object_set(out, "appTransactions", s.txns);
+  /* change streams (sync): where each is, from its last commit's commitInfo */
+  json_t *streams = json_object();
+  {
+    const char *app;
+    json_t *v;
+    json_object_foreach(s.txns, app, v) {
+      if (strncmp(app, "mongo2delta-sync:", 17) != 0) continue;
+      m2d_error_t ferr = {0};
+      json_t *ci = delta_find_txn_commit(store, s.version, app, json_integer_value(v), &ferr);
+      json_t *pos = json_object_get(ci, "mongo2delta");
+      json_t *st = json_pack("{sO}", "batch", v);
+      if (pos) {
+        json_object_set(st, "events", json_object_get(pos, "seq"));
+        json_object_set(st, "clusterTime", json_object_get(pos, "clusterTime"));
+        json_object_set(st, "resumeToken", json_object_get(pos, "resumeToken"));
+        json_int_t t = json_integer_value(json_object_get(json_object_get(pos, "clusterTime"), "t"));
+        time_t secs = (time_t)t;
+        struct tm tm;
+        char iso[32] = "";
+        if (t > 0 && gmtime_r(&secs, &tm)) strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        if (iso[0]) json_object_set_new(st, "lastEventTime", json_string(iso));
+        json_object_set(st, "committedAtMs", json_object_get(ci, "timestamp"));
+      } else {
+        json_object_set_new(st, "error", json_string(ferr.message));
+      }
+      json_decref(ci);
+      json_object_set_new(streams, app, st);
+    }
+  }
+  json_object_set_new(out, "streams", streams);
   json_object_set_new(out, "checkpointVersion", s.checkpoint >= 0 ? json_integer(s.checkpoint) : json_null());
   json_object_set(out, "lastCommits", s.commits);
   json_t *files = json_array();
@@ -130,7 +161,15 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
     else printf("rows:          unknown (some files have no statistics)\n");
     const char *app;
     json_t *v;
-    json_object_foreach(s.txns, app, v) printf("stream:        %s at %lld\n", app, (long long)json_integer_value(v));
+    json_object_foreach(s.txns, app, v) {
+      json_t *st = json_object_get(streams, app);
+      if (st && json_object_get(st, "events"))
+        printf("stream:        %s at batch %lld: %lld events applied, the last from %s\n", app,
+               (long long)json_integer_value(v), (long long)json_integer_value(json_object_get(st, "events")),
+               json_string_value(json_object_get(st, "lastEventTime")) ?: "?");
+      else
+        printf("stream:        %s at %lld\n", app, (long long)json_integer_value(v));
+    }
     printf("schema:\n");
     json_t *schema = json_loads(json_string_value(json_object_get(s.metadata, "schemaString")) ?: "{}", 0, NULL);
     json_t *f;

@@ -772,3 +772,38 @@ char *delta_unsupported_reader_features(const json_t *protocol) {
   m2d_buf_terminate(&b, NULL);
   return (char *)m2d_buf_steal(&b, NULL);
 }
+
+json_t *delta_find_txn_commit(m2d_store_t *store, int64_t from, const char *app_id, int64_t txn_version,
+                              m2d_error_t *err) {
+  m2d_buf_t data;
+  m2d_buf_init(&data, MAX_COMMIT);
+  json_t *found = NULL;
+  for (int64_t v = from; !found && v >= 0; v--) {
+    char key[64];
+    snprintf(key, sizeof key, "_delta_log/%020" PRId64 ".json", v);
+    bool missing = false;
+    if (!store->get(store, key, &data, &missing, err)) {
+      if (missing)
+        m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                      "the commit holding %s version %lld is no longer in the log (%s is missing)", app_id,
+                      (long long)txn_version, key);
+      break;
+    }
+    json_t *actions = delta_parse_actions(key, data.data, data.len, err);
+    if (!actions) break;
+    size_t i;
+    json_t *a, *t, *info = NULL;
+    bool mine = false;
+    json_array_foreach(actions, i, a) {
+      const char *app;
+      if ((t = json_object_get(a, "txn")) && (app = json_string_value(json_object_get(t, "appId"))) &&
+          strcmp(app, app_id) == 0 && json_integer_value(json_object_get(t, "version")) == txn_version)
+        mine = true;
+      if ((t = json_object_get(a, "commitInfo"))) info = t;
+    }
+    if (mine) found = info ? json_incref(info) : json_object();
+    json_decref(actions);
+  }
+  m2d_buf_free(&data);
+  return found;
+}

@@ -27,6 +27,12 @@ void delta_snapshot_free(delta_snapshot_t *snap);
  * one action key). name is for messages. */
 json_t *delta_parse_actions(const char *name, const uint8_t *data, size_t len, m2d_error_t *err);
 
+/* The commitInfo (new reference) of the commit that holds txn (app_id, txn_version), searched
+ * from version `from` down (JSON commits: the log keeps them). NULL with err set when that commit
+ * is not in the log any more. */
+json_t *delta_find_txn_commit(m2d_store_t *store, int64_t from, const char *app_id, int64_t txn_version,
+                              m2d_error_t *err);
+
 /* The reader features of the protocol that we cannot honour (NULL when none); caller frees. */
 char *delta_unsupported_reader_features(const json_t *protocol);
 

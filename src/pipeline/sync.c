@@ -56,55 +56,22 @@ static bool stopping(const sync_t *s) { return s->o->stop && *s->o->stop; }
 
 /* --- positions ---------------------------------------------------------------------------- */
 
-/* Reads the position recorded with txn (app, batch) from the commits, newest first. */
+/* Reads the position recorded with txn (app, batch) in its commit's commitInfo. */
 static bool read_position(m2d_table_writer_t *w, const char *app, pos_t *p, m2d_error_t *err) {
   memset(p, 0, sizeof *p);
   p->batch = m2d_table_writer_app_version(w, app);
   if (p->batch < 0) return true;
-  m2d_store_t *store = m2d_table_writer_store(w);
-  m2d_buf_t data;
-  m2d_buf_init(&data, (size_t)512 << 20);
-  bool found = false, ok = true;
-  for (int64_t v = m2d_table_writer_version(w); ok && !found && v >= 0; v--) {
-    char key[64];
-    snprintf(key, sizeof key, "_delta_log/%020" PRId64 ".json", v);
-    bool missing = false;
-    if (!store->get(store, key, &data, &missing, err)) {
-      ok = missing ? m2d_error_set(err, M2D_ERR_FORMAT, 0,
-                                   "the commit holding this stream's position (%s version %lld) is no longer in the "
-                                   "log; run sync with a new table",
-                                   app, (long long)p->batch)
-                   : false;
-      break;
-    }
-    json_t *actions = delta_parse_actions(key, data.data, data.len, err);
-    if (!actions) {
-      ok = false;
-      break;
-    }
-    size_t i;
-    json_t *a, *t, *info = NULL;
-    bool mine = false;
-    json_array_foreach(actions, i, a) {
-      if ((t = json_object_get(a, "txn")) && json_string_value(json_object_get(t, "appId")) &&
-          strcmp(json_string_value(json_object_get(t, "appId")), app) == 0 &&
-          json_integer_value(json_object_get(t, "version")) == p->batch)
-        mine = true;
-      if ((t = json_object_get(a, "commitInfo"))) info = json_object_get(t, "mongo2delta");
-    }
-    if (mine) {
-      found = true;
-      p->seq = json_integer_value(json_object_get(info, "seq"));
-      const char *tok = json_string_value(json_object_get(info, "resumeToken"));
-      snprintf(p->token, sizeof p->token, "%s", tok ? tok : "");
-      json_t *ct = json_object_get(info, "clusterTime");
-      p->ct_t = (uint32_t)json_integer_value(json_object_get(ct, "t"));
-      p->ct_i = (uint32_t)json_integer_value(json_object_get(ct, "i"));
-    }
-    json_decref(actions);
-  }
-  m2d_buf_free(&data);
-  return ok;
+  json_t *ci = delta_find_txn_commit(m2d_table_writer_store(w), m2d_table_writer_version(w), app, p->batch, err);
+  if (!ci) return m2d_error_prefix(err, "the stream's position: ");
+  json_t *info = json_object_get(ci, "mongo2delta");
+  p->seq = json_integer_value(json_object_get(info, "seq"));
+  const char *tok = json_string_value(json_object_get(info, "resumeToken"));
+  snprintf(p->token, sizeof p->token, "%s", tok ? tok : "");
+  json_t *ct = json_object_get(info, "clusterTime");
+  p->ct_t = (uint32_t)json_integer_value(json_object_get(ct, "t"));
+  p->ct_i = (uint32_t)json_integer_value(json_object_get(ct, "i"));
+  json_decref(ci);
+  return true;
 }
 
 static json_t *position_info(const event_t *last, int64_t seq, const pos_t *start) {

@@ -95,6 +95,11 @@ def test_sync_follows_a_random_workload(mongo, mongo_db, tmp_path, spark):
     assert proc.returncode == 0, err
     assert f"{len(done)} change-log rows" in err and "initial snapshot done" in err
     check_result(mongo_db, table, log, done, spark)
+    import json
+    for t in (table, log):  # inspect shows where the stream is
+        info = json.loads(run_m2d("inspect", "--table", t, "--json", check=True).stdout)
+        st = info["streams"][f"mongo2delta-sync:{mongo_db.name}.c"]
+        assert st["events"] == len(done) and st["batch"] >= 1 and st["lastEventTime"].endswith("Z")
     # nothing more happened: a rerun applies nothing and adds nothing
     p = run_m2d("sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", table, "--mode",
                 "both", "--changelog-table", log, "--stop-when-idle", "3", check=True)
