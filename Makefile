@@ -19,6 +19,8 @@ ASAN_CFLAGS := $(CFLAGS_BASE) -O1 -g -fno-omit-frame-pointer -fsanitize=address,
 PYTEST ?= .venv/bin/python -m pytest
 export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=86
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1:exitcode=86
+# no libmongoc counters in /dev/shm for test processes (see tests/integration/conftest.py)
+export MONGOC_DISABLE_SHM ?= 1
 
 .PHONY: all deps test test-unit test-integration asan demo clean test-long bench bench-parquet bench-delta bench-publish
 # The packages are installed first and the build runs in a sub-make, so that the pkg-config

@@ -19,6 +19,11 @@ def m2d_bin():
     return os.environ.get("M2D_BIN", str(ROOT / "build" / "asan" / "mongo2delta"))
 
 
+# libmongoc keeps performance counters in /dev/shm/mongoc-<pid>; a process killed by a test
+# leaves its file behind, and a later process that gets the same pid prints "Falling back to
+# malloc for counters" on stderr at load time. The counters are of no use here.
+os.environ.setdefault("MONGOC_DISABLE_SHM", "1")
+
 SANITIZER_ENV = {
     # a sanitizer report must never pass for an ordinary failure (exit 1)
     "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:exitcode=86",
