@@ -484,8 +484,7 @@ static bool read_parquet_actions(m2d_store_t *store, const char *key, replay_t *
 
 /* --- replay -------------------------------------------------------------------------------- */
 
-/* The reconciliation key of an add/remove: path and deletion vector id. */
-static void file_key(json_t *action, char *out, size_t n) {
+void delta_file_key(const json_t *action, char *out, size_t n) {
   /* the path string as the log spells it: Spark 4 with Delta 4 does not treat "/p" and
    * "file:/p" as one file either (golden tables canonicalized-paths-*) */
   const char *path = json_string_value(json_object_get(action, "path"));
@@ -506,10 +505,10 @@ static void apply_action(replay_t *r, const char *kind, json_t *v) {
   delta_snapshot_t *s = r->s;
   char key[4096];
   if (strcmp(kind, "add") == 0) {
-    file_key(v, key, sizeof key);
+    delta_file_key(v, key, sizeof key);
     json_object_set(r->live, key, v);
   } else if (strcmp(kind, "remove") == 0) {
-    file_key(v, key, sizeof key);
+    delta_file_key(v, key, sizeof key);
     json_object_del(r->live, key);
   } else if (strcmp(kind, "metaData") == 0) {
     json_decref(s->metadata);

@@ -252,13 +252,6 @@ static bool on_before_row(const char *json, size_t len, void *ud) {
   return true;
 }
 
-static void file_key(json_t *add, char *out, size_t n) {
-  json_t *dv = json_object_get(add, "deletionVector");
-  char *d = dv ? json_dumps(dv, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-  snprintf(out, n, "%s|%s", json_string_value(json_object_get(add, "path")), d ? d : "");
-  free(d);
-}
-
 /* Files of a not in b. */
 static json_t *minus(json_t *a, json_t *b) {
   json_t *keys = json_object(), *out = json_array();
@@ -266,11 +259,11 @@ static json_t *minus(json_t *a, json_t *b) {
   json_t *f;
   char k[8192];
   json_array_foreach(b, i, f) {
-    file_key(f, k, sizeof k);
+    delta_file_key(f, k, sizeof k);
     json_object_set_new(keys, k, json_true());
   }
   json_array_foreach(a, i, f) {
-    file_key(f, k, sizeof k);
+    delta_file_key(f, k, sizeof k);
     if (!json_object_get(keys, k)) json_array_append(out, f);
   }
   json_decref(keys);
