@@ -151,24 +151,11 @@ def child(table):
                       "rss_imports_mib": rss_imports}))
 
 
+
 def run_isolated(cmd):
-    """Runs cmd in its own process under a wrapper that reads that process's peak RSS and CPU
-    time; returns (its last stdout line, wall seconds, peak RSS MiB, CPU seconds)."""
-    wrapper = [sys.executable, "-c",
-               "import json,resource,subprocess,sys,time;"
-               "t=time.perf_counter();"
-               "p=subprocess.run(sys.argv[1:],capture_output=True,text=True);"
-               "w=time.perf_counter()-t;"
-               "u=resource.getrusage(resource.RUSAGE_CHILDREN);"
-               "sys.stderr.write(p.stderr);"
-               "print(p.stdout.strip().splitlines()[-1] if p.returncode==0 and p.stdout.strip() else 'null');"
-               "print(json.dumps({'rc':p.returncode,'wall':w,'rss_mib':u.ru_maxrss/1024,'cpu':u.ru_utime+u.ru_stime}))"] + cmd
-    p = subprocess.run(wrapper, capture_output=True, text=True, check=True)
-    lines = p.stdout.strip().splitlines()
-    meta = json.loads(lines[-1])
-    if meta["rc"] != 0:
-        raise SystemExit(f"{cmd} failed ({meta['rc']}): {p.stderr[-3000:]}")
-    return json.loads(lines[-2]), meta["wall"], meta["rss_mib"], meta["cpu"]
+    """(the child's JSON result, wall seconds, peak RSS MiB, CPU seconds) of cmd, alone."""
+    r = harness.run_isolated(cmd)
+    return harness.last_json_line(r["out"]), r["wall"], r["rss_mib"], r["cpu"]
 
 
 def ours_cmd(table):

@@ -125,20 +125,11 @@ def main():
     print(json.dumps({"machine": machine(), "rows": a.rows, "results": results}, indent=1))
 
 
+
 def run_isolated(cmd):
-    """One process per measurement, its own peak RSS read by a wrapper process."""
-    wrapper = [sys.executable, "-c",
-               "import json,resource,subprocess,sys;"
-               "p=subprocess.run(sys.argv[1:],capture_output=True,text=True);"
-               "sys.stderr.write(p.stderr);"
-               "r=json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode==0 else {'error':p.returncode};"
-               "r['rss_mib']=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024;"
-               "print(json.dumps(r))"] + cmd
-    p = subprocess.run(wrapper, capture_output=True, text=True, check=True)
-    r = json.loads(p.stdout.strip().splitlines()[-1])
-    if "error" in r:
-        raise SystemExit(f"{cmd} failed: {p.stderr}")
-    return r, r["rss_mib"]
+    """(the child's JSON result, its peak RSS MiB): one process per measurement."""
+    r = harness.run_isolated(cmd)
+    return harness.last_json_line(r["out"]), r["rss_mib"]
 
 
 def machine():

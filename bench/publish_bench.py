@@ -98,23 +98,6 @@ def pymongo_child(table, uri, coll, mode):
                       "write_s": t_end - t_read}))
 
 
-def run_isolated(cmd):
-    """Runs cmd in a wrapper process of its own, so RUSAGE_CHILDREN covers just cmd: returns the
-    wall seconds, its peak RSS (MiB), its CPU seconds, and its stdout and stderr."""
-    wrapper = [sys.executable, "-c",
-               "import json,resource,subprocess,sys,time;"
-               "t=time.perf_counter();"
-               "p=subprocess.run(sys.argv[1:],capture_output=True,text=True);"
-               "w=time.perf_counter()-t;"
-               "u=resource.getrusage(resource.RUSAGE_CHILDREN);"
-               "print(json.dumps({'rc':p.returncode,'wall':w,'rss_mib':u.ru_maxrss/1024,"
-               "'cpu':u.ru_utime+u.ru_stime,'out':p.stdout,'err':p.stderr}))"] + cmd
-    p = subprocess.run(wrapper, capture_output=True, text=True, check=True)
-    r = json.loads(p.stdout.strip().splitlines()[-1])
-    if r["rc"] != 0:
-        raise SystemExit(f"{cmd} exited {r['rc']}:\n{r['out']}\n{r['err'][-3000:]}")
-    return r
-
 
 class Server:
     """scripts/mongo-test-server (exec's java, so the pid is the JVM's)."""
@@ -220,9 +203,9 @@ def main():
         shutil.rmtree(warm, ignore_errors=True)
         write_deltalake(str(warm), make_table(min(a.rows, 50_000)))
         for mode in a.modes.split(","):
-            run_isolated([BIN, "publish", "--table", str(warm), "--uri", server.uri, "--db", DB,
+            harness.run_isolated([BIN, "publish", "--table", str(warm), "--uri", server.uri, "--db", DB,
                           "--collection", "warm_m2d", "--mode", mode])
-            run_isolated([sys.executable, __file__, "--child", str(warm), server.uri, "warm_pymongo", mode])
+            harness.run_isolated([sys.executable, __file__, "--child", str(warm), server.uri, "warm_pymongo", mode])
             client[DB].drop_collection("warm_m2d")
             client[DB].drop_collection("warm_pymongo")
         clear_oplog(client)
@@ -241,7 +224,7 @@ def main():
                     else:
                         cmd = [sys.executable, __file__, "--child", str(table_path), server.uri, coll, mode]
                     cpu0, gc0, load0 = server.cpu(), server.gc_seconds(), os.getloadavg()[0]
-                    r = run_isolated(cmd)
+                    r = harness.run_isolated(cmd)
                     server_cpu, gc1, load1 = server.cpu() - cpu0, server.gc_seconds(), os.getloadavg()[0]
                     got = verify(client, coll, a.rows, expected)
                     types.setdefault(side, field_types(got[sample[-1]]))
