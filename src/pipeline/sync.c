@@ -323,11 +323,13 @@ static bool flush(sync_t *s, m2d_error_t *err) {
   if (s->nev == 0) return true;
   const event_t *lastev = &s->ev[s->nev - 1];
   bool ok = true;
+  double t0 = now_s(), t1 = t0;
   if (s->log && lastev->seq > s->lpos.seq) {
     int64_t b = s->lpos.batch + 1;
     ok = apply_changelog(s, b, err);
     if (ok) set_position(&s->lpos, b, lastev);
   }
+  t1 = now_s();
   if (ok && s->mirror) {
     int64_t b = s->mpos.batch + 1;
     ok = apply_mirror(s, b, err);
@@ -336,6 +338,11 @@ static bool flush(sync_t *s, m2d_error_t *err) {
   if (ok) {
     s->sum->batches++;
     s->sum->last_seq = lastev->seq;
+    double t2 = now_s();
+    /* one line per batch: what benchmarks and operators read */
+    m2d_info("batch %lld: %d events (through event %lld) committed in %.1f ms (change log %.1f ms, mirror %.1f ms)",
+             (long long)(s->mirror ? s->mpos.batch : s->lpos.batch), s->nev, (long long)lastev->seq, (t2 - t0) * 1e3,
+             (t1 - t0) * 1e3, (t2 - t1) * 1e3);
   }
   clear_events(s);
   return ok;
