@@ -1,9 +1,13 @@
 #include "delta/dv.h"
 
+#include "core/buf.h"
+#include "delta/actions.h"
+
 #include <roaring/roaring.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #define DV_MAGIC 1681511377u
 #define MAX_DV ((size_t)256 << 20)
@@ -14,13 +18,27 @@ struct delta_dv {
   roaring_bitmap_t **bitmaps; /* low 32 bits */
 };
 
+static const char Z85[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+
+void delta_z85_encode(const uint8_t *in, size_t len, char *out) {
+  size_t o = 0;
+  for (size_t i = 0; i + 4 <= len; i += 4) {
+    uint32_t v = (uint32_t)in[i] << 24 | (uint32_t)in[i + 1] << 16 | (uint32_t)in[i + 2] << 8 | in[i + 3];
+    for (int k = 4; k >= 0; k--) {
+      out[o + (size_t)k] = Z85[v % 85];
+      v /= 85;
+    }
+    o += 5;
+  }
+  out[o] = 0;
+}
+
 long delta_z85_decode(const char *in, size_t len, uint8_t *out, size_t cap) {
-  static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
   static int8_t map[256];
   static bool ready;
   if (!ready) {
     memset(map, -1, sizeof map);
-    for (int i = 0; i < 85; i++) map[(unsigned char)alphabet[i]] = (int8_t)i;
+    for (int i = 0; i < 85; i++) map[(unsigned char)Z85[i]] = (int8_t)i;
     ready = true;
   }
   if (len % 5) return -1;
@@ -154,4 +172,124 @@ void delta_dv_free(delta_dv_t *dv) {
   free(dv->keys);
   free(dv->bitmaps);
   free(dv);
+}
+
+/* --- writing --------------------------------------------------------------------------- */
+
+delta_dv_t *delta_dv_new(void) { return calloc(1, sizeof(delta_dv_t)); }
+
+/* The bucket for the high 32 bits hi, created in key order when missing. */
+static roaring_bitmap_t *bucket(delta_dv_t *dv, uint32_t hi) {
+  uint32_t i = 0;
+  while (i < dv->nbuckets && dv->keys[i] < hi) i++;
+  if (i < dv->nbuckets && dv->keys[i] == hi) return dv->bitmaps[i];
+  uint32_t *k = realloc(dv->keys, (dv->nbuckets + 1) * sizeof *k);
+  if (!k) return NULL;
+  dv->keys = k;
+  roaring_bitmap_t **b = realloc(dv->bitmaps, (dv->nbuckets + 1) * sizeof *b);
+  if (!b) return NULL;
+  dv->bitmaps = b;
+  roaring_bitmap_t *nb = roaring_bitmap_create();
+  if (!nb) return NULL;
+  memmove(&k[i + 1], &k[i], (dv->nbuckets - i) * sizeof *k);
+  memmove(&b[i + 1], &b[i], (dv->nbuckets - i) * sizeof *b);
+  k[i] = hi;
+  b[i] = nb;
+  dv->nbuckets++;
+  return nb;
+}
+
+bool delta_dv_add(delta_dv_t *dv, uint64_t row) {
+  roaring_bitmap_t *b = bucket(dv, (uint32_t)(row >> 32));
+  if (!b) return false;
+  roaring_bitmap_add(b, (uint32_t)row);
+  return true;
+}
+
+bool delta_dv_or(delta_dv_t *dst, const delta_dv_t *src) {
+  for (uint32_t i = 0; i < src->nbuckets; i++) {
+    roaring_bitmap_t *b = bucket(dst, src->keys[i]);
+    if (!b) return false;
+    roaring_bitmap_or_inplace(b, src->bitmaps[i]);
+  }
+  return true;
+}
+
+bool delta_dv_serialize(delta_dv_t *dv, m2d_buf_t *out, m2d_error_t *err) {
+  uint32_t magic = DV_MAGIC;
+  uint64_t count = dv->nbuckets;
+  if (!m2d_buf_append(out, &magic, 4, err) || !m2d_buf_append(out, &count, 8, err)) return false; /* little-endian */
+  for (uint32_t i = 0; i < dv->nbuckets; i++) {
+    roaring_bitmap_run_optimize(dv->bitmaps[i]);
+    size_t n = roaring_bitmap_portable_size_in_bytes(dv->bitmaps[i]);
+    if (!m2d_buf_append(out, &dv->keys[i], 4, err) || !m2d_buf_reserve(out, n, err)) return false;
+    roaring_bitmap_portable_serialize(dv->bitmaps[i], (char *)out->data + out->len);
+    out->len += n;
+  }
+  return true;
+}
+
+struct delta_dv_file {
+  m2d_buf_t data;
+  char uuid[37];
+  char key[96];
+  char id[24]; /* z85 of the uuid's 16 bytes */
+  int count;
+};
+
+delta_dv_file_t *delta_dv_file_new(void) {
+  delta_dv_file_t *f = calloc(1, sizeof *f);
+  if (!f) return NULL;
+  m2d_buf_init(&f->data, (size_t)1 << 31);
+  delta_uuid4(f->uuid);
+  snprintf(f->key, sizeof f->key, "deletion_vector_%s.bin", f->uuid);
+  uint8_t raw[16];
+  for (int i = 0, j = 0; i < 16; i++, j += 2) {
+    if (f->uuid[j] == '-') j++;
+    unsigned v;
+    sscanf(f->uuid + j, "%2x", &v);
+    raw[i] = (uint8_t)v;
+  }
+  delta_z85_encode(raw, 16, f->id);
+  return f;
+}
+
+static void put_be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+json_t *delta_dv_file_put(delta_dv_file_t *f, delta_dv_t *dv, m2d_error_t *err) {
+  if (f->data.len == 0 && !m2d_buf_append_byte(&f->data, 1, err)) return NULL; /* format version */
+  size_t at = f->data.len;
+  uint8_t be[4] = {0};
+  if (!m2d_buf_append(&f->data, be, 4, err) || !delta_dv_serialize(dv, &f->data, err)) return NULL;
+  size_t size = f->data.len - at - 4;
+  put_be32(f->data.data + at, (uint32_t)size);
+  put_be32(be, (uint32_t)crc32(0L, f->data.data + at + 4, (uInt)size));
+  if (!m2d_buf_append(&f->data, be, 4, err)) return NULL;
+  f->count++;
+  return json_pack("{sssssIsIsI}", "storageType", "u", "pathOrInlineDv", f->id, "offset", (json_int_t)at, "sizeInBytes",
+                   (json_int_t)size, "cardinality", (json_int_t)delta_dv_cardinality(dv));
+}
+
+bool delta_dv_file_finish(delta_dv_file_t *f, m2d_store_t *store, m2d_error_t *err) {
+  if (f->count == 0) return true;
+  m2d_sink_t *s = store->create(store, f->key, err);
+  if (!s) return false;
+  if (!m2d_sink_write(s, f->data.data, f->data.len, err)) {
+    m2d_sink_abort(s);
+    return false;
+  }
+  return m2d_sink_finish(s, err);
+}
+
+const char *delta_dv_file_key(const delta_dv_file_t *f) { return f->key; }
+
+void delta_dv_file_free(delta_dv_file_t *f) {
+  if (!f) return;
+  m2d_buf_free(&f->data);
+  free(f);
 }

@@ -19,5 +19,31 @@ void delta_dv_free(delta_dv_t *dv);
 
 /* Z85 (the base85 alphabet Delta uses); returns the decoded length or -1. */
 long delta_z85_decode(const char *in, size_t len, uint8_t *out, size_t cap);
+/* Z85 of len bytes (a multiple of 4) into out (5/4 len + 1 bytes, NUL-terminated). */
+void delta_z85_encode(const uint8_t *in, size_t len, char *out);
+
+/* --- writing --------------------------------------------------------------------------- */
+
+/* An empty deletion vector to add rows to. */
+delta_dv_t *delta_dv_new(void);
+bool delta_dv_add(delta_dv_t *dv, uint64_t row);
+/* dst |= src */
+bool delta_dv_or(delta_dv_t *dst, const delta_dv_t *src);
+/* The serialized form: the magic number, then the RoaringBitmapArray (portable format). */
+bool delta_dv_serialize(delta_dv_t *dv, m2d_buf_t *out, m2d_error_t *err);
+
+/* A deletion_vector_<uuid>.bin file at the table's root holding several deletion vectors
+ * (one per data file of a commit): format version 1, then per vector its size (big-endian),
+ * its bytes and their CRC-32. Written when finished; the descriptors it hands out name it
+ * (storage type "u", no prefix). */
+typedef struct delta_dv_file delta_dv_file_t;
+delta_dv_file_t *delta_dv_file_new(void);
+/* Appends dv and returns its add.deletionVector descriptor (owned by the caller). */
+json_t *delta_dv_file_put(delta_dv_file_t *f, delta_dv_t *dv, m2d_error_t *err);
+/* Writes the file (nothing when no vector was put). */
+bool delta_dv_file_finish(delta_dv_file_t *f, m2d_store_t *store, m2d_error_t *err);
+/* The file's key in the table (for cleaning up after a failed commit). */
+const char *delta_dv_file_key(const delta_dv_file_t *f);
+void delta_dv_file_free(delta_dv_file_t *f);
 
 #endif

@@ -139,8 +139,25 @@ static bool wanted(const char *columns, const char *name) {
   return false;
 }
 
+typedef struct {
+  delta_row_fn fn;
+  void *ud;
+} plain_t;
+
+static bool plain_row(const char *json, size_t len, size_t file, uint64_t row, void *ud) {
+  (void)file, (void)row;
+  plain_t *p = ud;
+  return p->fn(json, len, p->ud);
+}
+
 bool delta_scan(m2d_store_t *store, const delta_snapshot_t *snap, const char *columns, int64_t limit, delta_row_fn fn,
                 void *ud, m2d_error_t *err) {
+  plain_t p = {fn, ud};
+  return delta_scan_at(store, snap, columns, limit, plain_row, &p, err);
+}
+
+bool delta_scan_at(m2d_store_t *store, const delta_snapshot_t *snap, const char *columns, int64_t limit,
+                   delta_row_at_fn fn, void *ud, m2d_error_t *err) {
   const char *mode_s = json_string_value(json_object_get(json_object_get(snap->metadata, "configuration"), "delta.columnMapping.mode"));
   cm_mode_t mode = !mode_s || strcmp(mode_s, "none") == 0 ? CM_NONE : strcmp(mode_s, "id") == 0 ? CM_ID : CM_NAME;
   char *unsupported = delta_unsupported_reader_features(snap->protocol);
@@ -281,7 +298,7 @@ bool delta_scan(m2d_store_t *store, const delta_snapshot_t *snap, const char *co
           stop = true;
           break;
         }
-        if (!fn((const char *)line.data, line.len, ud)) stop = true;
+        if (!fn((const char *)line.data, line.len, fi, row, ud)) stop = true;
         printed++;
       }
       pq_json_rows_destroy(rows);

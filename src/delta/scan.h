@@ -13,4 +13,11 @@ typedef bool (*delta_row_fn)(const char *json, size_t len, void *ud);
 bool delta_scan(m2d_store_t *store, const delta_snapshot_t *snap, const char *columns, int64_t limit, delta_row_fn fn,
                 void *ud, m2d_error_t *err);
 
+/* The same, telling each row's place: the index of its file in snap->files and its physical
+ * row number in that file (counting the rows a deletion vector hides), what a deletion vector
+ * names. */
+typedef bool (*delta_row_at_fn)(const char *json, size_t len, size_t file, uint64_t row, void *ud);
+bool delta_scan_at(m2d_store_t *store, const delta_snapshot_t *snap, const char *columns, int64_t limit,
+                   delta_row_at_fn fn, void *ud, m2d_error_t *err);
+
 #endif
