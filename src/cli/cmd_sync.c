@@ -15,6 +15,12 @@ static const m2d_opt_spec_t opts[] = {
     {"mode", "MODE", "mirror (the table equals the collection), changelog (one row per event) or both", "mirror", false},
     {"changelog-table", "PATH", "with --mode both: the change-log table", NULL, false},
     {"initial", "WHAT", "snapshot (copy the collection first) or skip (changes from now on)", "snapshot", false},
+    {"merge-strategy", "HOW",
+     "deletion-vectors (rows replaced are marked deleted: cost per batch does not grow with the table; "
+     "Spark, Databricks) or rewrite (copy-on-write: the files touched are rewritten; for readers without "
+     "deletion-vector support such as delta-rs)",
+     "deletion-vectors", false},
+    {"delete", "HOW", "hard (deleted documents leave the mirror) or soft (they stay, _deleted = true)", "hard", false},
     {"max-batch-docs", "N", "events per commit at most", "1000", false},
     {"max-latency", "MS", "commit a batch at the latest this long after its first event", "1000", false},
     {"stop-when-idle", "SECONDS", "exit 0 after this long without an event (scripts, tests)", "0 (never)", false},
@@ -48,6 +54,17 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
     return m2d_cli_fail(&err);
   }
   o.initial_snapshot = strcmp(initial, "snapshot") == 0;
+  const char *merge = m2d_args_get(args, "merge-strategy"), *del = m2d_args_get(args, "delete");
+  if (strcmp(merge, "deletion-vectors") && strcmp(merge, "rewrite")) {
+    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--merge-strategy must be deletion-vectors or rewrite");
+    return m2d_cli_fail(&err);
+  }
+  if (strcmp(del, "hard") && strcmp(del, "soft")) {
+    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--delete must be hard or soft");
+    return m2d_cli_fail(&err);
+  }
+  o.rewrite = strcmp(merge, "rewrite") == 0;
+  o.soft_delete = strcmp(del, "soft") == 0;
   int64_t batch = 1000, latency = 1000, idle = 0, workers = 4;
   if (!m2d_args_int(args, "max-batch-docs", 1, 1000000, &batch, &err) ||
       !m2d_args_int(args, "max-latency", 1, 3600000, &latency, &err) ||
@@ -74,7 +91,8 @@ const m2d_command_t m2d_cmd_sync = {
     .summary = "keep a mirror table and/or a change log in step with a collection, exactly once",
     .description =
         "Reads the collection's change stream and commits it in micro-batches: the mirror table equals the\n"
-        "collection (inserts, updates, replaces and deletes applied by _id, copy-on-write), the change log\n"
+        "collection (inserts, updates, replaces and deletes applied by _id, through deletion vectors or\n"
+        "copy-on-write), the change log\n"
         "gets one row per event (_op, _cluster_time, _txn_seq, _id, document). Every commit records the\n"
         "stream position (a txn action and the resume token), so a run after a crash resumes where the\n"
         "tables are: nothing applied twice, nothing skipped. The first run snapshots the collection after\n"

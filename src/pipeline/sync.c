@@ -1,9 +1,11 @@
 #include "pipeline/sync.h"
 
 #include "core/log.h"
+#include "delta/dv.h"
 #include "delta/log.h"
 #include "delta/scan.h"
 #include "mongo/client.h"
+#include "pipeline/key_index.h"
 #include "pipeline/row_bson.h"
 #include "pipeline/snapshot.h"
 #include "pipeline/table_writer.h"
@@ -41,7 +43,7 @@ typedef struct {
   char app[600];
   m2d_table_writer_t *mirror, *log;
   pos_t mpos, lpos;
-  json_t *index; /* mirror: canonical {"_id": v} -> file path */
+  m2d_key_index_t *index; /* mirror: _id -> file and row */
   event_t *ev;
   int nev;
 } sync_t;
@@ -85,87 +87,123 @@ static json_t *position_info(const event_t *last, int64_t seq, const pos_t *star
 
 /* --- the key index ------------------------------------------------------------------------ */
 
-static char *key_of(const bson_t *doc) {
-  bson_iter_t it;
-  if (!bson_iter_init_find(&it, doc, "_id")) return NULL;
-  bson_t k = BSON_INITIALIZER;
-  bson_append_iter(&k, "_id", 3, &it);
-  char *s = bson_as_canonical_extended_json(&k, NULL);
-  bson_destroy(&k);
-  return s;
+/* A key in a form usable as a JSON object key (the batch's last event per document). */
+static char *hex_key(const m2d_buf_t *k) {
+  char *h = malloc(k->len * 2 + 1);
+  if (!h) return NULL;
+  for (size_t i = 0; i < k->len; i++) snprintf(h + 2 * i, 3, "%02x", k->data[i]);
+  h[k->len * 2] = 0;
+  return h;
 }
 
 typedef struct {
   sync_t *s;
-  const json_t *schema;
-  const char *path;
-  bool collect;  /* keep the rows read (rewrite), or only index them */
+  json_t *schema;
+  json_t *adds;           /* the files scanned, in scan order */
+  const delta_dv_t *only; /* keep only these rows (one-file scans), NULL: all */
+  bool collect, index;
   bson_t **docs;
   int n, cap;
   bool failed;
+  m2d_buf_t key;
   m2d_error_t *err;
 } rows_t;
 
-static bool on_row(const char *json, size_t len, void *ud) {
-  rows_t *r = ud;
-  json_t *row = json_loadb(json, len, JSON_ALLOW_NUL, NULL);
-  bson_t *doc = bson_new();
-  bool ok = row && m2d_row_to_bson(r->schema, row, doc, r->err);
-  json_decref(row);
-  if (!ok) {
-    r->failed = true;
-    bson_destroy(doc);
-    return false;
+static bool push_doc(bson_t ***docs, int *n, int *cap, bson_t *doc) {
+  if (*n == *cap) {
+    int c = *cap ? *cap * 2 : 256;
+    bson_t **d = realloc(*docs, (size_t)c * sizeof *d);
+    if (!d) return false;
+    *docs = d;
+    *cap = c;
   }
-  char *k = key_of(doc);
-  if (k && r->path) json_object_set_new(r->s->index, k, json_string(r->path));
-  bson_free(k);
-  if (r->collect) {
-    if (r->n == r->cap) {
-      r->cap = r->cap ? r->cap * 2 : 256;
-      r->docs = realloc(r->docs, (size_t)r->cap * sizeof *r->docs);
-    }
-    r->docs[r->n++] = doc;
-  } else {
-    bson_destroy(doc);
-  }
+  (*docs)[(*n)++] = doc;
   return true;
 }
 
-/* Reads the rows of the given add actions (one file at a time, so each row's file is known). */
-static bool read_files(sync_t *s, const delta_snapshot_t *snap, json_t *adds, rows_t *r, m2d_error_t *err) {
-  const char *ss = json_string_value(json_object_get(snap->metadata, "schemaString"));
-  json_t *schema = ss ? json_loads(ss, 0, NULL) : NULL;
-  if (!schema) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the mirror table's schema is not readable");
-  r->s = s;
-  r->schema = schema;
-  r->err = err;
-  bool ok = true;
-  size_t i;
-  json_t *add;
-  json_array_foreach(adds, i, add) {
-    json_t *one = json_array();
-    json_array_append(one, add);
-    delta_snapshot_t fs = *snap;
-    fs.files = one;
-    r->path = json_string_value(json_object_get(add, "path"));
-    ok = delta_scan(m2d_table_writer_store(s->mirror), &fs, NULL, -1, on_row, r, err) && !r->failed;
-    json_decref(one);
-    if (!ok) break;
+static bool on_row(const char *json, size_t len, size_t file, uint64_t row, void *ud) {
+  rows_t *r = ud;
+  if (r->only && !delta_dv_contains(r->only, row)) return true;
+  json_t *jr = json_loadb(json, len, JSON_ALLOW_NUL, NULL);
+  bson_t *doc = bson_new();
+  bool ok = jr && m2d_row_to_bson(r->schema, jr, doc, r->err);
+  json_decref(jr);
+  if (ok && r->index && m2d_key_index_doc_key(doc, &r->key, NULL)) {
+    const char *path = json_string_value(json_object_get(json_array_get(r->adds, file), "path"));
+    int32_t f = m2d_key_index_file(r->s->index, path ? path : "");
+    ok = f >= 0 && m2d_key_index_put(r->s->index, &r->key, f, row);
+    if (!ok) m2d_error_set(r->err, M2D_ERR_LIMIT, 0, "out of memory for the key index");
   }
-  json_decref(schema);
+  if (ok && r->collect) ok = push_doc(&r->docs, &r->n, &r->cap, doc);
+  else bson_destroy(doc);
+  if (!ok) r->failed = true;
   return ok;
 }
 
+static void rows_free(rows_t *r) {
+  for (int i = 0; i < r->n; i++)
+    if (r->docs[i]) bson_destroy(r->docs[i]);
+  free(r->docs);
+  m2d_buf_free(&r->key);
+  json_decref(r->schema);
+}
+
+/* Reads the rows of the given add actions (all columns, or only what the key index needs),
+ * with the table's metadata and protocol. */
+static bool scan_files(sync_t *s, json_t *metadata, json_t *protocol, json_t *adds, bool index_only, rows_t *r,
+                       m2d_error_t *err) {
+  const char *ss = json_string_value(json_object_get(metadata, "schemaString"));
+  r->schema = ss ? json_loads(ss, 0, NULL) : NULL;
+  if (!r->schema) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the mirror table's schema is not readable");
+  r->s = s;
+  r->adds = adds;
+  r->err = err;
+  m2d_buf_init(&r->key, (size_t)16 << 20);
+  char columns[64] = "_id";
+  size_t i;
+  json_t *f;
+  json_array_foreach(json_object_get(r->schema, "fields"), i, f)
+    if (strcmp(json_string_value(json_object_get(f, "name")) ?: "", "_rescued_data") == 0) strcat(columns, ",_rescued_data");
+  bool has_id = false;
+  json_array_foreach(json_object_get(r->schema, "fields"), i, f) has_id |= strcmp(json_string_value(json_object_get(f, "name")) ?: "", "_id") == 0;
+  if (index_only && !has_id) return true; /* an empty table */
+  delta_snapshot_t fs = {.metadata = metadata, .protocol = protocol, .files = adds};
+  return delta_scan_at(m2d_table_writer_store(s->mirror), &fs, index_only ? columns : NULL, -1, on_row, r, err) &&
+         !r->failed;
+}
+
 static bool build_index(sync_t *s, m2d_error_t *err) {
-  s->index = json_object();
+  s->index = m2d_key_index_new();
+  if (!s->index) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory for the key index");
   if (m2d_table_writer_version(s->mirror) < 0) return true;
+  double t0 = now_s();
   delta_snapshot_t snap;
   if (!delta_snapshot_load(m2d_table_writer_store(s->mirror), -1, &snap, err)) return false;
-  rows_t r = {0};
-  bool ok = read_files(s, &snap, snap.files, &r, err);
+  rows_t r = {.index = true};
+  bool ok = scan_files(s, snap.metadata, snap.protocol, snap.files, true, &r, err);
+  rows_free(&r);
   delta_snapshot_free(&snap);
-  m2d_info("key index: %zu documents in the mirror table", json_object_size(s->index));
+  if (ok)
+    m2d_info("key index: %zu documents in %zu files of the mirror table, built in %.1f s",
+             m2d_key_index_count(s->index), json_array_size(snap.files), now_s() - t0);
+  return ok;
+}
+
+/* Indexes the new data files of the batch just committed. */
+static bool index_new_files(sync_t *s, m2d_error_t *err) {
+  json_t *added = json_array();
+  size_t j;
+  json_t *a;
+  json_array_foreach((json_t *)m2d_table_writer_last_adds(s->mirror), j, a) {
+    json_t *add = json_object_get(a, "add");
+    if (add && !json_object_get(add, "deletionVector")) json_array_append(added, add);
+  }
+  rows_t r = {.index = true};
+  bool ok = !json_array_size(added) ||
+            scan_files(s, (json_t *)m2d_table_writer_metadata(s->mirror), (json_t *)m2d_table_writer_protocol(s->mirror),
+                       added, true, &r, err);
+  rows_free(&r);
+  json_decref(added);
   return ok;
 }
 
@@ -181,95 +219,210 @@ static bool write_docs(m2d_table_writer_t *w, bson_t **docs, int n, m2d_error_t 
   return ok;
 }
 
-static bool apply_mirror(sync_t *s, int64_t batch, m2d_error_t *err) {
-  /* the last state of every _id in the batch */
-  json_t *last = json_object(); /* key -> index of its last event */
-  for (int i = 0; i < s->nev; i++) {
-    event_t *e = &s->ev[i];
-    char *k = e->id ? key_of(e->id) : NULL;
-    if (!k && e->doc) k = key_of(e->doc);
-    if (!k) continue;
-    json_object_set_new(last, k, json_integer(i));
-    bson_free(k);
+/* The row a soft delete leaves: the document's last version marked _deleted. */
+static bson_t *soft_deleted(const bson_t *doc, const bson_iter_t *id) {
+  bson_t *d = bson_new();
+  if (doc) {
+    bson_copy_to_excluding_noinit(doc, d, "_deleted", NULL);
+  } else {
+    bson_append_iter(d, "_id", 3, id);
   }
+  BSON_APPEND_BOOL(d, "_deleted", true);
+  return d;
+}
+
+typedef struct {
+  int32_t file;
+  delta_dv_t *rows;
+} file_rows_t;
+
+/* The rows to delete per file, in a small list (a batch touches few files). */
+static delta_dv_t *rows_of(file_rows_t **list, int *n, int32_t file) {
+  for (int i = 0; i < *n; i++)
+    if ((*list)[i].file == file) return (*list)[i].rows;
+  file_rows_t *l = realloc(*list, (size_t)(*n + 1) * sizeof *l);
+  if (!l) return NULL;
+  *list = l;
+  l[*n].file = file;
+  l[*n].rows = delta_dv_new();
+  return l[(*n)++].rows;
+}
+
+static void free_file_rows(file_rows_t *l, int n) {
+  for (int i = 0; i < n; i++) delta_dv_free(l[i].rows);
+  free(l);
+}
+
+static int64_t num_records(const json_t *add) {
+  json_t *st = json_loads(json_string_value(json_object_get(add, "stats")) ?: "", 0, NULL);
+  int64_t n = json_is_integer(json_object_get(st, "numRecords")) ? json_integer_value(json_object_get(st, "numRecords")) : -1;
+  json_decref(st);
+  return n;
+}
+
+/* The add action of a file with its new deletion vector: the stats stay (numRecords counts the
+ * file's physical rows) but are no longer tight. */
+static json_t *add_with_dv(const json_t *add, json_t *descriptor) {
+  json_t *a = json_deep_copy(add);
+  json_object_set_new(a, "deletionVector", descriptor);
+  json_object_set_new(a, "dataChange", json_true());
+  json_t *st = json_loads(json_string_value(json_object_get(a, "stats")) ?: "", 0, NULL);
+  if (st) {
+    json_object_set_new(st, "tightBounds", json_false());
+    char *txt = json_dumps(st, JSON_COMPACT);
+    if (txt) json_object_set_new(a, "stats", json_string(txt));
+    free(txt);
+    json_decref(st);
+  }
+  return json_pack("{so}", "add", a);
+}
+
+/* The mirror's batch. Every document of the batch leaves its old row (found in the key index):
+ * with deletion vectors the row is marked deleted in a new vector for its file; copy-on-write
+ * rewrites the file without it. Then the documents' last versions are appended. */
+static bool apply_mirror(sync_t *s, int64_t batch, m2d_error_t *err) {
+  const m2d_sync_options_t *o = s->o;
+  m2d_store_t *store = m2d_table_writer_store(s->mirror);
+  bool ok = true, have = false;
   delta_snapshot_t snap = {0};
-  bool have = false, ok = true;
-  json_t *affected = json_array(), *paths = json_object();
+  json_t *by_path = json_object(); /* path -> add of the live files */
   if (m2d_table_writer_version(s->mirror) >= 0) {
-    ok = have = delta_snapshot_load(m2d_table_writer_store(s->mirror), -1, &snap, err);
-    const char *k;
-    json_t *v;
-    json_object_foreach(last, k, v) {
-      const char *path = json_string_value(json_object_get(s->index, k));
-      if (path) json_object_set_new(paths, path, json_true());
-    }
+    ok = have = delta_snapshot_load(store, -1, &snap, err);
     size_t i;
     json_t *add;
-    if (ok) json_array_foreach(snap.files, i, add) if (json_object_get(paths, json_string_value(json_object_get(add, "path"))))
-        json_array_append(affected, add);
+    if (ok) json_array_foreach(snap.files, i, add) json_object_set(by_path, json_string_value(json_object_get(add, "path")) ?: "", add);
   }
-  rows_t r = {.collect = true};
-  rows_t keep = {0};
-  if (ok && json_array_size(affected)) ok = read_files(s, &snap, affected, &r, err);
-  /* the rows of the rewritten files that the batch does not touch, then the batch's documents */
-  for (int i = 0; ok && i < r.n; i++) {
-    char *k = key_of(r.docs[i]);
-    json_object_del(s->index, k ? k : "");
-    if (k && !json_object_get(last, k)) {
-      if (keep.n == keep.cap) keep.cap = keep.cap ? keep.cap * 2 : 256, keep.docs = realloc(keep.docs, (size_t)keep.cap * sizeof *keep.docs);
-      keep.docs[keep.n++] = r.docs[i];
-      r.docs[i] = NULL;
-    }
-    bson_free(k);
+  /* the last event of every document of the batch */
+  json_t *last = json_object();
+  m2d_buf_t key;
+  m2d_buf_init(&key, (size_t)16 << 20);
+  for (int i = 0; ok && i < s->nev; i++) {
+    event_t *e = &s->ev[i];
+    if (!m2d_key_index_doc_key(e->id, &key, NULL) && !m2d_key_index_doc_key(e->doc, &key, NULL)) continue;
+    char *h = hex_key(&key);
+    if (h) json_object_set_new(last, h, json_integer(i));
+    free(h);
   }
-  const char *k;
+  file_rows_t *gone = NULL, *soft = NULL; /* rows leaving, per file; rows whose soft-delete row is read back */
+  int ngone = 0, nsoft = 0;
+  bson_t **docs = NULL;
+  int n = 0, cap = 0;
+  const char *h;
   json_t *v;
-  json_object_foreach(last, k, v) {
+  json_object_foreach(last, h, v) {
+    if (!ok) break;
     event_t *e = &s->ev[json_integer_value(v)];
-    json_object_del(s->index, k);
+    if (!m2d_key_index_doc_key(e->id, &key, NULL)) m2d_key_index_doc_key(e->doc, &key, NULL);
+    int32_t file;
+    uint64_t row;
+    bool found = m2d_key_index_get(s->index, &key, &file, &row);
     bool del = strcmp(e->op, "delete") == 0;
-    bson_iter_t it;
-    bool has_id = e->doc && bson_iter_init_find(&it, e->doc, "_id");
-    if (!del && !has_id) continue; /* the document was gone when the event was read: a delete follows */
+    if (found) {
+      delta_dv_t *g = rows_of(&gone, &ngone, file);
+      ok = g && delta_dv_add(g, row);
+      m2d_key_index_remove(s->index, &key);
+      if (ok && del && o->soft_delete) {
+        delta_dv_t *sd = rows_of(&soft, &nsoft, file);
+        ok = sd && delta_dv_add(sd, row);
+      }
+    }
+    bson_iter_t id;
     if (del) {
       s->sum->deletes++;
+      if (!found && o->soft_delete && ((e->id && bson_iter_init_find(&id, e->id, "_id")) || (e->doc && bson_iter_init_find(&id, e->doc, "_id"))))
+        ok = push_doc(&docs, &n, &cap, soft_deleted(NULL, &id));
       continue;
     }
-    if (keep.n == keep.cap) keep.cap = keep.cap ? keep.cap * 2 : 256, keep.docs = realloc(keep.docs, (size_t)keep.cap * sizeof *keep.docs);
-    keep.docs[keep.n++] = bson_copy(e->doc);
+    if (!e->doc || !bson_iter_init_find(&id, e->doc, "_id")) continue; /* gone when the event was read: a delete follows */
+    bson_t *d;
+    if (o->soft_delete) {
+      d = bson_new();
+      bson_copy_to_excluding_noinit(e->doc, d, "_deleted", NULL);
+      BSON_APPEND_BOOL(d, "_deleted", false);
+    } else {
+      d = bson_copy(e->doc);
+    }
+    ok = push_doc(&docs, &n, &cap, d);
     s->sum->upserts++;
   }
-  if (ok) ok = write_docs(s->mirror, keep.docs, keep.n, err);
-  size_t i;
-  json_t *add;
-  json_array_foreach(affected, i, add) if (ok) ok = m2d_table_writer_remove_file(s->mirror, add, err);
+  /* copy-on-write: the other rows of the files touched come along; soft deletes read back the
+   * documents' last versions */
+  for (int i = 0; ok && i < ngone; i++) {
+    const char *path = m2d_key_index_file_path(s->index, gone[i].file);
+    json_t *add = json_object_get(by_path, path ? path : "");
+    if (!add) {
+      ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "the key index names %s, which the mirror table no longer has: "
+                         "restart sync (the index is rebuilt from the table)", path ? path : "?");
+      break;
+    }
+    delta_dv_t *sd = NULL;
+    for (int k = 0; k < nsoft; k++)
+      if (soft[k].file == gone[i].file) sd = soft[k].rows;
+    if (!o->rewrite && !sd) continue;
+    json_t *one = json_array();
+    json_array_append(one, add);
+    if (o->rewrite) { /* every row but the ones leaving */
+      rows_t all = {.collect = true};
+      ok = scan_files(s, snap.metadata, snap.protocol, one, false, &all, err);
+      for (int k = 0; ok && k < all.n; k++) {
+        if (!m2d_key_index_doc_key(all.docs[k], &key, NULL)) continue;
+        char *hk = hex_key(&key);
+        bool leaving = hk && json_object_get(last, hk);
+        free(hk);
+        if (leaving) continue;
+        ok = push_doc(&docs, &n, &cap, all.docs[k]);
+        all.docs[k] = NULL;
+      }
+      rows_free(&all);
+    }
+    if (ok && sd) {
+      rows_t old = {.collect = true, .only = sd};
+      ok = scan_files(s, snap.metadata, snap.protocol, one, false, &old, err);
+      for (int k = 0; ok && k < old.n; k++) ok = push_doc(&docs, &n, &cap, soft_deleted(old.docs[k], NULL));
+      rows_free(&old);
+    }
+    json_decref(one);
+  }
+  ok = ok && write_docs(s->mirror, docs, n, err);
+  /* the rows leaving: files removed (copy-on-write, or every row gone) or given deletion vectors */
+  delta_dv_file_t *dvf = NULL;
+  if (ok && !o->rewrite && ngone) {
+    dvf = delta_dv_file_new();
+    if (!m2d_table_writer_has_feature(s->mirror, "deletionVectors"))
+      m2d_table_writer_enable_feature(s->mirror, "deletionVectors", true, "delta.enableDeletionVectors");
+  }
+  for (int i = 0; ok && i < ngone; i++) {
+    json_t *add = json_object_get(by_path, m2d_key_index_file_path(s->index, gone[i].file));
+    ok = m2d_table_writer_remove_file(s->mirror, add, err);
+    if (!ok || o->rewrite) continue;
+    delta_dv_t *dv = gone[i].rows;
+    delta_dv_t *old = NULL;
+    json_t *od = json_object_get(add, "deletionVector");
+    if (json_is_object(od)) ok = (old = delta_dv_load(store, od, err)) && delta_dv_or(dv, old);
+    delta_dv_free(old);
+    int64_t records = num_records(add);
+    if (!ok || (records >= 0 && (int64_t)delta_dv_cardinality(dv) >= records)) continue; /* no row left */
+    json_t *desc = delta_dv_file_put(dvf, dv, err);
+    ok = desc && m2d_table_writer_add_action(s->mirror, add_with_dv(add, desc), err);
+  }
+  if (ok && dvf) ok = delta_dv_file_finish(dvf, store, err);
   int64_t version;
   const event_t *lastev = s->nev ? &s->ev[s->nev - 1] : NULL;
   if (ok)
     ok = m2d_table_writer_commit(s->mirror, s->app, batch, position_info(lastev, lastev ? lastev->seq : s->mpos.seq, &s->mpos),
                                  &version, err);
-  if (ok) {
-    /* index the new files */
-    delta_snapshot_t now;
-    if ((ok = delta_snapshot_load(m2d_table_writer_store(s->mirror), version, &now, err))) {
-      rows_t idx = {0};
-      json_t *added = json_array();
-      size_t j;
-      json_t *a;
-      json_array_foreach((json_t *)m2d_table_writer_last_adds(s->mirror), j, a) json_array_append(added, json_object_get(a, "add"));
-      ok = read_files(s, &now, added, &idx, err);
-      json_decref(added);
-      delta_snapshot_free(&now);
-    }
-  }
-  for (int j = 0; j < r.n; j++)
-    if (r.docs[j]) bson_destroy(r.docs[j]);
-  free(r.docs);
-  for (int j = 0; j < keep.n; j++) bson_destroy(keep.docs[j]);
-  free(keep.docs);
-  json_decref(affected);
-  json_decref(paths);
+  else
+    m2d_table_writer_abort(s->mirror);
+  if (!ok && dvf) store->remove(store, delta_dv_file_key(dvf), NULL); /* not referenced */
+  if (ok) ok = index_new_files(s, err);
+  delta_dv_file_free(dvf);
+  for (int j = 0; j < n; j++) bson_destroy(docs[j]);
+  free(docs);
+  free_file_rows(gone, ngone);
+  free_file_rows(soft, nsoft);
+  m2d_buf_free(&key);
   json_decref(last);
+  json_decref(by_path);
   if (have) delta_snapshot_free(&snap);
   return ok;
 }
@@ -561,7 +714,7 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
   sum->last_seq = seq;
   clear_events(&s);
   free(s.ev);
-  json_decref(s.index);
+  m2d_key_index_free(s.index);
   if (cs) mongoc_change_stream_destroy(cs);
   m2d_table_writer_destroy(s.mirror);
   m2d_table_writer_destroy(s.log);

@@ -27,6 +27,8 @@ typedef struct {
   const char *changelog_table; /* the change-log table (changelog, both) */
   bool mirror, changelog;
   bool initial_snapshot;
+  bool rewrite;                /* --merge-strategy rewrite (copy-on-write) instead of deletion vectors */
+  bool soft_delete;            /* --delete soft: deleted documents stay, marked _deleted */
   int max_batch_docs;          /* default 1000 */
   int max_latency_ms;          /* default 1000 */
   int stop_when_idle_s;        /* 0: run until stopped */

@@ -35,6 +35,8 @@ struct m2d_table_writer {
   m2d_store_t *store;
   int64_t version;   /* -1: no table yet */
   json_t *metadata;  /* the metaData action's value, NULL when new */
+  json_t *protocol;  /* the protocol action's value, NULL when new */
+  json_t *features;  /* table features the next commit enables: name -> {"reader", "config"} */
   json_t *txns;      /* appId -> version */
   char *partition;   /* the partition column, or NULL */
   m2d_dtype_t *schema;
@@ -133,8 +135,10 @@ static bool load_table(m2d_table_writer_t *w, m2d_error_t *err) {
   bool exists;
   if (!has_commits(w->store, &exists, err)) return false;
   json_decref(w->metadata);
+  json_decref(w->protocol);
   json_decref(w->txns);
   w->metadata = NULL;
+  w->protocol = NULL;
   w->txns = json_object();
   m2d_dtype_free(w->schema);
   w->schema = NULL;
@@ -150,6 +154,7 @@ static bool load_table(m2d_table_writer_t *w, m2d_error_t *err) {
   if (ok) {
     w->version = snap.version;
     w->metadata = json_deep_copy(snap.metadata);
+    w->protocol = json_deep_copy(snap.protocol);
     json_object_update(w->txns, snap.txns);
     const char *ss = json_string_value(json_object_get(snap.metadata, "schemaString"));
     w->schema = ss ? m2d_dtype_from_schema_json(ss, err) : NULL;
@@ -244,6 +249,8 @@ void m2d_table_writer_destroy(m2d_table_writer_t *w) {
   m2d_table_writer_abort(w);
   batch_clear(w);
   json_decref(w->metadata);
+  json_decref(w->protocol);
+  json_decref(w->features);
   json_decref(w->txns);
   json_decref(w->rescued_fields);
   json_decref(w->last_adds);
@@ -579,6 +586,15 @@ bool m2d_table_writer_extend(m2d_table_writer_t *w, const m2d_dtype_t *observed_
 
 const m2d_dtype_t *m2d_table_writer_schema(const m2d_table_writer_t *w) { return w->schema; }
 
+bool m2d_table_writer_add_action(m2d_table_writer_t *w, json_t *action, m2d_error_t *err) {
+  if (!w->open) {
+    json_decref(action);
+    return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");
+  }
+  json_array_append_new(w->adds, action);
+  return true;
+}
+
 bool m2d_table_writer_remove_file(m2d_table_writer_t *w, const json_t *add, m2d_error_t *err) {
   if (!w->open) return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");
   json_t *r = json_pack("{s{sOsIsbsbsOsO}}", "remove", "path", json_object_get(add, "path"), "deletionTimestamp",
@@ -594,6 +610,9 @@ bool m2d_table_writer_remove_file(m2d_table_writer_t *w, const json_t *add, m2d_
 const json_t *m2d_table_writer_last_adds(const m2d_table_writer_t *w) { return w->last_adds; }
 
 m2d_store_t *m2d_table_writer_store(m2d_table_writer_t *w) { return w->store; }
+
+const json_t *m2d_table_writer_metadata(const m2d_table_writer_t *w) { return w->metadata; }
+const json_t *m2d_table_writer_protocol(const m2d_table_writer_t *w) { return w->protocol; }
 
 const json_t *m2d_table_writer_configuration(const m2d_table_writer_t *w) {
   return w->metadata ? json_object_get(w->metadata, "configuration") : NULL;
@@ -648,6 +667,92 @@ static bool rebase(m2d_table_writer_t *w, m2d_error_t *err) {
   return ok;
 }
 
+/* --- table features ---------------------------------------------------------------------- */
+
+static bool has_name(const json_t *array, const char *name) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(array, i, v) if (json_is_string(v) && strcmp(json_string_value(v), name) == 0) return true;
+  return false;
+}
+
+static void add_name(json_t *array, const char *name) {
+  if (!has_name(array, name)) json_array_append_new(array, json_string(name));
+}
+
+bool m2d_table_writer_has_feature(const m2d_table_writer_t *w, const char *feature) {
+  if (!w->protocol) return false;
+  int wv = (int)json_integer_value(json_object_get(w->protocol, "minWriterVersion"));
+  if (wv >= 7) return has_name(json_object_get(w->protocol, "writerFeatures"), feature);
+  return strcmp(feature, "changeDataFeed") == 0 && wv >= 4;
+}
+
+void m2d_table_writer_enable_feature(m2d_table_writer_t *w, const char *feature, bool reader, const char *config_key) {
+  if (!w->features) w->features = json_object();
+  json_t *f = json_object();
+  json_object_set_new(f, "reader", json_boolean(reader));
+  if (config_key) json_object_set_new(f, "config", json_string(config_key));
+  json_object_set_new(w->features, feature, f);
+}
+
+/* The protocol action the next commit needs: {1, 2} for a new table, an upgrade to table
+ * features (reader 3 / writer 7, listing what the legacy versions implied) when a wanted
+ * feature is missing; NULL when the table's protocol stays. */
+static json_t *protocol_action(const m2d_table_writer_t *w) {
+  json_t *p = w->protocol ? json_deep_copy(w->protocol) : json_pack("{sisi}", "minReaderVersion", 1, "minWriterVersion", 2);
+  bool changed = w->protocol == NULL;
+  const char *name;
+  json_t *f;
+  json_object_foreach(w->features, name, f) {
+    int rv = (int)json_integer_value(json_object_get(p, "minReaderVersion"));
+    int wv = (int)json_integer_value(json_object_get(p, "minWriterVersion"));
+    bool reader = json_is_true(json_object_get(f, "reader"));
+    bool have_w = wv >= 7 ? has_name(json_object_get(p, "writerFeatures"), name) : strcmp(name, "changeDataFeed") == 0 && wv >= 4;
+    bool have_r = !reader || (rv >= 3 && has_name(json_object_get(p, "readerFeatures"), name));
+    if (have_w && have_r) continue;
+    changed = true;
+    if (wv < 7) {
+      static const char *const legacy[] = {"appendOnly", "invariants", "checkConstraints", "changeDataFeed",
+                                           "generatedColumns", "columnMapping", "identityColumns"};
+      static const int since[] = {2, 2, 3, 4, 4, 5, 6};
+      json_t *wf = json_array();
+      for (int i = 0; i < 7; i++)
+        if (wv >= since[i]) json_array_append_new(wf, json_string(legacy[i]));
+      json_object_set_new(p, "writerFeatures", wf);
+      json_object_set_new(p, "minWriterVersion", json_integer(7));
+    }
+    add_name(json_object_get(p, "writerFeatures"), name);
+    if (reader) {
+      if (rv < 3) {
+        json_t *rf = json_array();
+        if (rv >= 2) json_array_append_new(rf, json_string("columnMapping"));
+        json_object_set_new(p, "readerFeatures", rf);
+        json_object_set_new(p, "minReaderVersion", json_integer(3));
+      }
+      add_name(json_object_get(p, "readerFeatures"), name);
+    }
+  }
+  if (!changed) {
+    json_decref(p);
+    return NULL;
+  }
+  return json_pack("{so}", "protocol", p);
+}
+
+/* Whether a wanted feature's configuration key is not "true" yet. */
+static bool config_missing(const m2d_table_writer_t *w) {
+  const char *name;
+  json_t *f;
+  json_object_foreach(w->features, name, f) {
+    const char *key = json_string_value(json_object_get(f, "config"));
+    json_t *cfg = w->metadata ? json_object_get(w->metadata, "configuration") : NULL;
+    if (key && (!w->metadata || !json_is_string(json_object_get(cfg, key)) ||
+                strcmp(json_string_value(json_object_get(cfg, key)), "true") != 0))
+      return true;
+  }
+  return false;
+}
+
 static json_t *metadata_action(m2d_table_writer_t *w, m2d_error_t *err) {
   m2d_buf_t js;
   m2d_buf_init(&js, (size_t)64 << 20);
@@ -666,6 +771,15 @@ static json_t *metadata_action(m2d_table_writer_t *w, m2d_error_t *err) {
       json_decref(pc);
     }
   }
+  json_t *m = json_object_get(action, "metaData");
+  const char *name;
+  json_t *f;
+  json_object_foreach(w->features, name, f) {
+    const char *key = json_string_value(json_object_get(f, "config"));
+    if (!key || !m) continue;
+    if (!json_is_object(json_object_get(m, "configuration"))) json_object_set_new(m, "configuration", json_object());
+    json_object_set_new(json_object_get(m, "configuration"), key, json_string("true"));
+  }
   m2d_buf_free(&js);
   return action;
 }
@@ -675,13 +789,16 @@ bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t 
   bool ok = w->open || m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");
   for (int i = 0; ok && i < w->nparts; i++) ok = close_file(w, &w->parts[i], err);
   json_t *meta = NULL; /* the metaData action committed, if any */
+  json_t *proto = NULL;
   for (int attempt = 0; ok; attempt++) {
     json_decref(meta);
+    json_decref(proto);
     meta = NULL;
     delta_txn_t *t = delta_txn_new(w->store, w->version, w->opts.operation, err);
     ok = t != NULL;
-    if (ok && w->version < 0) ok = delta_txn_add(t, delta_protocol_action(1, 2, NULL, NULL), err);
-    if (ok && (w->version < 0 || w->schema_changed)) {
+    proto = protocol_action(w);
+    if (ok && proto) ok = delta_txn_add(t, json_incref(proto), err);
+    if (ok && (w->version < 0 || w->schema_changed || config_missing(w))) {
       meta = metadata_action(w, err);
       ok = meta && delta_txn_add(t, json_incref(meta), err);
     }
@@ -720,8 +837,14 @@ bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t 
   json_decref(info);
   if (!ok) {
     json_decref(meta);
+    json_decref(proto);
     m2d_table_writer_abort(w);
     return false;
+  }
+  if (proto) {
+    json_decref(w->protocol);
+    w->protocol = json_incref(json_object_get(proto, "protocol"));
+    json_decref(proto);
   }
   w->version = *version;
   if (app_id) json_object_set_new(w->txns, app_id, json_integer(app_version));

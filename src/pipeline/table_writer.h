@@ -43,6 +43,9 @@ bool m2d_table_writer_begin(m2d_table_writer_t *w, const m2d_dtype_t *observed, 
 bool m2d_table_writer_extend(m2d_table_writer_t *w, const m2d_dtype_t *observed, m2d_error_t *err);
 /* The table schema as the writer knows it (NULL before the first batch of a new table). */
 const m2d_dtype_t *m2d_table_writer_schema(const m2d_table_writer_t *w);
+/* The table's metaData and protocol action values (NULL when the table does not exist yet). */
+const json_t *m2d_table_writer_metadata(const m2d_table_writer_t *w);
+const json_t *m2d_table_writer_protocol(const m2d_table_writer_t *w);
 /* The table's metaData configuration (NULL when the table does not exist yet). */
 const json_t *m2d_table_writer_configuration(const m2d_table_writer_t *w);
 /* Values rescued so far by this writer, per field path: an object path -> count (owned). */
@@ -54,6 +57,15 @@ bool m2d_table_writer_truncate(m2d_table_writer_t *w, json_t *configuration, int
 /* Adds to the batch the removal of a file of the table (an add action as the log holds it):
  * with the adds of rewritten rows, a copy-on-write change. */
 bool m2d_table_writer_remove_file(m2d_table_writer_t *w, const json_t *add, m2d_error_t *err);
+/* Adds an action of the caller's (taken) to the batch, such as an add of an existing file with
+ * a new deletion vector (after its remove_file). */
+bool m2d_table_writer_add_action(m2d_table_writer_t *w, json_t *action, m2d_error_t *err);
+/* Makes the next commits enable a table feature (PROTOCOL.md "Table Features"): the protocol
+ * goes to table features (reader 3 when it is a reader feature, writer 7, the features of the
+ * legacy versions listed) and config_key (may be NULL) is set to "true" in the configuration. */
+void m2d_table_writer_enable_feature(m2d_table_writer_t *w, const char *feature, bool reader_feature,
+                                     const char *config_key);
+bool m2d_table_writer_has_feature(const m2d_table_writer_t *w, const char *feature);
 /* The add actions of the last committed batch (borrowed; NULL before the first). */
 const json_t *m2d_table_writer_last_adds(const m2d_table_writer_t *w);
 /* The table's store (borrowed), to read its files. */

@@ -2,6 +2,7 @@
 changes), replaces and deletes runs while sync follows it in both modes; afterwards the mirror
 table (read by delta-rs and Spark) equals the collection and the change log holds exactly one
 row per operation, in order; the same with sync killed (SIGKILL) and restarted."""
+import json
 import os
 import random
 import signal
@@ -24,10 +25,10 @@ def settle():
     time.sleep(1.1)
 
 
-def start_sync(mongo, db, table, log, idle=None, binary=None):
+def start_sync(mongo, db, table, log, idle=None, binary=None, merge="deletion-vectors"):
     args = [binary or m2d_bin(), "sync", "--uri", mongo.uri, "--db", db, "--collection", "c", "--table", str(table),
             "--mode", "both", "--changelog-table", str(log), "--max-latency", "300", "--max-batch-docs", "200",
-            "--workers", "2"]
+            "--workers", "2", "--merge-strategy", merge]
     if idle:
         args += ["--stop-when-idle", str(idle)]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -66,9 +67,25 @@ def changelog_rows(log):
     return sorted(rows, key=lambda r: r["_txn_seq"])
 
 
-def check_result(mongo_db, table, log, done, spark):
+def log_actions(table):
+    for f in sorted((table / "_delta_log").glob("*.json")):
+        for line in f.read_text().splitlines():
+            yield json.loads(line)
+
+
+def uses_deletion_vectors(table):
+    return any("add" in a and a["add"].get("deletionVector") for a in log_actions(table))
+
+
+def check_result(mongo_db, table, log, done, spark, merge="deletion-vectors"):
     docs = list(mongo_db.c.find())
-    check_table(table_rows(DeltaTable(str(table)).to_pyarrow_table()), docs)
+    if merge == "rewrite":  # delta-rs reads no deletion vectors
+        assert not uses_deletion_vectors(table)
+        check_table(table_rows(DeltaTable(str(table)).to_pyarrow_table()), docs)
+    else:
+        assert uses_deletion_vectors(table), "the updates were not applied with deletion vectors"
+        protocol = [a["protocol"] for a in log_actions(table) if "protocol" in a][-1]
+        assert "deletionVectors" in protocol["readerFeatures"] and "deletionVectors" in protocol["writerFeatures"]
     check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), docs)
     rows = changelog_rows(log)
     assert [r["_txn_seq"] for r in rows] == list(range(1, len(rows) + 1)), "the change log's sequence has a gap or a repeat"
@@ -83,26 +100,26 @@ def check_result(mongo_db, table, log, done, spark):
             assert (r["_op"], r["_id"]) == (op, _id), (k, r, op, _id)
 
 
-def test_sync_follows_a_random_workload(mongo, mongo_db, tmp_path, spark):
+@pytest.mark.parametrize("merge", ["deletion-vectors", "rewrite"])
+def test_sync_follows_a_random_workload(mongo, mongo_db, tmp_path, spark, merge):
     n_docs = 10000
     mongo_db.c.insert_many([{"_id": i, "n": i, "tags": [f"t{i % 5}"], "nested": {"a": i % 7}} for i in range(n_docs)])
     table, log = tmp_path / "mirror", tmp_path / "log"
     settle()
-    proc = start_sync(mongo, mongo_db.name, table, log, idle=8)
+    proc = start_sync(mongo, mongo_db.name, table, log, idle=8, merge=merge)
     time.sleep(4)  # the initial snapshot
     done = workload(mongo_db.c, 1500, n_docs, seed=1)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert f"{len(done)} change-log rows" in err and "initial snapshot done" in err
-    check_result(mongo_db, table, log, done, spark)
-    import json
+    check_result(mongo_db, table, log, done, spark, merge)
     for t in (table, log):  # inspect shows where the stream is
         info = json.loads(run_m2d("inspect", "--table", t, "--json", check=True).stdout)
         st = info["streams"][f"mongo2delta-sync:{mongo_db.name}.c"]
         assert st["events"] == len(done) and st["batch"] >= 1 and st["lastEventTime"].endswith("Z")
     # nothing more happened: a rerun applies nothing and adds nothing
     p = run_m2d("sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", table, "--mode",
-                "both", "--changelog-table", log, "--stop-when-idle", "3", check=True)
+                "both", "--changelog-table", log, "--stop-when-idle", "3", "--merge-strategy", merge, check=True)
     assert " 0 events" in p.stderr
     assert len(changelog_rows(log)) == len(done)
 
