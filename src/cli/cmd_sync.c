@@ -21,6 +21,10 @@ static const m2d_opt_spec_t opts[] = {
      "deletion-vector support such as delta-rs)",
      "deletion-vectors", false},
     {"delete", "HOW", "hard (deleted documents leave the mirror) or soft (they stay, _deleted = true)", "hard", false},
+    {"on-history-lost", "WHAT",
+     "fail (a clear error, the tables intact) or resnapshot (copy the collection again) when the server no "
+     "longer has the stream's position",
+     "fail", false},
     {"max-batch-docs", "N", "events per commit at most", "1000", false},
     {"max-latency", "MS", "commit a batch at the latest this long after its first event", "1000", false},
     {"stop-when-idle", "SECONDS", "exit 0 after this long without an event (scripts, tests)", "0 (never)", false},
@@ -63,6 +67,12 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
     m2d_error_set(&err, M2D_ERR_USAGE, 0, "--delete must be hard or soft");
     return m2d_cli_fail(&err);
   }
+  const char *lost = m2d_args_get(args, "on-history-lost");
+  if (strcmp(lost, "fail") && strcmp(lost, "resnapshot")) {
+    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--on-history-lost must be fail or resnapshot");
+    return m2d_cli_fail(&err);
+  }
+  o.resnapshot_on_history_lost = strcmp(lost, "resnapshot") == 0;
   o.rewrite = strcmp(merge, "rewrite") == 0;
   o.soft_delete = strcmp(del, "soft") == 0;
   int64_t batch = 1000, latency = 1000, idle = 0, workers = 4;

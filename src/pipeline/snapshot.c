@@ -24,6 +24,7 @@
 typedef struct {
   const m2d_snapshot_options_t *o;
   bson_t *filter, *projection;
+  const char *live_flag;
   m2d_range_plan_t plan;
   char run[37];
   bool *done;      /* per range: committed */
@@ -128,7 +129,15 @@ static bool do_range(run_t *r, mongoc_collection_t *coll, m2d_table_writer_t *tw
   const bson_t *doc;
   while (ok && !stopping(r) && mongoc_cursor_next(cur, &doc)) {
     offs[n++] = data.len;
-    ok = m2d_buf_append(&data, bson_get_data(doc), doc->len, err);
+    if (r->live_flag) {
+      bson_t marked = BSON_INITIALIZER;
+      bson_copy_to_excluding_noinit(doc, &marked, r->live_flag, NULL);
+      BSON_APPEND_BOOL(&marked, r->live_flag, false);
+      ok = m2d_buf_append(&data, bson_get_data(&marked), marked.len, err);
+      bson_destroy(&marked);
+    } else {
+      ok = m2d_buf_append(&data, bson_get_data(doc), doc->len, err);
+    }
     if (ok && (n == BATCH_DOCS || data.len >= BATCH_BSON_BYTES)) {
       int64_t before = docs;
       ok = write_batch(r, tw, &begun, &data, offs, n, &docs, err);
@@ -330,6 +339,7 @@ bool m2d_snapshot_run(const m2d_snapshot_options_t *o, m2d_snapshot_summary_t *s
   double t0 = now_s();
   bool ok = true;
   if (o->filter && !(r.filter = parse_json_opt(o->filter, "filter", err))) ok = false;
+  r.live_flag = o->live_flag;
   if (ok && o->projection && !(r.projection = parse_json_opt(o->projection, "projection", err))) ok = false;
   m2d_mongo_global_init();
   mongoc_client_t *client = ok ? m2d_mongo_client_new(o->uri, err) : NULL;

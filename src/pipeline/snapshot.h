@@ -25,6 +25,7 @@ typedef struct {
   int workers;               /* default 4 */
   const char *filter;        /* Extended JSON, or NULL */
   const char *projection;    /* Extended JSON, or NULL */
+  const char *live_flag;     /* a field every document gets as false (sync --delete soft: "_deleted"), or NULL */
   pq_codec_t codec;
   int level;
   uint64_t target_file_size;

@@ -292,8 +292,8 @@ static bool apply_mirror(sync_t *s, int64_t batch, m2d_error_t *err) {
     json_t *add;
     if (ok) json_array_foreach(snap.files, i, add) json_object_set(by_path, json_string_value(json_object_get(add, "path")) ?: "", add);
   }
-  /* the last event of every document of the batch */
-  json_t *last = json_object();
+  /* the last event of every document of the batch, and its last event with the document */
+  json_t *last = json_object(), *lastdoc = json_object();
   m2d_buf_t key;
   m2d_buf_init(&key, (size_t)16 << 20);
   for (int i = 0; ok && i < s->nev; i++) {
@@ -301,6 +301,7 @@ static bool apply_mirror(sync_t *s, int64_t batch, m2d_error_t *err) {
     if (!m2d_key_index_doc_key(e->id, &key, NULL) && !m2d_key_index_doc_key(e->doc, &key, NULL)) continue;
     char *h = hex_key(&key);
     if (h) json_object_set_new(last, h, json_integer(i));
+    if (h && e->doc && strcmp(e->op, "delete")) json_object_set_new(lastdoc, h, json_integer(i));
     free(h);
   }
   file_rows_t *gone = NULL, *soft = NULL; /* rows leaving, per file; rows whose soft-delete row is read back */
@@ -321,12 +322,18 @@ static bool apply_mirror(sync_t *s, int64_t batch, m2d_error_t *err) {
       delta_dv_t *g = rows_of(&gone, &ngone, file);
       ok = g && delta_dv_add(g, row);
       m2d_key_index_remove(s->index, &key);
-      if (ok && del && o->soft_delete) {
+      if (ok && del && o->soft_delete && !json_object_get(lastdoc, h)) { /* its last version is in the table */
         delta_dv_t *sd = rows_of(&soft, &nsoft, file);
         ok = sd && delta_dv_add(sd, row);
       }
     }
     bson_iter_t id;
+    if (del && o->soft_delete && json_object_get(lastdoc, h)) { /* its last version is in the batch */
+      event_t *u = &s->ev[json_integer_value(json_object_get(lastdoc, h))];
+      ok = ok && push_doc(&docs, &n, &cap, soft_deleted(u->doc, NULL));
+      s->sum->deletes++;
+      continue;
+    }
     if (del) {
       s->sum->deletes++;
       if (!found && o->soft_delete && ((e->id && bson_iter_init_find(&id, e->id, "_id")) || (e->doc && bson_iter_init_find(&id, e->doc, "_id"))))
@@ -422,6 +429,7 @@ static bool apply_mirror(sync_t *s, int64_t batch, m2d_error_t *err) {
   free_file_rows(soft, nsoft);
   m2d_buf_free(&key);
   json_decref(last);
+  json_decref(lastdoc);
   json_decref(by_path);
   if (have) delta_snapshot_free(&snap);
   return ok;
@@ -550,6 +558,12 @@ static bool server_gone(const bson_error_t *e) {
   }
 }
 
+/* Errors of a stream that cannot resume from the position asked: the server's oplog moved past
+ * it (ChangeStreamHistoryLost, CappedPositionLost) or the token is not one it can use. */
+static bool history_lost(const bson_error_t *e) {
+  return e->code == 286 || e->code == 280 || e->code == 260 || e->code == 136;
+}
+
 static mongoc_change_stream_t *open_stream(mongoc_collection_t *coll, const pos_t *from) {
   bson_t pipeline = BSON_INITIALIZER;
   bson_t *opts = BCON_NEW("fullDocument", BCON_UTF8("updateLookup"), "maxAwaitTimeMS", BCON_INT64(200));
@@ -562,6 +576,58 @@ static mongoc_change_stream_t *open_stream(mongoc_collection_t *coll, const pos_
   bson_destroy(opts);
   bson_destroy(&pipeline);
   return cs;
+}
+
+/* Opens the stream at the server's "now" before the snapshot reads anything, snapshots the
+ * mirror (when asked; a table holding data is emptied first, in one commit, its history kept)
+ * and records the hand-over in each table: a commit with the next txn version and the stream's
+ * start, so that a crash from here on resumes the stream instead of snapshotting again (and
+ * losing what happened meanwhile). Until an event comes the test server gives no resume token:
+ * the position is then the clock. */
+static bool start_at_now(sync_t *s, mongoc_collection_t *coll, mongoc_change_stream_t **cs, bool snapshot, int64_t seq,
+                         m2d_error_t *err) {
+  const m2d_sync_options_t *o = s->o;
+  bool ok = true;
+  if (*cs) mongoc_change_stream_destroy(*cs);
+  *cs = open_stream(coll, NULL);
+  s->mpos.ct_t = s->lpos.ct_t = (uint32_t)time(NULL);
+  s->mpos.ct_i = s->lpos.ct_i = 0;
+  s->mpos.token[0] = s->lpos.token[0] = 0;
+  if (s->mirror && snapshot) {
+    m2d_table_writer_options_t mo = {.table = o->table, .codec = PQ_CODEC_SNAPPY};
+    bool had_table = m2d_table_writer_version(s->mirror) >= 0;
+    m2d_table_writer_destroy(s->mirror);
+    s->mirror = NULL;
+    m2d_snapshot_options_t so = {.uri = o->uri, .db = o->db, .collection = o->collection, .table = o->table,
+                                 .workers = o->workers, .codec = PQ_CODEC_SNAPPY, .restart = had_table, .stop = o->stop,
+                                 .live_flag = o->soft_delete ? "_deleted" : NULL};
+    m2d_snapshot_summary_t ss;
+    ok = m2d_snapshot_run(&so, &ss, err);
+    if (ok && ss.interrupted) ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "interrupted during the snapshot");
+    m2d_snapshot_summary_free(&ss);
+    s->sum->snapshotted = ok;
+    if (ok) ok = (s->mirror = m2d_table_writer_open(&mo, err)) != NULL;
+  }
+  s->mpos.seq = s->lpos.seq = seq;
+  const bson_t *tok = ok ? mongoc_change_stream_get_resume_token(*cs) : NULL;
+  if (tok) {
+    char *j = bson_as_canonical_extended_json(tok, NULL);
+    snprintf(s->mpos.token, sizeof s->mpos.token, "%s", j ? j : "");
+    snprintf(s->lpos.token, sizeof s->lpos.token, "%s", j ? j : "");
+    bson_free(j);
+  }
+  m2d_table_writer_t *tables[2] = {s->log, s->mirror};
+  pos_t *positions[2] = {&s->lpos, &s->mpos};
+  for (int t = 0; ok && t < 2; t++) {
+    if (!tables[t]) continue;
+    m2d_dtype_t *none = m2d_dtype_new(M2D_T_STRUCT);
+    int64_t v, b = positions[t]->batch + 1;
+    ok = none && m2d_table_writer_begin(tables[t], none, err) &&
+         m2d_table_writer_commit(tables[t], s->app, b, position_info(NULL, seq, positions[t]), &v, err);
+    m2d_dtype_free(none);
+    positions[t]->batch = b;
+  }
+  return ok;
 }
 
 bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_error_t *err) {
@@ -585,49 +651,8 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
   /* where the stream starts: the mirror's position (it is never ahead of the change log) */
   const pos_t *from = s.mirror ? &s.mpos : &s.lpos;
   if (ok && from->batch < 0) {
-    /* a first run: open the stream before the snapshot reads anything */
-    /* opened at the server's "now"; until an event comes, the position recorded is the clock */
-    cs = open_stream(coll, NULL);
-    s.mpos.ct_t = s.lpos.ct_t = (uint32_t)time(NULL);
-    if (s.mirror && o->initial_snapshot) {
-      m2d_table_writer_destroy(s.mirror);
-      s.mirror = NULL;
-      m2d_snapshot_options_t so = {.uri = o->uri, .db = o->db, .collection = o->collection, .table = o->table,
-                                   .workers = o->workers, .codec = PQ_CODEC_SNAPPY, .restart = true, .stop = o->stop};
-      m2d_snapshot_summary_t ss;
-      /* a table without a sync position is loaded again from the start */
-      m2d_table_writer_options_t probe = {.table = o->table};
-      m2d_table_writer_t *pw = m2d_table_writer_open(&probe, err);
-      ok = pw != NULL;
-      so.restart = pw && m2d_table_writer_version(pw) >= 0;
-      m2d_table_writer_destroy(pw);
-      ok = ok && m2d_snapshot_run(&so, &ss, err);
-      if (ok && ss.interrupted) ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "interrupted during the initial snapshot");
-      m2d_snapshot_summary_free(&ss);
-      sum->snapshotted = ok;
-      if (ok) ok = (s.mirror = m2d_table_writer_open(&mo, err)) != NULL;
-    }
-    s.mpos.seq = s.lpos.seq = 0;
-    /* the hand-over: both tables record where the stream started, so that a crash from here on
-     * resumes the stream instead of snapshotting again (and losing what happened meanwhile) */
-    const bson_t *tok = ok ? mongoc_change_stream_get_resume_token(cs) : NULL;
-    if (tok) {
-      char *j = bson_as_canonical_extended_json(tok, NULL);
-      snprintf(s.mpos.token, sizeof s.mpos.token, "%s", j ? j : "");
-      snprintf(s.lpos.token, sizeof s.lpos.token, "%s", j ? j : "");
-      bson_free(j);
-    }
-    m2d_table_writer_t *tables[2] = {s.log, s.mirror};
-    pos_t *positions[2] = {&s.lpos, &s.mpos};
-    for (int t = 0; ok && t < 2; t++) {
-      if (!tables[t]) continue;
-      m2d_dtype_t *none = m2d_dtype_new(M2D_T_STRUCT);
-      int64_t v;
-      ok = none && m2d_table_writer_begin(tables[t], none, err) &&
-           m2d_table_writer_commit(tables[t], s.app, 0, position_info(NULL, 0, positions[t]), &v, err);
-      m2d_dtype_free(none);
-      positions[t]->batch = 0;
-    }
+    /* a first run */
+    ok = start_at_now(&s, coll, &cs, o->initial_snapshot, 0, err);
   } else if (ok) {
     cs = open_stream(coll, from);
     m2d_info("resuming %s after event %lld (batch %lld)", s.app, (long long)from->seq, (long long)from->batch);
@@ -661,6 +686,32 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
     bson_error_t be;
     const bson_t *reply;
     if (mongoc_change_stream_error_document(cs, &be, &reply)) {
+      if (history_lost(&be) && !stopping(&s)) {
+        const pos_t *at = s.mirror ? &s.mpos : &s.lpos;
+        if (!o->resnapshot_on_history_lost) {
+          ok = m2d_error_set(err, M2D_ERR_MONGO, (int)be.code,
+                             "the change stream cannot resume from the position the tables hold (after event %lld, "
+                             "cluster time %u.%u): %s. The server no longer has that history (its oplog moved past "
+                             "it), so the changes since are lost to the stream; the tables are intact. Rerun with "
+                             "--on-history-lost resnapshot to copy the collection again",
+                             (long long)at->seq, at->ct_t, at->ct_i, be.message);
+          break;
+        }
+        if (!(ok = flush(&s, err))) break;
+        m2d_warn("the change stream cannot resume after event %lld (%s): taking a new snapshot of %s.%s "
+                 "(--on-history-lost resnapshot)%s",
+                 (long long)at->seq, be.message, o->db, o->collection,
+                 s.log ? "; the change log misses the changes made while the history was lost" : "");
+        ok = start_at_now(&s, coll, &cs, true, seq, err);
+        if (ok && s.mirror) {
+          m2d_key_index_free(s.index);
+          s.index = NULL;
+          ok = build_index(&s, err);
+        }
+        from = s.mirror ? &s.mpos : &s.lpos;
+        last_event = now_s();
+        continue;
+      }
       if (!server_gone(&be) || stopping(&s)) {
         ok = m2d_mongo_error(err, &be, "the change stream failed");
         break;
@@ -694,10 +745,7 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
           m2d_info("reconnected; resumed the change stream");
           break;
         }
-        if (!server_gone(&be)) {
-          ok = m2d_mongo_error(err, &be, "the change stream failed after reconnecting");
-          break;
-        }
+        if (!server_gone(&be)) break; /* a refusal (such as lost history): handled by the loop */
         mongoc_change_stream_destroy(cs);
         cs = NULL;
       }

@@ -28,7 +28,8 @@ typedef struct {
   bool mirror, changelog;
   bool initial_snapshot;
   bool rewrite;                /* --merge-strategy rewrite (copy-on-write) instead of deletion vectors */
-  bool soft_delete;            /* --delete soft: deleted documents stay, marked _deleted */
+  bool soft_delete;
+  bool resnapshot_on_history_lost; /* --on-history-lost resnapshot (else: fail with a clear error) */            /* --delete soft: deleted documents stay, marked _deleted */
   int max_batch_docs;          /* default 1000 */
   int max_latency_ms;          /* default 1000 */
   int stop_when_idle_s;        /* 0: run until stopped */
