@@ -4,12 +4,29 @@
 //   --data FILE    H2 file backend: data and oplog survive a restart
 // Prints one line "mongo-test-server listening on 127.0.0.1:PORT ..." once it accepts
 // connections, and closes the server (flushing the H2 file) on SIGTERM or SIGINT.
+//
+// On top of mongo-java-server (see ChangeStreamHistory below):
+//   db.adminCommand({m2dForgetHistory: 1}) makes the server behave as if its oplog had rolled
+//   over at that moment: a change stream resumed from before it fails with 286
+//   ChangeStreamHistoryLost, as a replica set does once the resume point left its oplog;
+//   a malformed resume token fails with 260 InvalidResumeToken (mongo-java-server answers
+//   "Unknown error: ..." with no code).
 import de.bwaldvogel.mongo.MongoBackend;
+import de.bwaldvogel.mongo.MongoCollection;
+import de.bwaldvogel.mongo.MongoDatabase;
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
+import de.bwaldvogel.mongo.bson.BsonTimestamp;
+import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.exception.MongoServerError;
+import io.netty.channel.Channel;
 import java.net.InetSocketAddress;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
+import java.util.function.Supplier;
 
 public class MongoTestServer {
     public static void main(String[] args) throws Exception {
@@ -30,9 +47,26 @@ public class MongoTestServer {
             System.err.println("mongo-test-server: --port PORT is required (0 for any free port)");
             System.exit(2);
         }
-        MongoBackend backend = data == null ? new MemoryBackend() : new H2Backend(data);
+        ChangeStreamHistory history = new ChangeStreamHistory();
+        // The same hook on either backend: our commands and checks first, then the backend's own.
+        MongoBackend backend = data == null
+            ? new MemoryBackend() {
+                @Override
+                public Document handleCommand(Channel channel, String db, String command, Document query) {
+                    return history.handleCommand(this, db, command, query,
+                        () -> super.handleCommand(channel, db, command, query));
+                }
+            }
+            : new H2Backend(data) {
+                @Override
+                public Document handleCommand(Channel channel, String db, String command, Document query) {
+                    return history.handleCommand(this, db, command, query,
+                        () -> super.handleCommand(channel, db, command, query));
+                }
+            };
         MongoServer server = new MongoServer(backend);
         server.enableOplog();
+        history.load(backend);
         server.bind("127.0.0.1", port);
         InetSocketAddress addr = server.getLocalAddress();
         CountDownLatch stop = new CountDownLatch(1);
@@ -47,5 +81,175 @@ public class MongoTestServer {
         server.shutdownNow();
         backend.close();
         System.exit(0);
+    }
+}
+
+/**
+ * Change-stream history that can be lost on demand, and resume tokens checked before
+ * mongo-java-server sees them.
+ *
+ * mongo-java-server stamps every oplog entry with a BSON timestamp (seconds since the epoch in
+ * the high 32 bits, a counter in the low 32) and its resume tokens are {_data: hex of that
+ * 64-bit value}; an event is after a position when its timestamp is greater (unsigned). So a
+ * position is one unsigned long, and "the oplog rolled over at moment M" is a horizon H: every
+ * position at or before H is gone.
+ *
+ * m2dForgetHistory (admin database only) sets H to the newest of: the newest oplog entry and
+ * (now, 0), so that every event written before the command is at or before H and every event
+ * written after it is after H. The oplog itself is left as it is (nothing is deleted: open
+ * cursors, already past H, go on); only new aggregates are checked:
+ *   - $changeStream with resumeAfter or startAfter a token at or before H, or
+ *     startAtOperationTime at or before H (events from it up to H are gone):
+ *     286 ChangeStreamHistoryLost with MongoDB's message;
+ *   - a resume token that is not a document {_data: 1 to 16 hex digits}, as this server makes
+ *     them: 260 InvalidResumeToken (checked whether or not history was forgotten);
+ *   - a startAtOperationTime that is not a timestamp: 14 TypeMismatch.
+ * H is kept in local.m2d.forgottenHistory, so with the H2 backend it survives a restart, as a
+ * real oplog's loss would.
+ */
+final class ChangeStreamHistory {
+    static final String COMMAND = "m2dForgetHistory";
+    private static final String STORE = "m2d.forgottenHistory"; // in the "local" database
+    private static final String OPLOG = "oplog.rs";             // ditto, mongo-java-server's
+
+    static final String HISTORY_LOST_MESSAGE =
+        "Resume of change stream was not possible, as the resume point may no longer be in the oplog.";
+
+    /** Unsigned timestamp value at or before which history is gone; null: nothing forgotten. */
+    private volatile Long horizon;
+
+    /** Reads the horizon a previous run kept (H2 backend). */
+    void load(MongoBackend backend) {
+        MongoCollection<?> store = backend.resolveDatabase("local").resolveCollection(STORE, false);
+        if (store == null) {
+            return;
+        }
+        for (Document doc : store.queryAll()) {
+            if (doc.get("forgottenThrough") instanceof BsonTimestamp ts) {
+                horizon = ts.getValue();
+            }
+        }
+    }
+
+    Document handleCommand(MongoBackend backend, String db, String command, Document query,
+                           Supplier<Document> next) {
+        if (command.equalsIgnoreCase(COMMAND)) {
+            if (!db.equals("admin")) {
+                throw new MongoServerError(13, "Unauthorized",
+                    COMMAND + " may only be run against the admin database.");
+            }
+            return forget(backend);
+        }
+        if (command.equalsIgnoreCase("aggregate")) {
+            Document changeStream = changeStreamStage(query.get("pipeline"));
+            if (changeStream != null) {
+                check(changeStream);
+            }
+        }
+        return next.get();
+    }
+
+    private synchronized Document forget(MongoBackend backend) {
+        long h = new BsonTimestamp(Instant.now(backend.getClock()), 0).getValue();
+        MongoDatabase local = backend.resolveDatabase("local");
+        MongoCollection<?> oplog = local.resolveCollection(OPLOG, false);
+        if (oplog != null) {
+            for (Document entry : oplog.queryAll()) {
+                if (entry.get("ts") instanceof BsonTimestamp ts && Long.compareUnsigned(ts.getValue(), h) > 0) {
+                    h = ts.getValue();
+                }
+            }
+        }
+        Long previous = horizon;
+        if (previous != null && Long.compareUnsigned(previous, h) > 0) {
+            h = previous; // the clock went back: history already lost stays lost
+        }
+        MongoCollection<?> store = local.resolveCollection(STORE, false);
+        if (store == null) {
+            store = local.createCollectionOrThrowIfExists(STORE);
+        }
+        store.deleteDocuments(new Document(), 0);
+        store.addDocument(new Document("_id", "horizon").append("forgottenThrough", new BsonTimestamp(h)));
+        horizon = h;
+        return new Document("forgottenThrough", new BsonTimestamp(h)).append("ok", 1.0);
+    }
+
+    /** The $changeStream spec when the pipeline's first stage is one, else null. */
+    private static Document changeStreamStage(Object pipeline) {
+        if (pipeline instanceof List<?> stages && !stages.isEmpty()
+            && stages.get(0) instanceof Document first
+            && first.get("$changeStream") instanceof Document spec) {
+            return spec;
+        }
+        return null;
+    }
+
+    private void check(Document spec) {
+        Long h = horizon;
+        for (String option : new String[] {"startAfter", "resumeAfter"}) {
+            Object token = spec.get(option);
+            if (token == null) {
+                continue;
+            }
+            long position = parseToken(option, token);
+            if (h != null && Long.compareUnsigned(position, h) <= 0) {
+                throw historyLost();
+            }
+        }
+        Object start = spec.get("startAtOperationTime");
+        if (start != null) {
+            if (!(start instanceof BsonTimestamp ts)) {
+                throw new MongoServerError(14, "TypeMismatch",
+                    "BSON field '$changeStream.startAtOperationTime' is the wrong type '"
+                        + bsonTypeName(start) + "', expected type 'timestamp'");
+            }
+            // inclusive: the stream would start with the events at this very time
+            if (h != null && Long.compareUnsigned(ts.getValue(), h) <= 0) {
+                throw historyLost();
+            }
+        }
+    }
+
+    private static MongoServerError historyLost() {
+        return new MongoServerError(286, "ChangeStreamHistoryLost", HISTORY_LOST_MESSAGE);
+    }
+
+    /** The position a token of this server names; 260 InvalidResumeToken for anything else. */
+    private static long parseToken(String option, Object token) {
+        if (!(token instanceof Document doc)) {
+            throw invalidToken("'" + option + "' must be a resume token document, got "
+                + bsonTypeName(token));
+        }
+        if (!(doc.get("_data") instanceof String data)) {
+            throw invalidToken("_data of missing or of wrong type. Expected string, got " + doc);
+        }
+        if (data.isEmpty() || data.length() > 16 || !data.chars().allMatch(c -> Character.digit(c, 16) >= 0)) {
+            throw invalidToken("_data is not a resume token of this server (1 to 16 hex digits), got '"
+                + data + "'");
+        }
+        long value = Long.parseUnsignedLong(data, 16);
+        if (value < 0) { // mongo-java-server reads _data as a signed long
+            throw invalidToken("_data is out of range, got '" + data + "'");
+        }
+        return value;
+    }
+
+    private static MongoServerError invalidToken(String what) {
+        return new MongoServerError(260, "InvalidResumeToken", "Bad resume token: " + what);
+    }
+
+    private static String bsonTypeName(Object value) {
+        if (value == null) return "null";
+        if (value instanceof String) return "string";
+        if (value instanceof Integer) return "int";
+        if (value instanceof Long) return "long";
+        if (value instanceof Double) return "double";
+        if (value instanceof Boolean) return "bool";
+        if (value instanceof Document) return "object";
+        if (value instanceof List<?>) return "array";
+        if (value instanceof Map<?, ?>) return "object";
+        if (value instanceof Instant) return "date";
+        if (value instanceof BsonTimestamp) return "timestamp";
+        return value.getClass().getSimpleName();
     }
 }
