@@ -181,11 +181,12 @@ static bool build_index(sync_t *s, m2d_error_t *err) {
   if (!delta_snapshot_load(m2d_table_writer_store(s->mirror), -1, &snap, err)) return false;
   rows_t r = {.index = true};
   bool ok = scan_files(s, snap.metadata, snap.protocol, snap.files, true, &r, err);
+  size_t files = json_array_size(snap.files);
   rows_free(&r);
   delta_snapshot_free(&snap);
   if (ok)
     m2d_info("key index: %zu documents in %zu files of the mirror table, built in %.1f s",
-             m2d_key_index_count(s->index), json_array_size(snap.files), now_s() - t0);
+             m2d_key_index_count(s->index), files, now_s() - t0);
   return ok;
 }
 
@@ -689,6 +690,8 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
       if (history_lost(&be) && !stopping(&s)) {
         const pos_t *at = s.mirror ? &s.mpos : &s.lpos;
         if (!o->resnapshot_on_history_lost) {
+          size_t ml = strlen(be.message);
+          while (ml && be.message[ml - 1] == '.') be.message[--ml] = 0;
           ok = m2d_error_set(err, M2D_ERR_MONGO, (int)be.code,
                              "the change stream cannot resume from the position the tables hold (after event %lld, "
                              "cluster time %u.%u): %s. The server no longer has that history (its oplog moved past "

@@ -13,7 +13,7 @@ import pytest
 from deltalake import DeltaTable
 
 from bson_mapping import check_table
-from conftest import SANITIZER_ENV, m2d_bin, run_m2d
+from conftest import SANITIZER_ENV, MongoTestServer, m2d_bin, run_m2d
 from parquet_jsonform import table_rows
 from spark_fixture import spark  # noqa: F401  (fixture)
 
@@ -261,3 +261,51 @@ def test_sync_soft_delete_keeps_deleted_documents_marked(mongo, mongo_db, tmp_pa
     for r in gone:
         last = deleted[r["_id"]]
         assert r["n"] in (r["_id"], last["n"]) and r["s"] in (f"v{r['_id']}", last["s"]) or r["s"].startswith("u"), r
+
+
+def test_sync_when_the_server_lost_the_history(tmp_path, spark):
+    """The tables' position is older than what the server keeps (its oplog moved past it): sync
+    fails with a clear error and leaves the tables intact; with --on-history-lost resnapshot it
+    copies the collection again and the mirror ends equal to it."""
+    server = MongoTestServer().start()  # its own: forgetting history would break other tests
+    try:
+        client = server.client()
+        coll = client.shop.c
+        coll.insert_many([{"_id": i, "n": i} for i in range(500)])
+        table, log = tmp_path / "mirror", tmp_path / "log"
+        settle()
+        sync = ["sync", "--uri", server.uri, "--db", "shop", "--collection", "c", "--table", table, "--mode", "both",
+                "--changelog-table", log, "--max-latency", "200", "--stop-when-idle", "3"]
+        proc = subprocess.Popen([m2d_bin()] + [str(a) for a in sync], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, env=dict(os.environ, **SANITIZER_ENV))
+        time.sleep(2)
+        for i in range(50):
+            coll.update_one({"_id": i}, {"$set": {"n": -i}})
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        rows_before = len(changelog_rows(log))
+        versions_before = sorted(p.name for p in (table / "_delta_log").glob("*.json"))
+        # while sync is away, changes happen and the server's history moves past the tables' position
+        coll.delete_many({"_id": {"$gte": 400}})
+        coll.insert_many([{"_id": 1000 + i, "n": i, "late": True} for i in range(30)])
+        client.admin.command({"m2dForgetHistory": 1})
+        settle()  # the new start is the clock's second (see settle): let the forgotten one pass
+        p = run_m2d(*sync)
+        assert p.returncode == 1, p.stderr
+        last = p.stderr.strip().splitlines()[-1]
+        assert last.startswith("mongo2delta: the change stream cannot resume"), p.stderr
+        assert "no longer has that history" in last and "--on-history-lost resnapshot" in last, last
+        assert sorted(q.name for q in (table / "_delta_log").glob("*.json")) == versions_before  # nothing written
+        assert len(changelog_rows(log)) == rows_before
+        p = run_m2d(*sync, "--on-history-lost", "resnapshot", timeout=300)
+        assert p.returncode == 0, p.stderr
+        assert "taking a new snapshot" in p.stderr and "initial snapshot done" in p.stderr
+        check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(coll.find()))
+        # and it goes on from the new position
+        coll.insert_one({"_id": 5000, "n": 1})
+        coll.delete_one({"_id": 0})
+        p = run_m2d(*sync)
+        assert p.returncode == 0, p.stderr
+        check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(coll.find()))
+    finally:
+        server.stop()
