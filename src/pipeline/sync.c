@@ -1,6 +1,7 @@
 #include "pipeline/sync.h"
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "delta/dv.h"
 #include "delta/log.h"
 #include "delta/scan.h"
@@ -44,6 +45,8 @@ typedef struct {
   m2d_table_writer_t *mirror, *log;
   pos_t mpos, lpos;
   m2d_key_index_t *index; /* mirror: _id -> file and row */
+  m2d_metrics_t *metrics; /* --metrics-port, or NULL */
+  char label[600];        /* the stream's "db.collection", the metrics' label */
   event_t *ev;
   int nev;
 } sync_t;
@@ -501,6 +504,15 @@ static bool flush(sync_t *s, m2d_error_t *err) {
     s->sum->batches++;
     s->sum->last_seq = lastev->seq;
     double t2 = now_s();
+    const char *const *lb = M2D_LABELS("collection", s->label);
+    m2d_metrics_counter_add(s->metrics, M2D_METRIC_EVENTS_APPLIED, "change events applied", lb, s->nev);
+    m2d_metrics_counter_add(s->metrics, M2D_METRIC_BATCHES, "micro-batches committed", lb, 1);
+    m2d_metrics_observe(s->metrics, M2D_METRIC_COMMIT_SECONDS, "time to commit a batch (all its tables)", lb, t2 - t0);
+    m2d_metrics_gauge_set(s->metrics, M2D_METRIC_LAST_EVENT_TIMESTAMP,
+                          "cluster time of the last applied event (seconds since the epoch)", lb, lastev->ct_t);
+    m2d_metrics_gauge_set(s->metrics, M2D_METRIC_LAG_SECONDS,
+                          "seconds from the last applied event's cluster time to its commit", lb,
+                          lastev->ct_t ? (double)time(NULL) - lastev->ct_t : 0);
     /* one line per batch: what benchmarks and operators read */
     m2d_info("batch %lld: %d events (through event %lld) committed in %.1f ms (change log %.1f ms, mirror %.1f ms)",
              (long long)(s->mirror ? s->mpos.batch : s->lpos.batch), s->nev, (long long)lastev->seq, (t2 - t0) * 1e3,
@@ -635,6 +647,15 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
   memset(sum, 0, sizeof *sum);
   sync_t s = {.o = o, .sum = sum};
   snprintf(s.app, sizeof s.app, APP_PREFIX "%s.%s", o->db, o->collection);
+  snprintf(s.label, sizeof s.label, "%s.%s", o->db, o->collection);
+  if (o->metrics_port >= 0) {
+    if (!(s.metrics = m2d_metrics_start(NULL, o->metrics_port, err))) return false;
+    m2d_info("metrics (Prometheus text) on http://127.0.0.1:%d/metrics", m2d_metrics_port(s.metrics));
+    const char *const *lb = M2D_LABELS("collection", s.label);
+    m2d_metrics_counter_add(s.metrics, M2D_METRIC_EVENTS_APPLIED, "change events applied", lb, 0);
+    m2d_metrics_counter_add(s.metrics, M2D_METRIC_BATCHES, "micro-batches committed", lb, 0);
+    m2d_metrics_counter_add(s.metrics, M2D_METRIC_RECONNECTS, "reconnections after the server went away", lb, 0);
+  }
   int cap = (o->max_batch_docs > 0 ? o->max_batch_docs : 1000);
   s.ev = calloc((size_t)cap + 1, sizeof *s.ev);
   bool ok = s.ev != NULL;
@@ -708,6 +729,7 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
         ok = start_at_now(&s, coll, &cs, true, seq, err);
         if (ok && s.mirror) {
           m2d_key_index_free(s.index);
+  m2d_metrics_stop(s.metrics);
           s.index = NULL;
           ok = build_index(&s, err);
         }
@@ -726,6 +748,8 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
       cs = NULL;
       resume = s.mirror ? s.mpos : s.lpos;
       from = &resume;
+      m2d_metrics_counter_add(s.metrics, M2D_METRIC_RECONNECTS, "reconnections after the server went away",
+                              M2D_LABELS("collection", s.label), 1);
       for (int wait = 1; !stopping(&s); wait = wait < 30 ? wait * 2 : 30) {
         m2d_warn("the server is gone (%s); reconnecting in %d s, resuming after event %lld", be.message, wait,
                  (long long)resume.seq);
@@ -766,6 +790,7 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
   clear_events(&s);
   free(s.ev);
   m2d_key_index_free(s.index);
+  m2d_metrics_stop(s.metrics);
   if (cs) mongoc_change_stream_destroy(cs);
   m2d_table_writer_destroy(s.mirror);
   m2d_table_writer_destroy(s.log);

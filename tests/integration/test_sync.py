@@ -309,3 +309,37 @@ def test_sync_when_the_server_lost_the_history(tmp_path, spark):
         check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(coll.find()))
     finally:
         server.stop()
+
+
+def test_sync_serves_prometheus_metrics(mongo, mongo_db, tmp_path):
+    import urllib.request
+    port = free_port()
+    log = tmp_path / "log"
+    settle()
+    args = ["sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", log, "--mode",
+            "changelog", "--max-latency", "100", "--stop-when-idle", "6", "--metrics-port", port]
+    proc = subprocess.Popen([m2d_bin()] + [str(a) for a in args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, **SANITIZER_ENV))
+    try:
+        time.sleep(2)
+        mongo_db.c.insert_many([{"_id": i} for i in range(120)])
+        label = f'{{collection="{mongo_db.name}.c"}}'
+        deadline, page = time.time() + 20, ""
+        while time.time() < deadline:
+            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            if f"mongo2delta_sync_events_applied_total{label} 120" in page:
+                break
+            time.sleep(0.3)
+        assert f"mongo2delta_sync_events_applied_total{label} 120" in page, page
+        values = {ln.split()[0]: float(ln.split()[1]) for ln in page.splitlines() if ln and not ln.startswith("#")}
+        assert values[f"mongo2delta_sync_batches_total{label}"] >= 1
+        assert values[f"mongo2delta_sync_commit_seconds_count{label}"] == values[f"mongo2delta_sync_batches_total{label}"]
+        assert abs(values[f"mongo2delta_sync_last_event_timestamp_seconds{label}"] - time.time()) < 60
+        assert 0 <= values[f"mongo2delta_sync_lag_seconds{label}"] < 60
+        assert values[f"mongo2delta_sync_reconnects_total{label}"] == 0
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=5)
+    finally:
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"metrics (Prometheus text) on http://127.0.0.1:{port}/metrics" in err
