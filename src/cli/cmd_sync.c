@@ -21,6 +21,10 @@ static const m2d_opt_spec_t opts[] = {
      "deletion-vector support such as delta-rs)",
      "deletion-vectors", false},
     {"delete", "HOW", "hard (deleted documents leave the mirror) or soft (they stay, _deleted = true)", "hard", false},
+    {"change-data-feed", NULL,
+     "write the mirror's change data (_change_data files, delta.enableChangeDataFeed) so that Databricks "
+     "table_changes and Spark's readChangeFeed read its inserts, updates and deletes",
+     NULL, false},
     {"on-history-lost", "WHAT",
      "fail (a clear error, the tables intact) or resnapshot (copy the collection again) when the server no "
      "longer has the stream's position",
@@ -78,6 +82,7 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   }
   o.resnapshot_on_history_lost = strcmp(lost, "resnapshot") == 0;
   o.rewrite = strcmp(merge, "rewrite") == 0;
+  o.change_data_feed = m2d_args_flag(args, "change-data-feed");
   o.soft_delete = strcmp(del, "soft") == 0;
   int64_t batch = 1000, latency = 1000, idle = 0, workers = 4;
   if (!m2d_args_int(args, "max-batch-docs", 1, 1000000, &batch, &err) ||

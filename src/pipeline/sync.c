@@ -43,6 +43,7 @@ typedef struct {
   m2d_sync_summary_t *sum;
   char app[600];
   m2d_table_writer_t *mirror, *log;
+  m2d_table_writer_t *cdc; /* --change-data-feed: writes the mirror's _change_data files */
   pos_t mpos, lpos;
   m2d_key_index_t *index; /* mirror: _id -> file and row */
   m2d_metrics_t *metrics; /* --metrics-port, or NULL */
@@ -281,6 +282,85 @@ static json_t *add_with_dv(const json_t *add, json_t *descriptor) {
   return json_pack("{so}", "add", a);
 }
 
+/* --change-data-feed: the batch's changes as Delta change data (PROTOCOL.md "Change Data
+ * Files"): per document of the batch, insert (new), update_preimage and update_postimage (its
+ * old row and new version), or delete (its old row), written under _change_data/ and committed
+ * as cdc actions with the batch. Old rows are read back from the files the key index names. */
+static bool change_data(sync_t *s, const delta_snapshot_t *snap, json_t *last, file_rows_t *gone, int ngone,
+                        bson_t **docs, int n, json_t **actions, m2d_error_t *err) {
+  bool ok = true;
+  m2d_buf_t key;
+  m2d_buf_init(&key, (size_t)16 << 20);
+  json_t *old = json_object(), *post = json_object(); /* hex key -> index in olds / docs */
+  rows_t olds = {.collect = true};
+  m2d_buf_init(&olds.key, 1);
+  for (int i = 0; ok && i < ngone; i++) {
+    json_t *one = json_array();
+    const char *path = m2d_key_index_file_path(s->index, gone[i].file);
+    size_t j;
+    json_t *add;
+    json_array_foreach(snap->files, j, add) if (strcmp(json_string_value(json_object_get(add, "path")) ?: "", path ? path : "") == 0)
+        json_array_append(one, add);
+    rows_t r = {.collect = true, .only = gone[i].rows};
+    ok = scan_files(s, snap->metadata, snap->protocol, one, false, &r, err);
+    for (int k = 0; ok && k < r.n; k++) {
+      ok = push_doc(&olds.docs, &olds.n, &olds.cap, r.docs[k]);
+      r.docs[k] = NULL;
+    }
+    rows_free(&r);
+    json_decref(one);
+  }
+  for (int k = 0; ok && k < olds.n; k++) {
+    if (!m2d_key_index_doc_key(olds.docs[k], &key, NULL)) continue;
+    char *h = hex_key(&key);
+    if (h) json_object_set_new(old, h, json_integer(k));
+    free(h);
+  }
+  for (int k = 0; ok && k < n; k++) {
+    if (!m2d_key_index_doc_key(docs[k], &key, NULL)) continue;
+    char *h = hex_key(&key);
+    if (h && json_object_get(last, h)) json_object_set_new(post, h, json_integer(k));
+    free(h);
+  }
+  bson_t **rows = NULL;
+  int nrows = 0, cap = 0;
+  const char *h;
+  json_t *v;
+  json_object_foreach(last, h, v) {
+    json_t *o = json_object_get(old, h), *p = json_object_get(post, h);
+    const bson_t *before = o ? olds.docs[json_integer_value(o)] : NULL, *after = p ? docs[json_integer_value(p)] : NULL;
+    const char *types[2] = {before && after ? "update_preimage" : before ? "delete" : NULL,
+                            before && after ? "update_postimage" : after ? "insert" : NULL};
+    const bson_t *images[2] = {before, after};
+    for (int t = 0; ok && t < 2; t++) {
+      if (!types[t]) continue;
+      bson_t *d = bson_new();
+      bson_copy_to_excluding_noinit(images[t], d, "_change_type", NULL);
+      BSON_APPEND_UTF8(d, "_change_type", types[t]);
+      ok = push_doc(&rows, &nrows, &cap, d);
+    }
+  }
+  json_t *adds = NULL;
+  if (ok && nrows) ok = write_docs(s->cdc, rows, nrows, err) && m2d_table_writer_take_files(s->cdc, &adds, err);
+  *actions = json_array();
+  size_t i;
+  json_t *a;
+  json_array_foreach(adds, i, a) {
+    json_t *add = json_object_get(a, "add");
+    json_array_append_new(*actions, json_pack("{s{sOsOsOsb}}", "cdc", "path", json_object_get(add, "path"), "partitionValues",
+                                              json_object_get(add, "partitionValues"), "size", json_object_get(add, "size"),
+                                              "dataChange", 0));
+  }
+  json_decref(adds);
+  for (int k = 0; k < nrows; k++) bson_destroy(rows[k]);
+  free(rows);
+  rows_free(&olds);
+  json_decref(old);
+  json_decref(post);
+  m2d_buf_free(&key);
+  return ok;
+}
+
 /* The mirror's batch. Every document of the batch leaves its old row (found in the key index):
  * with deletion vectors the row is marked deleted in a new vector for its file; copy-on-write
  * rewrites the file without it. Then the documents' last versions are appended. */
@@ -394,7 +474,13 @@ static bool apply_mirror(sync_t *s, int64_t batch, m2d_error_t *err) {
     }
     json_decref(one);
   }
+  json_t *cdc_actions = NULL;
+  if (ok && s->cdc) ok = change_data(s, &snap, last, gone, ngone, docs, n, &cdc_actions, err);
   ok = ok && write_docs(s->mirror, docs, n, err);
+  size_t ci;
+  json_t *ca;
+  json_array_foreach(cdc_actions, ci, ca) if (ok) ok = m2d_table_writer_add_action(s->mirror, json_incref(ca), err);
+  json_decref(cdc_actions);
   /* the rows leaving: files removed (copy-on-write, or every row gone) or given deletion vectors */
   delta_dv_file_t *dvf = NULL;
   if (ok && !o->rewrite && ngone) {
@@ -591,6 +677,17 @@ static mongoc_change_stream_t *open_stream(mongoc_collection_t *coll, const pos_
   return cs;
 }
 
+/* After (re)opening the mirror's writer: with --change-data-feed, the table gets the feature
+ * (with its next commit) and a writer for its change data files. */
+static bool mirror_opened(sync_t *s, m2d_error_t *err) {
+  if (!s->o->change_data_feed) return true;
+  m2d_table_writer_enable_feature(s->mirror, "changeDataFeed", false, "delta.enableChangeDataFeed");
+  m2d_table_writer_destroy(s->cdc);
+  m2d_table_writer_options_t co = {.table = s->o->table, .codec = PQ_CODEC_SNAPPY, .data_dir = "_change_data",
+                                   .file_prefix = "cdc"};
+  return (s->cdc = m2d_table_writer_open(&co, err)) != NULL;
+}
+
 /* Opens the stream at the server's "now" before the snapshot reads anything, snapshots the
  * mirror (when asked; a table holding data is emptied first, in one commit, its history kept)
  * and records the hand-over in each table: a commit with the next txn version and the stream's
@@ -619,7 +716,7 @@ static bool start_at_now(sync_t *s, mongoc_collection_t *coll, mongoc_change_str
     if (ok && ss.interrupted) ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "interrupted during the snapshot");
     m2d_snapshot_summary_free(&ss);
     s->sum->snapshotted = ok;
-    if (ok) ok = (s->mirror = m2d_table_writer_open(&mo, err)) != NULL;
+    if (ok) ok = (s->mirror = m2d_table_writer_open(&mo, err)) != NULL && mirror_opened(s, err);
   }
   s->mpos.seq = s->lpos.seq = seq;
   const bson_t *tok = ok ? mongoc_change_stream_get_resume_token(*cs) : NULL;
@@ -666,7 +763,8 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
   mongoc_change_stream_t *cs = NULL;
   m2d_table_writer_options_t mo = {.table = o->table, .codec = PQ_CODEC_SNAPPY},
                              lo = {.table = o->changelog_table, .codec = PQ_CODEC_SNAPPY};
-  if (ok && o->mirror) ok = (s.mirror = m2d_table_writer_open(&mo, err)) && read_position(s.mirror, s.app, &s.mpos, err);
+  if (ok && o->mirror)
+    ok = (s.mirror = m2d_table_writer_open(&mo, err)) && mirror_opened(&s, err) && read_position(s.mirror, s.app, &s.mpos, err);
   if (ok && o->changelog) ok = (s.log = m2d_table_writer_open(&lo, err)) && read_position(s.log, s.app, &s.lpos, err);
   if (ok && !s.mirror) s.mpos.batch = -1;
   if (ok && !s.log) s.lpos.batch = -1;
@@ -793,6 +891,7 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
   m2d_metrics_stop(s.metrics);
   if (cs) mongoc_change_stream_destroy(cs);
   m2d_table_writer_destroy(s.mirror);
+  m2d_table_writer_destroy(s.cdc);
   m2d_table_writer_destroy(s.log);
   if (coll) mongoc_collection_destroy(coll);
   if (client) mongoc_client_destroy(client);

@@ -29,6 +29,7 @@ typedef struct {
   bool initial_snapshot;
   bool rewrite;                /* --merge-strategy rewrite (copy-on-write) instead of deletion vectors */
   bool soft_delete;
+  bool change_data_feed;       /* --change-data-feed: _change_data files and cdc actions in the mirror */
   bool resnapshot_on_history_lost; /* --on-history-lost resnapshot (else: fail with a clear error) */            /* --delete soft: deleted documents stay, marked _deleted */
   int max_batch_docs;          /* default 1000 */
   int max_latency_ms;          /* default 1000 */

@@ -477,12 +477,14 @@ static bool open_file(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
   m2d_buf_t key;
   m2d_buf_init(&key, 1 << 16);
   bool ok = true;
-  if (w->partition) {
+  if (w->opts.data_dir) ok = m2d_buf_append_str(&key, w->opts.data_dir, err) && m2d_buf_append_byte(&key, '/', err);
+  if (ok && w->partition) {
     ok = m2d_buf_append_str(&key, w->partition, err) && m2d_buf_append_byte(&key, '=', err) &&
          (p->value ? delta_hive_escape(p->value, &key, err) : m2d_buf_append_str(&key, "__HIVE_DEFAULT_PARTITION__", err)) &&
          m2d_buf_append_byte(&key, '/', err);
   }
-  ok = ok && m2d_buf_appendf(&key, err, "part-%05d-%s-c000%s.parquet", w->file_seq++, uuid, codec_ext(w->opts.codec)) &&
+  ok = ok && m2d_buf_appendf(&key, err, "%s-%05d-%s-c000%s.parquet", w->opts.file_prefix ? w->opts.file_prefix : "part",
+                             w->file_seq++, uuid, codec_ext(w->opts.codec)) &&
        m2d_buf_terminate(&key, err);
   if (!ok) {
     m2d_buf_free(&key);
@@ -585,6 +587,21 @@ bool m2d_table_writer_extend(m2d_table_writer_t *w, const m2d_dtype_t *observed_
 }
 
 const m2d_dtype_t *m2d_table_writer_schema(const m2d_table_writer_t *w) { return w->schema; }
+
+bool m2d_table_writer_take_files(m2d_table_writer_t *w, json_t **adds, m2d_error_t *err) {
+  *adds = NULL;
+  bool ok = w->open || m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");
+  for (int i = 0; ok && i < w->nparts; i++) ok = close_file(w, &w->parts[i], err);
+  if (!ok) {
+    m2d_table_writer_abort(w);
+    return false;
+  }
+  *adds = json_incref(w->adds);
+  json_decref(w->written);
+  w->written = json_array(); /* the caller's now: abort must not remove them */
+  batch_clear(w);
+  return true;
+}
 
 bool m2d_table_writer_add_action(m2d_table_writer_t *w, json_t *action, m2d_error_t *err) {
   if (!w->open) {

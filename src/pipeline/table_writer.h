@@ -23,6 +23,8 @@ typedef struct {
   const char *partition_by;   /* a top-level field, or NULL (an existing table keeps its own) */
   const char *operation;      /* commitInfo operation, default "WRITE" */
   json_t *configuration;      /* metaData configuration of a table this writer creates (borrowed) */
+  const char *data_dir;       /* directory of the data files under the table, NULL: the root */
+  const char *file_prefix;    /* data file names begin with it, default "part" */
 } m2d_table_writer_options_t;
 
 typedef struct m2d_table_writer m2d_table_writer_t;
@@ -77,6 +79,9 @@ bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *res
  * commitInfo. *version gets the committed version. */
 bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t app_version, json_t *info,
                              int64_t *version, m2d_error_t *err);
+/* Closes the batch's files and hands over their add actions (*adds, owned) without committing:
+ * files for another writer's commit (change data files). The batch is cleared; the files stay. */
+bool m2d_table_writer_take_files(m2d_table_writer_t *w, json_t **adds, m2d_error_t *err);
 /* Drops the batch in hand, removing its files. */
 void m2d_table_writer_abort(m2d_table_writer_t *w);
 
