@@ -113,10 +113,10 @@ const m2d_command_t m2d_cmd_sync = {
     .name = "sync",
     .summary = "keep a mirror table and/or a change log in step with a collection, exactly once",
     .description =
-        "Reads the collection's change stream and commits it in micro-batches: the mirror table equals the\n"
-        "collection (inserts, updates, replaces and deletes applied by _id, through deletion vectors or\n"
-        "copy-on-write), the change log\n"
-        "gets one row per event (_op, _cluster_time, _txn_seq, _id, document). Every commit records the\n"
+        "Reads the collection's change stream and commits it in micro-batches. The mirror table equals\n"
+        "the collection: inserts, updates, replaces and deletes are applied by _id, the rows they replace\n"
+        "marked deleted with deletion vectors (or the files rewritten, --merge-strategy rewrite). The change\n"
+        "log gets one row per event (_op, _cluster_time, _txn_seq, _id, document). Every commit records the\n"
         "stream position (a txn action and the resume token), so a run after a crash resumes where the\n"
         "tables are: nothing applied twice, nothing skipped. The first run snapshots the collection after\n"
         "opening the stream. SIGINT/SIGTERM commit the batch in hand and exit 0.",

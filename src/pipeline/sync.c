@@ -658,9 +658,10 @@ static bool server_gone(const bson_error_t *e) {
 }
 
 /* Errors of a stream that cannot resume from the position asked: the server's oplog moved past
- * it (ChangeStreamHistoryLost, CappedPositionLost) or the token is not one it can use. */
+ * it (ChangeStreamHistoryLost 286, CappedPositionLost 136, ChangeStreamFatalError 280) or the
+ * token is not one it can use (InvalidResumeToken 260, 40647 for a token without _data). */
 static bool history_lost(const bson_error_t *e) {
-  return e->code == 286 || e->code == 280 || e->code == 260 || e->code == 136;
+  return e->code == 286 || e->code == 280 || e->code == 260 || e->code == 136 || e->code == 40647;
 }
 
 static mongoc_change_stream_t *open_stream(mongoc_collection_t *coll, const pos_t *from) {
