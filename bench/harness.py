@@ -50,6 +50,8 @@ class Isolated:
 
     def __init__(self, cmd, err_path=None):
         self.cmd, self.err_path = cmd, err_path
+        if err_path:  # a log left by an earlier run must not be read as this one's
+            pathlib.Path(err_path).unlink(missing_ok=True)
         self.proc = subprocess.Popen([sys.executable, "-c", _WRAPPER, str(err_path or "")] + [str(c) for c in cmd],
                                      stdout=subprocess.PIPE, text=True)
 
