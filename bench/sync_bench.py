@@ -278,7 +278,8 @@ def latency_run(server, client, side, rate, total, a, work, tag):
            "writer events/s": wr["events/s"], "writer max behind s": wr["max behind s"],
            "achieved events/s": total / ((last_c - first_w) / 1000), "p50 ms": pct(lat, 50),
            "p99 ms": pct(lat, 99), "max ms": max(lat), "commits": commits, "events/commit": total / commits,
-           "consumer CPU s": r["cpu"], "consumer peak RSS MiB": r["rss_mib"], "server CPU s": server_cpu,
+           "consumer CPU s": r["cpu"], "consumer CPU us/event": r["cpu"] / total * 1e6,
+           "consumer peak RSS MiB": r["rss_mib"], "server CPU s": server_cpu,
            "write: server wall - client send, p50 / p99 ms": [pct(sent, 50), pct(sent, 99)],
            "load average before/after": [load0, load1]}
     if side == "mongo2delta":
@@ -524,13 +525,13 @@ def print_tables(a, lat, batch):
         print(f"\nsync --mode {a.sync_mode}, --max-batch-docs {a.max_batch_docs}, --max-latency {a.max_latency} ms "
               f"(Python loop: the same rule); latency = commit timestamp - client write time")
         print("| offered events/s | consumer | writer events/s | achieved events/s | p50 ms | p99 ms | max ms | "
-              "commits (events each) | consumer CPU s | consumer peak RSS | server CPU s |")
+              "commits (events each) | consumer CPU s (µs/event) | consumer peak RSS | server CPU s |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for r in lat:
             off = r["offered events/s"]
             print(f"| {off if off == 'max' else f'{off:,}'} | {r['side']} | {r['writer events/s']:,.0f} | "
                   f"{r['achieved events/s']:,.0f} | {r['p50 ms']:,.0f} | {r['p99 ms']:,.0f} | {r['max ms']:,.0f} | "
-                  f"{r['commits']} ({r['events/commit']:,.0f}) | {r['consumer CPU s']:.1f} | "
+                  f"{r['commits']} ({r['events/commit']:,.0f}) | {r['consumer CPU s']:.1f} ({r['consumer CPU us/event']:.0f}) | "
                   f"{r['consumer peak RSS MiB']:,.0f} MiB | {r['server CPU s']:.1f} |")
     if batch:
         print(f"\none batch of {a.updates:,} updates (random _ids) applied to a table of N rows")
