@@ -40,9 +40,11 @@ Part 2, one batch of U updates (--updates) applied to a table of N rows (--rows-
             another copy of the table, DeltaTable(t).merge(source, predicate='t._id = s._id',
             source_alias='s', target_alias='t').when_matched_update_all()
             .when_not_matched_insert_all().execute(), timed around execute().
-  After each, the table must hold N rows and the U updated rows their new values.
-  With `--merge-strategy` in `mongo2delta sync --help`, sync runs with its default and with
-  `--merge-strategy rewrite` (or the strategies given with --merge-strategies).
+  After each, the table must hold N distinct _ids and the U updated rows their new values (read
+  by delta-rs, or by `mongo2delta cat` for a table with deletion vectors, which delta-rs 1.1
+  does not read). With `--merge-strategy` in `mongo2delta sync --help`, sync runs with its
+  default (deletion vectors) and with `--merge-strategy rewrite` (copy-on-write), or with the
+  strategies given with --merge-strategies.
 Usage: python bench/sync_bench.py [--quick] [--parts latency,batch] [--rates 500,2000,5000,max]
        [--duration S] [--max-events N] [--rows-small N] [--rows-large N] [--updates U] [--out DIR]"""
 import argparse
@@ -352,17 +354,36 @@ def copy_table(src, dst):
 
 
 def verify_table(table, n, ids):
-    """N rows, and the updated rows hold their new values (read by delta-rs)."""
+    """N rows, and the updated rows hold their new values: read by delta-rs, or by `mongo2delta cat`
+    when the table has deletion vectors (delta-rs 1.1 does not read them). Returns the reader."""
     import pyarrow.compute as pc
+    import pyarrow.json as pj
     from deltalake import DeltaTable
-    ds = DeltaTable(str(table)).to_pyarrow_dataset()
-    count = ds.count_rows()
-    assert count == n, f"{table}: {count} rows, expected {n}"
-    got = ds.to_table(columns=["_id", "v", "w_ms"], filter=pc.field("_id").isin(ids)).to_pylist()
-    assert len(got) == len(ids), f"{table}: {len(got)} rows of the {len(ids)} updated _ids"
+    proto = json.loads(subprocess.run([BIN, "inspect", "--table", table, "--json"], capture_output=True, text=True,
+                                      check=True).stdout).get("protocol") or {}
+    if "deletionVectors" in (proto.get("readerFeatures") or []):
+        reader = "mongo2delta cat"
+        out = pathlib.Path(str(table) + ".cat.jsonl")
+        with open(out, "w") as f:
+            subprocess.run([BIN, "cat", "--table", table, "--columns", "_id,v,w_ms"], stdout=f, check=True)
+        tab = pj.read_json(out)
+        out.unlink()
+    else:
+        reader = "delta-rs"
+        tab = DeltaTable(str(table)).to_pyarrow_dataset().to_table(columns=["_id", "v", "w_ms"])
+    assert tab.num_rows == n, f"{table}: {tab.num_rows} rows ({reader}), expected {n}"
+    assert pc.count_distinct(tab["_id"]).as_py() == n, f"{table}: _ids repeat ({reader})"
+    got = tab.filter(pc.is_in(tab["_id"], pa_array(ids))).to_pylist()
+    assert len(got) == len(ids), f"{table}: {len(got)} rows of the {len(ids)} updated _ids ({reader})"
     for r in got:
         want = updated(r["_id"])
-        assert r["v"] == want["v"] and r["w_ms"] == want["w_ms"], f"{table}: {r}, expected {want}"
+        assert r["v"] == want["v"] and r["w_ms"] == want["w_ms"], f"{table}: {r}, expected {want} ({reader})"
+    return reader
+
+
+def pa_array(xs):
+    import pyarrow as pa
+    return pa.array(xs)
 
 
 def log_time(line):
@@ -419,7 +440,7 @@ def sync_batch(server, client, table, n, ids, strategy, a, work):
     line, m = batches[0]
     committed = log_time(line)
     mirror_s = float(m.group(6)) / 1000
-    verify_table(t, n, ids)
+    reader = verify_table(t, n, ids)
     inspect = json.loads(subprocess.run([BIN, "inspect", "--table", t, "--json"], capture_output=True, text=True,
                                         check=True).stdout)
     res = {"rows": n, "tool": "mongo2delta sync" + (f" --merge-strategy {strategy}" if strategy else ""),
@@ -428,7 +449,7 @@ def sync_batch(server, client, table, n, ids, strategy, a, work):
            "first update to batch committed s": committed - w0,
            "process wall s (incl. --stop-when-idle)": r["wall"],
            "peak RSS MiB": r["rss_mib"], "CPU s": r["cpu"], "files after": inspect.get("numFiles"),
-           "protocol": inspect.get("protocol"), "log": [index_line, line]}
+           "protocol": inspect.get("protocol"), "verified by": reader, "log": [index_line, line]}
     client[DB].drop_collection(coll)
     clear_oplog(client)
     if not a.keep:
@@ -463,11 +484,11 @@ def deltars_batch(table, n, ids, a, work):
     pq.write_table(src, source)
     r = harness.run_isolated([sys.executable, __file__, "--child-merge", t, source])
     out = harness.last_json_line(r["out"])
-    verify_table(t, n, ids)
+    reader = verify_table(t, n, ids)
     m = out["metrics"]
     res = {"rows": n, "tool": "delta-rs merge", "apply s": out["merge s"], "open table + read source s": out["open s"],
            "process wall s": r["wall"], "peak RSS MiB": r["rss_mib"], "CPU s": r["cpu"],
-           "files after": len(DeltaTable(str(t)).file_uris()),
+           "files after": len(DeltaTable(str(t)).file_uris()), "verified by": reader,
            "merge metrics": {k: m.get(k) for k in ("num_target_rows_updated", "num_target_rows_copied",
                                                     "num_target_files_added", "num_target_files_removed",
                                                     "scan_time_ms", "rewrite_time_ms", "execution_time_ms")}}
