@@ -3,28 +3,32 @@ side by side in one run, against one MongoDB-wire test server (scripts/mongo-tes
 mongo-java-server with its in-memory backend and oplog, started and stopped here).
 
 Part 1, latency and throughput at fixed offered rates (--rates; "max": unthrottled).
-  writer:   a process of its own inserts and updates documents at the offered rate with pymongo
-            (every other event an insert of a new document, the others a $set on one of the
-            documents put there before the consumer started, each updated once, so that the
-            looked-up full document is the state of that very update); every write carries its
-            event number `ev` and the client's clock when the request was sent, `w_ms`. The
-            writes due at a moment go in one unordered bulk_write (at most 1,000), so that one
-            Python process can offer thousands of events a second; unthrottled, bulks of 1,000
-            back to back.
+  writer:   a process of its own writes at the offered rate with pymongo, events by threes: the
+            insert of a new document, a $set on one inserted a while before, the delete of an
+            older one, so that the collection keeps about --live-docs documents (the test
+            server's updateLookup scans the collection: at 40,000 documents it delivers about
+            1,000 update events a second). Inserts and updates carry the event number `ev` and
+            the client's clock when the request was sent, `w_ms`. The writes due at a moment go
+            in one unordered bulk_write (at most 999), so that one Python process can offer
+            thousands of events a second; unthrottled, --max-events in bulks of 999 back to back.
   consumers, one after the other, each in its own process, into a change-log table of its own:
     mongo2delta: `mongo2delta sync --mode changelog --initial skip --max-batch-docs B
-                 --max-latency L` (--mode mirror or both with --sync-mode);
+                 --max-latency L` (--sync-mode both: a mirror as well);
     Python:      pymongo `watch(full_document='updateLookup')`, one row per event (`_op`,
                  `_cluster_time` {t, i}, `_txn_seq`, `_id`, `document`, the change log's
-                 columns), appended with `deltalake.write_deltalake(mode='append')` when the
-                 batch holds B events or L ms after its first event (checked after every event
-                 and whenever the stream is empty; when it is, the loop sleeps 20 ms, as sync does:
-                 the test server's getMore returns at once instead of waiting).
+                 columns, with the schema given), appended with
+                 `deltalake.write_deltalake(mode='append')` when the batch holds B events or L ms
+                 after its first event (checked after every event and whenever the stream is
+                 empty; when it is, the loop sleeps 20 ms, as sync does: the test server's getMore
+                 returns at once instead of waiting).
   measured: every change-log row is mapped to the commit that added its file (the commit JSON's
-            add paths and its commitInfo timestamp, ms); latency of an event = that timestamp
-            minus its w_ms; every event must be there exactly once. Achieved events/s = events /
-            (commit of the last event - write of the first). Also the consumer's CPU and peak RSS
-            and the server's CPU during the run.
+            add paths and its commitInfo timestamp, ms) and, by its _cluster_time, to the oplog
+            entry of its write; latency = the commit's timestamp minus the entry's wall time (the
+            server's clock when it wrote; its difference from w_ms is in the JSON). Every write
+            of the run must be in the change log exactly once. Achieved events/s = events /
+            (commit of the last event - write of the first). Also the consumer's CPU and peak
+            RSS and the server's CPU during the run. A short run of each side first warms the
+            JVM up (not measured).
 Part 2, one batch of U updates (--updates) applied to a table of N rows (--rows-small,
 --rows-large).
   table:    N documents (_id int, n, price, name, country, v, w_ms) as mongoexport JSON lines,
@@ -544,7 +548,8 @@ def machine():
 def print_tables(a, lat, batch):
     if lat:
         print(f"\nsync --mode {a.sync_mode}, --max-batch-docs {a.max_batch_docs}, --max-latency {a.max_latency} ms "
-              f"(Python loop: the same rule); latency = commit timestamp - client write time")
+              f"(Python loop: the same rule); latency = commit timestamp - the oplog entry's wall time; max: "
+              f"{a.max_events:,} events as fast as the writer goes")
         print("| offered events/s | consumer | writer events/s | achieved events/s | p50 ms | p99 ms | max ms | "
               "commits (events each) | consumer CPU s (µs/event) | consumer peak RSS | server CPU s |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
