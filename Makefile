@@ -22,7 +22,7 @@ export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1:exitcode=86
 # no libmongoc counters in /dev/shm for test processes (see tests/integration/conftest.py)
 export MONGOC_DISABLE_SHM ?= 1
 
-.PHONY: all deps test test-unit test-integration asan demo clean test-long bench bench-parquet bench-delta bench-publish
+.PHONY: all deps test test-unit test-integration asan demo clean test-long bench bench-parquet bench-delta bench-publish bench-sync
 # The packages are installed first and the build runs in a sub-make, so that the pkg-config
 # flags above are computed after the -dev packages exist (on a fresh machine they do not yet).
 all: deps
@@ -140,7 +140,7 @@ fuzz:
 BENCH_ROWS ?= 10000000
 BENCH_DELTA_DIR ?= build/bench-delta
 BENCH_DELTA_REPS ?= 7
-bench: bench-parquet bench-delta bench-publish
+bench: bench-parquet bench-delta bench-publish bench-sync
 bench-parquet: all
 	@scripts/bootstrap
 	.venv/bin/python bench/parquet_bench.py --rows $(BENCH_ROWS)
@@ -153,3 +153,11 @@ BENCH_PUBLISH_HEAP ?= 10g
 bench-publish: all
 	@scripts/bootstrap
 	.venv/bin/python bench/publish_bench.py --rows $(BENCH_PUBLISH_ROWS) --server-heap $(BENCH_PUBLISH_HEAP)
+# sync: latency and events/s at offered rates against a pymongo change stream + write_deltalake
+# loop; one batch of 10,000 updates into tables of 100,000 and 10,000,000 rows against delta-rs
+# MERGE (the tables are kept in $(BENCH_SYNC_DIR) for the next run)
+BENCH_SYNC_DIR ?= build/bench-sync
+BENCH_SYNC_ARGS ?=
+bench-sync: all
+	@scripts/bootstrap
+	.venv/bin/python bench/sync_bench.py --out $(BENCH_SYNC_DIR) $(BENCH_SYNC_ARGS)

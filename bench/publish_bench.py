@@ -25,19 +25,18 @@ import pathlib
 import platform
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 import harness  # bench/harness.py
+from harness import Server, clear_oplog
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BIN = os.environ.get("M2D_BIN", str(ROOT / "build" / "mongo2delta"))
 BATCH = 1000
 DB = "bench_publish"
-CLK = os.sysconf("SC_CLK_TCK")
 
 
 def make_table(n):
@@ -97,56 +96,6 @@ def pymongo_child(table, uri, coll, mode):
     print(json.dumps({"written": written, "import_s": t_import - t0, "read_s": t_read - t_import,
                       "write_s": t_end - t_read}))
 
-
-
-class Server:
-    """scripts/mongo-test-server (exec's java, so the pid is the JVM's)."""
-
-    def __init__(self, heap=None):
-        env = dict(os.environ)
-        if heap:  # the JVM's default maximum heap is a quarter of the machine's memory
-            env["JAVA_TOOL_OPTIONS"] = (env.get("JAVA_TOOL_OPTIONS", "") + f" -Xmx{heap}").strip()
-        self.proc = subprocess.Popen([str(ROOT / "scripts" / "mongo-test-server"), "--port", "0"],
-                                     stdout=subprocess.PIPE, text=True, env=env)
-        line = self.proc.stdout.readline()
-        if "listening on 127.0.0.1:" not in line:
-            self.stop()
-            raise SystemExit(f"mongo-test-server did not start: {line!r}")
-        self.uri = f"mongodb://127.0.0.1:{int(line.split('127.0.0.1:')[1].split()[0])}"
-
-    def cpu(self):
-        f = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / CLK  # utime, stime
-
-    def rss_mib(self, field="VmRSS"):
-        for line in open(f"/proc/{self.proc.pid}/status"):
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
-    def gc_seconds(self):
-        """Seconds the JVM has spent in garbage collection (jstat), or None without jstat."""
-        try:
-            lines = subprocess.run(["jstat", "-gc", str(self.proc.pid)], capture_output=True, text=True,
-                                   timeout=30).stdout.split("\n")
-            return float(dict(zip(lines[0].split(), lines[1].split()))["GCT"])
-        except Exception:
-            return None
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def clear_oplog(client):
-    """The test server keeps every write in its oplog (change streams are on), in memory: empty
-    it between runs, so that four runs of N documents do not fill the JVM's heap."""
-    client["local"]["oplog.rs"].delete_many({})
 
 
 def field_types(doc):
