@@ -91,6 +91,31 @@ static bool zvarint(cur_t *c, int64_t *v) {
     return true;                                                                                  \
   }
 
+/* How many values the runs of an RLE / bit-packed hybrid hold, counting up to limit. */
+static size_t rle_values(const uint8_t *p, size_t len, int bw, size_t limit) {
+  cur_t c = {p, p + len};
+  size_t vbytes = (size_t)(bw + 7) / 8, total = 0;
+  while (total < limit && c.p < c.end) {
+    uint64_t h;
+    if (!uvarint(&c, &h)) break;
+    if (h & 1) {
+      uint64_t groups = h >> 1;
+      if (groups > (uint64_t)(c.end - c.p) / (bw ? (uint64_t)bw : 1)) {
+        groups = (uint64_t)(c.end - c.p) / (bw ? (uint64_t)bw : 1); /* a last run may be cut short */
+        if (!bw) break;
+      }
+      total += groups * 8 > limit ? limit : (size_t)groups * 8;
+      c.p += (size_t)groups * (size_t)bw;
+    } else {
+      if (vbytes > (size_t)(c.end - c.p)) break;
+      c.p += vbytes;
+      uint64_t run = h >> 1;
+      total += run > limit ? limit : (size_t)run;
+    }
+  }
+  return total;
+}
+
 RLE_DECODE(rle_i16, int16_t)
 RLE_DECODE(rle_u32, uint32_t)
 
@@ -152,8 +177,9 @@ static bool dictionary(const m2d_column_t *dict, const uint8_t *p, size_t len, s
   if (len < 1) return corrupt(err, "dictionary indices missing");
   int bw = p[0];
   if (bw > 32) return corrupt(err, "dictionary index bit width over 32");
-  /* every 8 indices take at least one byte of some run header: bound the buffer */
-  if (count > (len - 1) * 8 * 64 + 64 && bw > 0) return corrupt(err, "more dictionary indices than the page can hold");
+  /* the runs must hold count indices before the buffer is sized by it (an RLE run of a few
+   * bytes holds millions: no bound from the bytes alone) */
+  if (rle_values(p + 1, len - 1, bw, count) < count) return corrupt(err, "more dictionary indices than the page holds");
   uint32_t *idx = malloc(count * sizeof *idx);
   if (!idx) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory decoding indices");
   bool ok = rle_u32(p + 1, len - 1, bw, count, idx, err);

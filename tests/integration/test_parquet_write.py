@@ -193,3 +193,26 @@ def test_one_million_rows(tmp_path):
     assert all(s[i] == f"s{i % 1000}" for i in range(0, 1_000_000, 991))
     tags = t.column("tags").to_pylist()
     assert all(tags[i] == ([] if i % 5 == 0 else ["x", str(i % 3)]) for i in range(0, 1_000_000, 983))
+
+
+@pytest.mark.parametrize("writer", ["pyarrow", "mongo2delta"])
+def test_a_long_run_of_one_value_reads_back(tmp_path, writer):
+    """A dictionary page whose indices are one RLE run of a million: a few bytes hold them all
+    (the reader once bounded indices by the page's bytes and refused such pages)."""
+    import pyarrow as pa
+    f = tmp_path / "run.parquet"
+    n = 1_000_000
+    if writer == "pyarrow":
+        pq.write_table(pa.table({"v": pa.array([7] * n, pa.int64()), "s": pa.array(["same"] * n)}), f,
+                       use_dictionary=True, data_page_size=1 << 30)
+    else:
+        schema = tmp_path / "s.json"
+        schema.write_text(json.dumps({"type": "struct", "fields": [
+            {"name": "v", "type": "long", "nullable": True, "metadata": {}},
+            {"name": "s", "type": "string", "nullable": True, "metadata": {}}]}))
+        rows = tmp_path / "rows.jsonl"
+        rows.write_text('{"v": 7, "s": "same"}\n' * n)
+        run_m2d("parquet", "write", "--schema", schema, "--input", rows, "--output", f, check=True)
+    p = run_m2d("parquet", "dump", f, check=True)
+    lines = p.stdout.splitlines()
+    assert len(lines) == n and set(lines) == {'{"v":7,"s":"same"}'}
