@@ -801,7 +801,9 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
       s.ev[s.nev++] = e;
       sum->events++;
       last_event = now_s();
-      if (s.nev >= cap) ok = flush(&s, err);
+      /* a steady stream never comes back empty: the batch's age is checked after each event too */
+      if (s.nev >= cap || (last_event - batch_start) * 1000 >= (o->max_latency_ms > 0 ? o->max_latency_ms : 1000))
+        ok = flush(&s, err);
       continue;
     }
     bson_error_t be;
