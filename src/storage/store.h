@@ -39,7 +39,8 @@ m2d_store_t *m2d_store_local_new(const char *dir, m2d_error_t *err);
 /* A store that injects one fault into inner (taken over) at the Nth call of an operation,
  * spec "OP:N:ACTION": OP get, list, put_if_absent, create, finish (a sink's publish), open,
  * remove or any; ACTION fail (an I/O error), crash-before or crash-after (SIGKILL before or
- * after the real call). For tests of what survives failures and crashes. */
+ * after the real call) or pause-before (SIGSTOP before the real call, which goes on after
+ * SIGCONT). For tests of what survives failures, crashes and races. */
 m2d_store_t *m2d_store_fault_new(m2d_store_t *inner, const char *spec, m2d_error_t *err);
 
 /* Opens "path", "file:///path" (local) or, later, "s3://bucket/prefix". The environment
