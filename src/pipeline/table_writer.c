@@ -52,6 +52,7 @@ struct m2d_table_writer {
   json_t *written; /* keys of the files of this batch, for abort */
   m2d_table_writer_stats_t batch, last;
   bool rearrange;          /* the batch only rearranges rows the table holds (dataChange false) */
+  bool no_rescue;          /* its files have no _rescued_data column (the table has none) */
   char batch_operation[64]; /* its commitInfo operation, "" for the writer's */
   uint64_t batch_target;   /* its target file size, 0 for the writer's */
   int file_seq;
@@ -254,7 +255,7 @@ static void batch_clear(m2d_table_writer_t *w) {
   w->adds = w->removes = w->written = NULL;
   w->open = w->schema_changed = false;
   memset(&w->batch, 0, sizeof w->batch);
-  w->rearrange = false;
+  w->rearrange = w->no_rescue = false;
   w->batch_operation[0] = '\0';
   w->batch_target = 0;
 }
@@ -313,8 +314,11 @@ static bool build_layout(m2d_table_writer_t *w, m2d_error_t *err) {
   }
   if (ok) {
     full = m2d_dtype_clone(d);
-    m2d_dtype_t *r = m2d_dtype_new(M2D_T_STRING);
-    ok = full && r && m2d_dtype_add_field(full, RESCUE, r, err);
+    ok = full != NULL;
+    if (ok && !w->no_rescue) {
+      m2d_dtype_t *r = m2d_dtype_new(M2D_T_STRING);
+      ok = r && m2d_dtype_add_field(full, RESCUE, r, err);
+    }
   }
   m2d_buf_t js;
   m2d_buf_init(&js, (size_t)64 << 20);
@@ -468,7 +472,7 @@ static const char *codec_ext(pq_codec_t c) {
 }
 
 static bool new_shredder(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
-  p->shredder = m2d_shredder_new(w->data_type, true, BATCH_BYTES * 4, err);
+  p->shredder = m2d_shredder_new(w->data_type, !w->no_rescue, BATCH_BYTES * 4, err);
   if (p->shredder && w->partition && !m2d_shredder_skip_field(p->shredder, w->partition, err)) {
     m2d_shredder_destroy(p->shredder);
     p->shredder = NULL;
@@ -574,7 +578,15 @@ bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *res
   free(value);
   if (!p) return false;
   int64_t n = 0;
-  if (!m2d_shredder_add(p->shredder, doc, &n, err)) return false;
+  if (!m2d_shredder_add(p->shredder, doc, &n, err)) {
+    bson_iter_t it;
+    if (w->no_rescue && bson_iter_init(&it, m2d_shredder_row_rescued(p->shredder)) && bson_iter_next(&it))
+      m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                    "a value of column '%s' does not fit the column's type as mongo2delta writes it, and the table "
+                    "has no _rescued_data column to keep it: its rows cannot be rewritten exactly",
+                    bson_iter_key(&it));
+    return false;
+  }
   if (n && rescued) *rescued += n;
   if (n && !w->rearrange) { /* a rearrangement rescues again what was rescued before */
     bson_iter_t it;
@@ -665,6 +677,15 @@ bool m2d_table_writer_rearrange(m2d_table_writer_t *w, const char *operation, ui
   w->rearrange = true;
   snprintf(w->batch_operation, sizeof w->batch_operation, "%s", operation ? operation : "OPTIMIZE");
   w->batch_target = target_file_size;
+  if (!m2d_dtype_field(w->schema, RESCUE) && w->nparts == 0) {
+    /* a table written by others: its rows are rewritten as they are, without a column it lacks */
+    w->no_rescue = true;
+    m2d_dtype_free(w->data_type);
+    w->data_type = NULL;
+    pq_schema_free(&w->pq);
+    memset(&w->pq, 0, sizeof w->pq);
+    return build_layout(w, err);
+  }
   return true;
 }
 

@@ -77,7 +77,9 @@ bool m2d_table_writer_has_feature(const m2d_table_writer_t *w, const char *featu
  * (numRemovedFiles, numAddedFiles, numRemovedBytes, numAddedBytes, numDeletionVectorsRemoved),
  * files are cut at target_file_size (0: the writer's), values rescued again are not counted in
  * m2d_table_writer_rescued_fields, and the commit fails when the table's schema would have to
- * change. Lasts until the batch is committed or abandoned. */
+ * change. When the table has no _rescued_data column (written by others), the files get none
+ * either, and a value that would be rescued fails the batch. Lasts until the batch is
+ * committed or abandoned; call it before adding documents. */
 bool m2d_table_writer_rearrange(m2d_table_writer_t *w, const char *operation, uint64_t target_file_size,
                                 m2d_error_t *err);
 /* Closes the batch's open files (their rows stay in the batch, their add actions are in
