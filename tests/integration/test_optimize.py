@@ -346,3 +346,48 @@ def test_concurrent_schema_change_is_retried(tmp_path):
             old.append(r)
     assert canon(old) == before
     assert len(DeltaTable(str(table)).files()) == 2  # the compacted file and the new load's
+
+
+def sync_once(mongo, db, table):
+    """One sync run of the mirror (deletion vectors for updates and deletes) until idle."""
+    return run_m2d("sync", "--uri", mongo.uri, "--db", db, "--collection", "c", "--table", table,
+                   "--max-latency", "200", "--max-batch-docs", "50", "--stop-when-idle", "2", timeout=300, check=True)
+
+
+def test_a_synced_table_with_our_deletion_vectors(mongo, mongo_db, tmp_path, spark):
+    """What sync writes (a mirror whose updates and deletes are deletion vectors) compacted
+    between two sync runs, then vacuumed: the table equals the collection all along."""
+    from bson_mapping import check_table
+    from parquet_jsonform import table_rows
+    from test_sync import settle, workload
+
+    def check():
+        check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(mongo_db.c.find()))
+
+    mongo_db.c.insert_many([{"_id": i, "n": i, "tags": [f"t{i % 5}"], "nested": {"a": i % 7}} for i in range(200)])
+    table = tmp_path / "mirror"
+    settle()
+    proc = subprocess.Popen([m2d_bin(), "sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c",
+                             "--table", str(table), "--max-latency", "200", "--max-batch-docs", "50",
+                             "--stop-when-idle", "4"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, **SANITIZER_ENV))
+    time.sleep(2)  # the initial snapshot
+    workload(mongo_db.c, 80, 200, seed=7)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    live = spark_live_files(spark, table)
+    assert any(dv for _, dv in live), "sync wrote no deletion vector"
+    before = spark_rows(spark, table)
+    check()
+
+    p = optimize(table, check=True)
+    assert "deletion vector(s) folded" in p.stderr
+    assert not any(dv for _, dv in spark_live_files(spark, table))
+    assert spark_rows(spark, table) == before
+    # sync goes on from the compacted table (its key index is rebuilt from the new files)
+    workload(mongo_db.c, 30, 200, seed=8)
+    sync_once(mongo, mongo_db.name, table)
+    check()
+    vacuum = run_m2d("vacuum", "--table", table, "--retain-hours", 0, "--force", check=True)
+    assert "file(s) deleted" in vacuum.stderr
+    check()
