@@ -79,7 +79,7 @@ static bool plan(const delta_snapshot_t *snap, uint64_t target, uint64_t min_siz
     json_int_t size = json_integer_value(json_object_get(add, "size"));
     if (!dv && (uint64_t)size >= min_size) continue;
     json_t *pv = json_object_get(add, "partitionValues");
-    char *key = json_dumps(json_is_object(pv) ? pv : json_object(), JSON_COMPACT | JSON_SORT_KEYS);
+    char *key = json_is_object(pv) ? json_dumps(pv, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
     if (!key) {
       json_decref(groups);
       return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
