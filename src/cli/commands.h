@@ -15,6 +15,8 @@ extern const m2d_command_t m2d_cmd_load;
 extern const m2d_command_t m2d_cmd_snapshot;
 extern const m2d_command_t m2d_cmd_publish;
 extern const m2d_command_t m2d_cmd_sync;
+extern const m2d_command_t m2d_cmd_optimize;
+extern const m2d_command_t m2d_cmd_vacuum;
 extern const m2d_command_t m2d_cmd_parquet_write;
 extern const m2d_command_t m2d_cmd_parquet_schema;
 extern const m2d_command_t m2d_cmd_parquet_dump;

@@ -15,6 +15,8 @@ static const m2d_command_t *const commands[] = {
     &m2d_cmd_sync,
     &m2d_cmd_load,
     &m2d_cmd_publish,
+    &m2d_cmd_optimize,
+    &m2d_cmd_vacuum,
     &m2d_cmd_parquet,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -1,5 +1,6 @@
 #include "delta/checkpoint.h"
 
+#include "delta/actions.h"
 #include "delta/log.h"
 #include "parquet/json_input.h"
 #include "parquet/schema_json.h"
@@ -50,6 +51,8 @@ static json_t *project(json_t *obj, const char *const *keys) {
 static const char *const DV_KEYS[] = {"storageType", "pathOrInlineDv", "offset", "sizeInBytes", "cardinality", NULL};
 static const char *const ADD_KEYS[] = {"path",     "partitionValues", "size", "modificationTime", "dataChange", "tags",
                                        "baseRowId", "defaultRowCommitVersion", "stats", NULL};
+static const char *const REMOVE_KEYS[] = {"path", "deletionTimestamp", "dataChange", "extendedFileMetadata",
+                                          "partitionValues", "size", "baseRowId", "defaultRowCommitVersion", NULL};
 static const char *const META_KEYS[] = {"id", "name", "description", "format", "schemaString", "partitionColumns",
                                         "configuration", "createdTime", NULL};
 static const char *const PROTO_KEYS[] = {"minReaderVersion", "minWriterVersion", "readerFeatures", "writerFeatures",
@@ -115,6 +118,18 @@ bool delta_checkpoint_write(m2d_store_t *store, int64_t version, m2d_error_t *er
     if (json_is_object(dv)) json_object_set_new(a, "deletionVector", project(dv, DV_KEYS));
     ok = row(&o, "add", a, err);
     nadds++;
+  }
+  /* the tombstones that have not expired (PROTOCOL.md "Checkpoints"): VACUUM keeps their files
+   * for readers of older versions until the retention has passed */
+  int64_t expired_before = delta_now_ms() - delta_deleted_file_retention_ms(snap.metadata);
+  json_t *rm;
+  json_array_foreach(snap.tombstones, i, rm) {
+    if (!ok) break;
+    if (json_integer_value(json_object_get(rm, "deletionTimestamp")) <= expired_before) continue;
+    json_t *r = project(rm, REMOVE_KEYS);
+    json_t *dv = json_object_get(rm, "deletionVector");
+    if (json_is_object(dv)) json_object_set_new(r, "deletionVector", project(dv, DV_KEYS));
+    ok = row(&o, "remove", r, err);
   }
   const char *domain;
   json_object_foreach(snap.domains, domain, v) {

@@ -96,6 +96,19 @@ bad:
   return NULL;
 }
 
+bool delta_dv_descriptor_key(const json_t *d, char *out, size_t n) {
+  const char *type = json_string_value(json_object_get(d, "storageType"));
+  const char *pid = json_string_value(json_object_get(d, "pathOrInlineDv"));
+  if (!type || !pid || strcmp(type, "u") != 0) return false;
+  size_t len = strlen(pid);
+  uint8_t uuid[20];
+  if (len < 20 || delta_z85_decode(pid + len - 20, 20, uuid, sizeof uuid) != 16) return false;
+  snprintf(out, n, "%.*s%sdeletion_vector_%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x.bin",
+           (int)(len - 20), pid, len > 20 ? "/" : "", uuid[0], uuid[1], uuid[2], uuid[3], uuid[4], uuid[5], uuid[6],
+           uuid[7], uuid[8], uuid[9], uuid[10], uuid[11], uuid[12], uuid[13], uuid[14], uuid[15]);
+  return true;
+}
+
 delta_dv_t *delta_dv_load(m2d_store_t *store, const json_t *d, m2d_error_t *err) {
   const char *type = json_string_value(json_object_get(d, "storageType"));
   const char *pid = json_string_value(json_object_get(d, "pathOrInlineDv"));
@@ -116,17 +129,10 @@ delta_dv_t *delta_dv_load(m2d_store_t *store, const json_t *d, m2d_error_t *err)
   }
   char key[2048];
   if (strcmp(type, "u") == 0) {
-    size_t len = strlen(pid);
-    uint8_t uuid[20];
-    if (len < 20 || delta_z85_decode(pid + len - 20, 20, uuid, sizeof uuid) != 16) {
+    if (!delta_dv_descriptor_key(d, key, sizeof key)) {
       m2d_error_set(err, M2D_ERR_FORMAT, 0, "deletion vector id '%s' is not a base85 UUID", pid);
       return NULL;
     }
-    char u[37];
-    snprintf(u, sizeof u, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", uuid[0], uuid[1], uuid[2],
-             uuid[3], uuid[4], uuid[5], uuid[6], uuid[7], uuid[8], uuid[9], uuid[10], uuid[11], uuid[12], uuid[13], uuid[14],
-             uuid[15]);
-    snprintf(key, sizeof key, "%.*s%sdeletion_vector_%s.bin", (int)(len - 20), pid, len > 20 ? "/" : "", u);
   } else if (strcmp(type, "p") == 0) {
     m2d_error_set(err, M2D_ERR_FORMAT, 0, "deletion vectors at absolute paths ('p') are not supported yet: %s", pid);
     return NULL;

@@ -17,6 +17,11 @@ bool delta_dv_contains(const delta_dv_t *dv, uint64_t row);
 uint64_t delta_dv_cardinality(const delta_dv_t *dv);
 void delta_dv_free(delta_dv_t *dv);
 
+/* The key in the table's store of the file holding a deletion vector of storage type 'u' (a
+ * path relative to the table: deletion_vector_<uuid>.bin after the optional random prefix),
+ * written to out; false for inline vectors ('i'), absolute paths ('p') and bad descriptors. */
+bool delta_dv_descriptor_key(const json_t *descriptor, char *out, size_t n);
+
 /* Z85 (the base85 alphabet Delta uses); returns the decoded length or -1. */
 long delta_z85_decode(const char *in, size_t len, uint8_t *out, size_t cap);
 /* Z85 of len bytes (a multiple of 4) into out (5/4 len + 1 bytes, NUL-terminated). */

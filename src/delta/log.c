@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_COMMIT ((size_t)512 << 20)
 #define KEEP_COMMITS 10
@@ -81,6 +82,7 @@ static bool parse_version(const char *name, int64_t *v, const char **rest) {
 typedef struct {
   delta_snapshot_t *s;
   json_t *live;
+  json_t *dead; /* tombstones by reconciliation key */
   int64_t version;
   bool from_checkpoint;
 } replay_t;
@@ -507,9 +509,11 @@ static void apply_action(replay_t *r, const char *kind, json_t *v) {
   if (strcmp(kind, "add") == 0) {
     delta_file_key(v, key, sizeof key);
     json_object_set(r->live, key, v);
+    json_object_del(r->dead, key);
   } else if (strcmp(kind, "remove") == 0) {
     delta_file_key(v, key, sizeof key);
     json_object_del(r->live, key);
+    json_object_set(r->dead, key, v);
   } else if (strcmp(kind, "metaData") == 0) {
     json_decref(s->metadata);
     s->metadata = json_incref(v);
@@ -566,7 +570,7 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
   m2d_store_entry_t *entries = NULL;
   size_t n = 0;
   bool ok = false;
-  json_t *live = json_object();
+  json_t *live = json_object(), *dead = json_object();
   int64_t *commits = NULL;
   size_t ncommits = 0;
   ckpt_t *cps = NULL;
@@ -650,7 +654,7 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
   int64_t from = 0;
   if (use) {
     /* the checkpoint's actions, applied as they are read (the parts in order) */
-    replay_t rp = {.s = s, .live = live, .version = use->version, .from_checkpoint = true};
+    replay_t rp = {.s = s, .live = live, .dead = dead, .version = use->version, .from_checkpoint = true};
     bool cp_ok = true;
     for (int p = 0; cp_ok && p < use->parts; p++) {
       char key[512];
@@ -697,7 +701,7 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
     snprintf(name, sizeof name, "%s/%s", store->root, key);
     json_t *acts = delta_parse_actions(name, buf.data, buf.len, err);
     if (!acts) goto done;
-    replay_t rp = {.s = s, .live = live, .version = v, .from_checkpoint = false};
+    replay_t rp = {.s = s, .live = live, .dead = dead, .version = v, .from_checkpoint = false};
     apply(&rp, acts);
     json_decref(acts);
   }
@@ -720,6 +724,8 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
   s->files = json_array();
   for (k = 0; k < nf; k++) json_array_append(s->files, arr[k].add);
   free(arr);
+  s->tombstones = json_array();
+  json_object_foreach(dead, key, val) json_array_append(s->tombstones, val);
   ok = true;
 done:
   for (size_t c = 0; c < ncps; c++) free(cps[c].names);
@@ -727,6 +733,7 @@ done:
   free(commits);
   m2d_store_entries_free(entries, n);
   json_decref(live);
+  json_decref(dead);
   m2d_buf_free(&buf);
   if (!ok) delta_snapshot_free(s);
   return ok;
@@ -739,6 +746,7 @@ void delta_snapshot_free(delta_snapshot_t *s) {
   json_decref(s->txns);
   json_decref(s->commits);
   json_decref(s->domains);
+  json_decref(s->tombstones);
   memset(s, 0, sizeof *s);
 }
 
@@ -806,3 +814,44 @@ json_t *delta_find_txn_commit(m2d_store_t *store, int64_t from, const char *app_
   m2d_buf_free(&data);
   return found;
 }
+
+int64_t delta_deleted_file_retention_ms(const json_t *metadata) {
+  const int64_t week = (int64_t)7 * 24 * 3600 * 1000;
+  const char *s = json_string_value(json_object_get(json_object_get(metadata, "configuration"),
+                                                    "delta.deletedFileRetentionDuration"));
+  if (!s) return week;
+  const char *p = s;
+  while (isspace((unsigned char)*p)) p++;
+  if (strncasecmp(p, "interval", 8) == 0) p += 8;
+  int64_t total = 0;
+  int parts = 0;
+  for (;;) {
+    while (isspace((unsigned char)*p)) p++;
+    if (!*p) break;
+    char *end;
+    double n = strtod(p, &end);
+    if (end == p || n < 0) return m2d_warn("delta.deletedFileRetentionDuration '%s' is not understood; one week is used", s), week;
+    p = end;
+    while (isspace((unsigned char)*p)) p++;
+    static const struct {
+      const char *unit;
+      int64_t ms;
+    } units[] = {{"week", (int64_t)7 * 24 * 3600 * 1000}, {"day", 24 * 3600 * 1000}, {"hour", 3600 * 1000},
+                 {"minute", 60 * 1000}, {"second", 1000}, {"millisecond", 1}};
+    size_t len = 0;
+    while (isalpha((unsigned char)p[len])) len++;
+    int64_t unit = -1;
+    for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
+      size_t ul = strlen(units[u].unit);
+      if ((len == ul || (len == ul + 1 && tolower((unsigned char)p[ul]) == 's')) && strncasecmp(p, units[u].unit, ul) == 0)
+        unit = units[u].ms;
+    }
+    if (unit < 0) return m2d_warn("delta.deletedFileRetentionDuration '%s' is not understood; one week is used", s), week;
+    total += (int64_t)(n * (double)unit);
+    parts++;
+    p += len;
+  }
+  if (!parts) return m2d_warn("delta.deletedFileRetentionDuration '%s' is not understood; one week is used", s), week;
+  return total;
+}
+

@@ -17,6 +17,8 @@ typedef struct {
   json_t *txns;           /* object appId -> version */
   json_t *commits;        /* array of {version, timestamp, operation} for the last commits, newest last */
   json_t *domains;        /* object domain -> configuration (domainMetadata) */
+  json_t *tombstones;     /* array of remove actions whose file is not live again, from the
+                             checkpoint used and the commits after it (for VACUUM, checkpoints) */
 } delta_snapshot_t;
 
 /* Reads the table at version (-1: the latest). Errors name the log file and what is wrong. */
@@ -42,5 +44,10 @@ void delta_file_key(const json_t *action, char *out, size_t n);
 
 /* Decodes a percent-encoded add/remove path. */
 void delta_path_decode(const char *in, char *out, size_t outsz);
+
+/* The table's delta.deletedFileRetentionDuration (metaData configuration, Spark's interval
+ * syntax: "interval 1 week", "interval 168 hours", "7 days") in milliseconds; one week when
+ * absent or not understood. How long removed files stay for readers of older versions. */
+int64_t delta_deleted_file_retention_ms(const json_t *metadata);
 
 #endif

@@ -21,6 +21,7 @@ struct delta_txn {
   json_t *meta_actions; /* protocol and metaData, written first */
   json_t *actions;      /* the rest */
   json_t *params, *metrics, *info;
+  json_t *removed;      /* decoded path -> true, for each remove of ours */
   char app_id[512];
   bool has_app, changes_table;
   int checkpoint_interval;
@@ -37,6 +38,7 @@ delta_txn_t *delta_txn_new(m2d_store_t *store, int64_t read_version, const char 
   t->params = json_object();
   t->metrics = json_object();
   t->info = json_object();
+  t->removed = json_object();
   return t;
 }
 
@@ -47,6 +49,7 @@ void delta_txn_destroy(delta_txn_t *t) {
   json_decref(t->params);
   json_decref(t->metrics);
   json_decref(t->info);
+  json_decref(t->removed);
   free(t);
 }
 
@@ -65,6 +68,11 @@ bool delta_txn_add(delta_txn_t *t, json_t *action, m2d_error_t *err) {
     }
     t->has_app = true;
     snprintf(t->app_id, sizeof t->app_id, "%s", json_string_value(json_object_get(v, "appId")));
+  }
+  if ((v = json_object_get(action, "remove"))) {
+    char path[4096];
+    delta_path_decode(json_string_value(json_object_get(v, "path")) ?: "", path, sizeof path);
+    json_object_set_new(t->removed, path, json_true());
   }
   json_array_append_new(t->actions, action);
   return true;
@@ -100,7 +108,8 @@ static bool build(delta_txn_t *t, int64_t version, m2d_buf_t *o, m2d_error_t *er
   if (!ci) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
   if (version > 0 && t->read_version >= 0) json_object_set_new(ci, "readVersion", json_integer(t->read_version));
   json_object_set_new(ci, "isolationLevel", json_string("Serializable"));
-  json_object_set_new(ci, "isBlindAppend", json_boolean(!t->changes_table));
+  /* a commit that removes files is not a blind append either */
+  json_object_set_new(ci, "isBlindAppend", json_boolean(!t->changes_table && json_object_size(t->removed) == 0));
   json_object_set_new(ci, "engineInfo", json_string("mongo2delta/" M2D_VERSION));
   json_object_set_new(ci, "txnId", json_string(txn_id));
   json_object_update(ci, t->info);
@@ -115,7 +124,9 @@ static bool build(delta_txn_t *t, int64_t version, m2d_buf_t *o, m2d_error_t *er
   return ok;
 }
 
-/* Whether the commit that won version v conflicts with ours (see txn.h). */
+/* Whether the commit that won version v conflicts with ours (see txn.h). A remove of a file we
+ * remove is looked for first: it is never retried, also when the same commit changes the
+ * schema (a retry after a schema change would start from a version that no longer shows it). */
 static bool check_winner(delta_txn_t *t, int64_t v, m2d_error_t *err) {
   char key[64];
   snprintf(key, sizeof key, "_delta_log/%020" PRId64 ".json", v);
@@ -127,6 +138,20 @@ static bool check_winner(delta_txn_t *t, int64_t v, m2d_error_t *err) {
   if (!actions) return false;
   size_t i;
   json_t *a, *x;
+  if (json_object_size(t->removed)) {
+    json_array_foreach(actions, i, a) {
+      if (!(x = json_object_get(a, "remove"))) continue;
+      char path[4096];
+      delta_path_decode(json_string_value(json_object_get(x, "path")) ?: "", path, sizeof path);
+      if (!json_object_get(t->removed, path)) continue;
+      json_decref(actions);
+      return m2d_error_set(err, M2D_ERR_CONFLICT, DELTA_CONFLICT_FILES,
+                           "version %" PRId64 " of the table, committed by another writer while this one ran, "
+                           "removed the file %s, which this commit removes too (it was deleted or rewritten "
+                           "concurrently); nothing was committed: run the command again",
+                           v, path);
+    }
+  }
   json_array_foreach(actions, i, a) {
     if (json_object_get(a, "metaData") || json_object_get(a, "protocol")) {
       ok = m2d_error_set(err, M2D_ERR_CONFLICT, DELTA_CONFLICT_METADATA,

@@ -51,6 +51,10 @@ struct m2d_table_writer {
   json_t *last_adds; /* the add actions of the last committed batch */
   json_t *written; /* keys of the files of this batch, for abort */
   m2d_table_writer_stats_t batch, last;
+  bool rearrange;          /* the batch only rearranges rows the table holds (dataChange false) */
+  bool no_rescue;          /* its files have no _rescued_data column (the table has none) */
+  char batch_operation[64]; /* its commitInfo operation, "" for the writer's */
+  uint64_t batch_target;   /* its target file size, 0 for the writer's */
   int file_seq;
   json_t *rescued_fields;
 };
@@ -151,6 +155,31 @@ static bool load_table(m2d_table_writer_t *w, m2d_error_t *err) {
   delta_snapshot_t snap;
   if (!delta_snapshot_load(w->store, -1, &snap, err)) return false;
   bool ok = check_writable(snap.protocol, snap.metadata, err);
+  if (ok && w->open && json_array_size(w->removes)) {
+    /* re-read during a batch (after a concurrent schema change): the files the batch removes
+     * must still be in the table, or another writer deleted or rewrote them meanwhile */
+    json_t *live = json_object();
+    size_t i;
+    json_t *a;
+    char key[4096];
+    json_array_foreach(snap.files, i, a) {
+      delta_file_key(a, key, sizeof key);
+      json_object_set_new(live, key, json_true());
+    }
+    json_array_foreach(w->removes, i, a) {
+      json_t *r = json_object_get(a, "remove");
+      delta_file_key(r, key, sizeof key);
+      if (json_object_get(live, key)) continue;
+      char path[4096];
+      delta_path_decode(json_string_value(json_object_get(r, "path")) ?: "", path, sizeof path);
+      ok = m2d_error_set(err, M2D_ERR_CONFLICT, DELTA_CONFLICT_FILES,
+                         "the file %s, which this commit removes, was removed or rewritten by another writer "
+                         "meanwhile (table version %lld); nothing was committed: run the command again",
+                         path, (long long)snap.version);
+      break;
+    }
+    json_decref(live);
+  }
   if (ok) {
     w->version = snap.version;
     w->metadata = json_deep_copy(snap.metadata);
@@ -226,6 +255,9 @@ static void batch_clear(m2d_table_writer_t *w) {
   w->adds = w->removes = w->written = NULL;
   w->open = w->schema_changed = false;
   memset(&w->batch, 0, sizeof w->batch);
+  w->rearrange = w->no_rescue = false;
+  w->batch_operation[0] = '\0';
+  w->batch_target = 0;
 }
 
 void m2d_table_writer_abort(m2d_table_writer_t *w) {
@@ -282,8 +314,11 @@ static bool build_layout(m2d_table_writer_t *w, m2d_error_t *err) {
   }
   if (ok) {
     full = m2d_dtype_clone(d);
-    m2d_dtype_t *r = m2d_dtype_new(M2D_T_STRING);
-    ok = full && r && m2d_dtype_add_field(full, RESCUE, r, err);
+    ok = full != NULL;
+    if (ok && !w->no_rescue) {
+      m2d_dtype_t *r = m2d_dtype_new(M2D_T_STRING);
+      ok = r && m2d_dtype_add_field(full, RESCUE, r, err);
+    }
   }
   m2d_buf_t js;
   m2d_buf_init(&js, (size_t)64 << 20);
@@ -437,7 +472,7 @@ static const char *codec_ext(pq_codec_t c) {
 }
 
 static bool new_shredder(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
-  p->shredder = m2d_shredder_new(w->data_type, true, BATCH_BYTES * 4, err);
+  p->shredder = m2d_shredder_new(w->data_type, !w->no_rescue, BATCH_BYTES * 4, err);
   if (p->shredder && w->partition && !m2d_shredder_skip_field(p->shredder, w->partition, err)) {
     m2d_shredder_destroy(p->shredder);
     p->shredder = NULL;
@@ -543,9 +578,17 @@ bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *res
   free(value);
   if (!p) return false;
   int64_t n = 0;
-  if (!m2d_shredder_add(p->shredder, doc, &n, err)) return false;
-  if (n) {
-    if (rescued) *rescued += n;
+  if (!m2d_shredder_add(p->shredder, doc, &n, err)) {
+    bson_iter_t it;
+    if (w->no_rescue && bson_iter_init(&it, m2d_shredder_row_rescued(p->shredder)) && bson_iter_next(&it))
+      m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                    "a value of column '%s' does not fit the column's type as mongo2delta writes it, and the table "
+                    "has no _rescued_data column to keep it: its rows cannot be rewritten exactly",
+                    bson_iter_key(&it));
+    return false;
+  }
+  if (n && rescued) *rescued += n;
+  if (n && !w->rearrange) { /* a rearrangement rescues again what was rescued before */
     bson_iter_t it;
     if (bson_iter_init(&it, m2d_shredder_row_rescued(p->shredder)))
       while (bson_iter_next(&it)) {
@@ -557,8 +600,8 @@ bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *res
   w->batch.rows++;
   if (m2d_shredder_memory(p->shredder) < BATCH_BYTES) return true;
   if (!flush_rows(w, p, err)) return false;
-  if (pq_writer_bytes_written(p->writer) + pq_writer_buffered(p->writer) >= w->opts.target_file_size)
-    return close_file(w, p, err);
+  uint64_t target = w->batch_target ? w->batch_target : w->opts.target_file_size;
+  if (pq_writer_bytes_written(p->writer) + pq_writer_buffered(p->writer) >= target) return close_file(w, p, err);
   return true;
 }
 
@@ -625,6 +668,37 @@ bool m2d_table_writer_remove_file(m2d_table_writer_t *w, const json_t *add, m2d_
 }
 
 const json_t *m2d_table_writer_last_adds(const m2d_table_writer_t *w) { return w->last_adds; }
+
+bool m2d_table_writer_rearrange(m2d_table_writer_t *w, const char *operation, uint64_t target_file_size,
+                                m2d_error_t *err) {
+  if (!w->open) return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");
+  if (w->schema_changed)
+    return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "a batch that rearranges rows cannot change the table's schema");
+  w->rearrange = true;
+  snprintf(w->batch_operation, sizeof w->batch_operation, "%s", operation ? operation : "OPTIMIZE");
+  w->batch_target = target_file_size;
+  if (!m2d_dtype_field(w->schema, RESCUE) && w->nparts == 0) {
+    /* a table written by others: its rows are rewritten as they are, without a column it lacks */
+    w->no_rescue = true;
+    m2d_dtype_free(w->data_type);
+    w->data_type = NULL;
+    pq_schema_free(&w->pq);
+    memset(&w->pq, 0, sizeof w->pq);
+    return build_layout(w, err);
+  }
+  return true;
+}
+
+bool m2d_table_writer_close_files(m2d_table_writer_t *w, m2d_error_t *err) {
+  if (!w->open) return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");
+  for (int i = 0; i < w->nparts; i++)
+    if (!close_file(w, &w->parts[i], err)) return false;
+  return true;
+}
+
+const json_t *m2d_table_writer_batch_adds(const m2d_table_writer_t *w) { return w->open ? w->adds : NULL; }
+
+bool m2d_table_writer_in_batch(const m2d_table_writer_t *w) { return w->open; }
 
 m2d_store_t *m2d_table_writer_store(m2d_table_writer_t *w) { return w->store; }
 
@@ -805,13 +879,26 @@ bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t 
                              int64_t *version, m2d_error_t *err) {
   bool ok = w->open || m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");
   for (int i = 0; ok && i < w->nparts; i++) ok = close_file(w, &w->parts[i], err);
+  if (ok && w->rearrange) {
+    /* PROTOCOL.md: dataChange false, the rows of the removed files are those of the added ones */
+    size_t i;
+    json_t *a;
+    json_array_foreach(w->adds, i, a) json_object_set_new(json_object_get(a, "add"), "dataChange", json_false());
+    json_array_foreach(w->removes, i, a) json_object_set_new(json_object_get(a, "remove"), "dataChange", json_false());
+  }
   json_t *meta = NULL; /* the metaData action committed, if any */
   json_t *proto = NULL;
   for (int attempt = 0; ok; attempt++) {
     json_decref(meta);
     json_decref(proto);
     meta = NULL;
-    delta_txn_t *t = delta_txn_new(w->store, w->version, w->opts.operation, err);
+    if (w->rearrange && (w->version < 0 || w->schema_changed)) {
+      ok = m2d_error_set(err, M2D_ERR_CONFLICT, DELTA_CONFLICT_METADATA,
+                         "the table's schema changed under a batch that only rearranges its rows; nothing was "
+                         "committed: run the command again");
+      break;
+    }
+    delta_txn_t *t = delta_txn_new(w->store, w->version, w->batch_operation[0] ? w->batch_operation : w->opts.operation, err);
     ok = t != NULL;
     proto = protocol_action(w);
     if (ok && proto) ok = delta_txn_add(t, json_incref(proto), err);
@@ -824,7 +911,25 @@ bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t 
     json_array_foreach(w->removes, i, a) if (ok) ok = delta_txn_add(t, json_incref(a), err);
     json_array_foreach(w->adds, i, a) if (ok) ok = delta_txn_add(t, json_incref(a), err);
     if (ok && app_id) ok = delta_txn_add(t, delta_txn_action(app_id, app_version, delta_now_ms()), err);
-    if (ok) {
+    if (ok && w->rearrange) {
+      /* what Spark's OPTIMIZE records */
+      int64_t removed_bytes = 0, dvs = 0;
+      json_array_foreach(w->removes, i, a) {
+        json_t *r = json_object_get(a, "remove");
+        removed_bytes += json_integer_value(json_object_get(r, "size"));
+        dvs += json_is_object(json_object_get(r, "deletionVector"));
+      }
+      delta_txn_param(t, "predicate", "[]");
+      delta_txn_param(t, "zOrderBy", "[]");
+      delta_txn_param(t, "auto", "false");
+      delta_txn_metric(t, "numRemovedFiles", (int64_t)json_array_size(w->removes));
+      delta_txn_metric(t, "numRemovedBytes", removed_bytes);
+      delta_txn_metric(t, "numAddedFiles", w->batch.files);
+      delta_txn_metric(t, "numAddedBytes", w->batch.bytes);
+      delta_txn_metric(t, "numDeletionVectorsRemoved", dvs);
+      delta_txn_metric(t, "numOutputRows", w->batch.rows);
+      if (info) delta_txn_info(t, "mongo2delta", json_incref(info));
+    } else if (ok) {
       delta_txn_param(t, "mode", "Append");
       char pb[1100];
       snprintf(pb, sizeof pb, w->partition ? "[\"%s\"]" : "[]", w->partition);
@@ -833,8 +938,8 @@ bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t 
       delta_txn_metric(t, "numOutputRows", w->batch.rows);
       delta_txn_metric(t, "numOutputBytes", w->batch.bytes);
       if (info) delta_txn_info(t, "mongo2delta", json_incref(info));
-      ok = delta_txn_commit(t, version, err);
     }
+    if (ok) ok = delta_txn_commit(t, version, err);
     delta_txn_destroy(t);
     if (ok) break;
     bool retry = err && err->domain == M2D_ERR_CONFLICT &&

@@ -57,7 +57,9 @@ const json_t *m2d_table_writer_rescued_fields(const m2d_table_writer_t *w);
 bool m2d_table_writer_truncate(m2d_table_writer_t *w, json_t *configuration, int64_t *version, m2d_error_t *err);
 
 /* Adds to the batch the removal of a file of the table (an add action as the log holds it):
- * with the adds of rewritten rows, a copy-on-write change. */
+ * with the adds of rewritten rows, a copy-on-write change. The commit fails with
+ * M2D_ERR_CONFLICT / DELTA_CONFLICT_FILES (see delta/txn.h) when another writer removed or
+ * rewrote the file meanwhile, also when it did so together with a schema change. */
 bool m2d_table_writer_remove_file(m2d_table_writer_t *w, const json_t *add, m2d_error_t *err);
 /* Adds an action of the caller's (taken) to the batch, such as an add of an existing file with
  * a new deletion vector (after its remove_file). */
@@ -68,6 +70,25 @@ bool m2d_table_writer_add_action(m2d_table_writer_t *w, json_t *action, m2d_erro
 void m2d_table_writer_enable_feature(m2d_table_writer_t *w, const char *feature, bool reader_feature,
                                      const char *config_key);
 bool m2d_table_writer_has_feature(const m2d_table_writer_t *w, const char *feature);
+/* Marks the batch just begun (with the table's own schema) as a rearrangement of rows the
+ * table already holds, for compaction: its add and remove actions are committed with
+ * dataChange false (PROTOCOL.md: the rows of the removed files are those of the added ones),
+ * commitInfo gets `operation` (e.g. "OPTIMIZE") with Spark's OPTIMIZE parameters and metrics
+ * (numRemovedFiles, numAddedFiles, numRemovedBytes, numAddedBytes, numDeletionVectorsRemoved),
+ * files are cut at target_file_size (0: the writer's), values rescued again are not counted in
+ * m2d_table_writer_rescued_fields, and the commit fails when the table's schema would have to
+ * change. When the table has no _rescued_data column (written by others), the files get none
+ * either, and a value that would be rescued fails the batch. Lasts until the batch is
+ * committed or abandoned; call it before adding documents. */
+bool m2d_table_writer_rearrange(m2d_table_writer_t *w, const char *operation, uint64_t target_file_size,
+                                m2d_error_t *err);
+/* Closes the batch's open files (their rows stay in the batch, their add actions are in
+ * m2d_table_writer_batch_adds): the next rows start new files. */
+bool m2d_table_writer_close_files(m2d_table_writer_t *w, m2d_error_t *err);
+/* The add actions of the batch's closed files so far (borrowed; NULL when no batch is begun). */
+const json_t *m2d_table_writer_batch_adds(const m2d_table_writer_t *w);
+/* Whether a batch is begun and neither committed nor abandoned yet. */
+bool m2d_table_writer_in_batch(const m2d_table_writer_t *w);
 /* The add actions of the last committed batch (borrowed; NULL before the first). */
 const json_t *m2d_table_writer_last_adds(const m2d_table_writer_t *w);
 /* The table's store (borrowed), to read its files. */

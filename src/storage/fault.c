@@ -1,8 +1,10 @@
 /* The fault-injecting store: wraps another store and, at the Nth call of one operation,
- * fails it with an I/O error or kills the process (before or after the real call), so tests
- * can produce on demand what a real disk or object store does rarely: a write that fails, a
- * crash between writing a data file and committing it, a crash right after a commit.
- * Configured by the environment (tests only), see store.h. */
+ * fails it with an I/O error, kills the process (before or after the real call) or stops it
+ * (SIGSTOP before the real call), so tests can produce on demand what a real disk or object
+ * store does rarely: a write that fails, a crash between writing a data file and committing it,
+ * a crash right after a commit, another writer committing just before this one does (the test
+ * commits while the process is stopped, then sends SIGCONT). Configured by the environment
+ * (tests only), see store.h. */
 #include "storage/store.h"
 
 #include <signal.h>
@@ -11,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef enum { F_FAIL, F_CRASH_BEFORE, F_CRASH_AFTER } fault_action_t;
+typedef enum { F_FAIL, F_CRASH_BEFORE, F_CRASH_AFTER, F_PAUSE_BEFORE } fault_action_t;
 
 typedef struct {
   m2d_store_t base;
@@ -40,6 +42,7 @@ static int hit(fault_t *f, const char *op) {
   if (strcmp(f->op, op) != 0 && strcmp(f->op, "any") != 0) return 0;
   if (++f->calls != f->after) return 0;
   if (f->action == F_CRASH_BEFORE) die();
+  if (f->action == F_PAUSE_BEFORE) raise(SIGSTOP); /* the test acts, then sends SIGCONT */
   return f->action == F_FAIL ? 1 : 0;
 }
 
@@ -141,16 +144,20 @@ m2d_store_t *m2d_store_fault_new(m2d_store_t *inner, const char *spec, m2d_error
   }
   char action[32] = "";
   if (sscanf(spec, "%31[a-z_]:%ld:%31[a-z-]", f->op, &f->after, action) != 3 || f->after < 1 ||
-      (strcmp(action, "fail") && strcmp(action, "crash-before") && strcmp(action, "crash-after"))) {
+      (strcmp(action, "fail") && strcmp(action, "crash-before") && strcmp(action, "crash-after") &&
+       strcmp(action, "pause-before"))) {
     free(f);
     m2d_store_destroy(inner);
     return m2d_error_set(err, M2D_ERR_USAGE, 0,
-                         "MONGO2DELTA_FAULT='%s' is not OP:N:fail|crash-before|crash-after (OP: get, list, "
+                         "MONGO2DELTA_FAULT='%s' is not OP:N:fail|crash-before|crash-after|pause-before (OP: get, list, "
                          "put_if_absent, create, finish, open, remove or any)",
                          spec),
            NULL;
   }
-  f->action = strcmp(action, "fail") == 0 ? F_FAIL : strcmp(action, "crash-before") == 0 ? F_CRASH_BEFORE : F_CRASH_AFTER;
+  f->action = strcmp(action, "fail") == 0           ? F_FAIL
+              : strcmp(action, "crash-before") == 0 ? F_CRASH_BEFORE
+              : strcmp(action, "crash-after") == 0  ? F_CRASH_AFTER
+                                                    : F_PAUSE_BEFORE;
   f->inner = inner;
   f->base.get = f_get;
   f->base.list = f_list;

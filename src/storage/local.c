@@ -99,6 +99,7 @@ static bool local_list(m2d_store_t *s, const char *dir, m2d_store_entry_t **out,
     (*out)[*n].name = strdup(e->d_name);
     (*out)[*n].size = (uint64_t)st.st_size;
     (*out)[*n].mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    (*out)[*n].is_dir = S_ISDIR(st.st_mode);
     (*n)++;
   }
   closedir(d);

@@ -11,6 +11,7 @@ typedef struct {
   char *name; /* key relative to the listed prefix's directory root */
   uint64_t size;
   int64_t mtime_ms;
+  bool is_dir; /* a directory (list it to see inside), not an object */
 } m2d_store_entry_t;
 
 typedef struct m2d_store m2d_store_t;
@@ -18,7 +19,8 @@ struct m2d_store {
   /* Whole object into out (reset first), at most max bytes. *missing (may be NULL) tells an
    * absent object apart from other errors. */
   bool (*get)(m2d_store_t *s, const char *key, m2d_buf_t *out, bool *missing, m2d_error_t *err);
-  /* Entries directly under the directory key dir (non-recursive), sorted by name. Caller
+  /* Entries directly under the directory key dir (non-recursive), sorted by name; hidden
+   * names (starting with '.') are left out. Caller
    * frees with m2d_store_entries_free. A missing directory is an empty list. */
   bool (*list)(m2d_store_t *s, const char *dir, m2d_store_entry_t **out, size_t *n, m2d_error_t *err);
   /* Creates key with data only if it does not exist yet (atomically); *exists reports a lost race. */
@@ -37,7 +39,8 @@ m2d_store_t *m2d_store_local_new(const char *dir, m2d_error_t *err);
 /* A store that injects one fault into inner (taken over) at the Nth call of an operation,
  * spec "OP:N:ACTION": OP get, list, put_if_absent, create, finish (a sink's publish), open,
  * remove or any; ACTION fail (an I/O error), crash-before or crash-after (SIGKILL before or
- * after the real call). For tests of what survives failures and crashes. */
+ * after the real call) or pause-before (SIGSTOP before the real call, which goes on after
+ * SIGCONT). For tests of what survives failures, crashes and races. */
 m2d_store_t *m2d_store_fault_new(m2d_store_t *inner, const char *spec, m2d_error_t *err);
 
 /* Opens "path", "file:///path" (local) or, later, "s3://bucket/prefix". The environment
