@@ -33,6 +33,10 @@ static const m2d_opt_spec_t opts[] = {
     {"max-latency", "MS", "commit a batch at the latest this long after its first event", "1000", false},
     {"stop-when-idle", "SECONDS", "exit 0 after this long without an event (scripts, tests)", "0 (never)", false},
     {"workers", "N", "parallel readers of the initial snapshot", "4", false},
+    {"compact-every", "N",
+     "compact the tables every N batches, between batches (small files bin-packed, files with 30% or more "
+     "rows deleted rewritten); 0: never (run 'mongo2delta optimize' yourself)",
+     "50", false},
     {"metrics-port", "PORT",
      "serve Prometheus metrics at http://127.0.0.1:PORT/metrics (events applied, batches, commit latency, lag, "
      "reconnects); 0 picks a free port and logs it",
@@ -94,6 +98,9 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   o.max_latency_ms = (int)latency;
   o.stop_when_idle_s = (int)idle;
   o.workers = (int)workers;
+  int64_t compact = 50;
+  if (!m2d_args_int(args, "compact-every", 0, 1000000000, &compact, &err)) return m2d_cli_fail(&err);
+  o.compact_every = (int)compact;
   int64_t mport = -1;
   if (m2d_args_flag(args, "metrics-port") && !m2d_args_int(args, "metrics-port", 0, 65535, &mport, &err))
     return m2d_cli_fail(&err);

@@ -66,8 +66,8 @@ static void free_bins(bin_t *bins, int n) {
 }
 
 /* The bins to rewrite (see optimize.h), in partition order. */
-static bool plan(const delta_snapshot_t *snap, uint64_t target, uint64_t min_size, bin_t **out, int *nout,
-                 m2d_error_t *err) {
+static bool plan(const delta_snapshot_t *snap, uint64_t target, uint64_t min_size, double dv_min_deleted, bin_t **out,
+                 int *nout, m2d_error_t *err) {
   *out = NULL;
   *nout = 0;
   /* the candidates of each partition */
@@ -77,6 +77,11 @@ static bool plan(const delta_snapshot_t *snap, uint64_t target, uint64_t min_siz
   json_array_foreach(snap->files, i, add) {
     bool dv = json_is_object(json_object_get(add, "deletionVector"));
     json_int_t size = json_integer_value(json_object_get(add, "size"));
+    if (dv && dv_min_deleted > 0) { /* only files with enough rows deleted are worth rewriting */
+      int64_t recs = num_records(add);
+      json_int_t gone = json_integer_value(json_object_get(json_object_get(add, "deletionVector"), "cardinality"));
+      dv = recs <= 0 || (double)gone >= dv_min_deleted * (double)recs;
+    }
     if (!dv && (uint64_t)size >= min_size) continue;
     json_t *pv = json_object_get(add, "partitionValues");
     char *key = json_is_object(pv) ? json_dumps(pv, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
@@ -286,7 +291,7 @@ bool m2d_optimize_with_writer(m2d_table_writer_t *w, const m2d_optimize_options_
   bin_t *bins = NULL;
   int nbins = 0;
   json_t *schema = NULL;
-  bool ok = plan(&snap, target, min_size, &bins, &nbins, err);
+  bool ok = plan(&snap, target, min_size, o->dv_min_deleted, &bins, &nbins, err);
   /* what the plan removes, counted alike for a dry run and a real one */
   char last_where[1024] = "";
   for (int b = 0; ok && b < nbins; b++) {

@@ -42,6 +42,8 @@ typedef struct {
   uint64_t target_file_size;  /* bytes per new file; 0: 128 MiB */
   uint64_t min_file_size;     /* files below this are compacted; 0: target_file_size / 4 */
   bool dry_run;               /* plan only: say what would be rewritten, write nothing */
+  double dv_min_deleted;      /* 0: every file with a deletion vector is rewritten; else only those with at least
+                                 this fraction of their rows deleted (sync's background compaction) */
   pq_codec_t codec;           /* new files' codec (m2d_optimize_run only; default snappy) */
   int level;                  /* codec level, 0: default */
   volatile sig_atomic_t *stop; /* may be NULL; when it becomes non-zero the run stops, nothing committed */

@@ -4,9 +4,11 @@
 #include "core/metrics.h"
 #include "delta/dv.h"
 #include "delta/log.h"
+#include "delta/txn.h"
 #include "delta/scan.h"
 #include "mongo/client.h"
 #include "pipeline/key_index.h"
+#include "pipeline/optimize.h"
 #include "pipeline/row_bson.h"
 #include "pipeline/snapshot.h"
 #include "pipeline/table_writer.h"
@@ -48,6 +50,7 @@ typedef struct {
   m2d_key_index_t *index; /* mirror: _id -> file and row */
   m2d_metrics_t *metrics; /* --metrics-port, or NULL */
   char label[600];        /* the stream's "db.collection", the metrics' label */
+  int since_compaction;   /* batches committed since the last compaction */
   event_t *ev;
   int nev;
 } sync_t;
@@ -569,6 +572,53 @@ static void set_position(pos_t *p, int64_t batch, const event_t *last) {
   p->ct_i = last->ct_i;
 }
 
+static bool mirror_opened(sync_t *s, m2d_error_t *err);
+
+/* Reopens the mirror's writer at the table's newest version and rebuilds the key index. */
+static bool reopen_mirror(sync_t *s, m2d_error_t *err) {
+  m2d_table_writer_destroy(s->mirror);
+  m2d_table_writer_options_t mo = {.table = s->o->table, .codec = PQ_CODEC_SNAPPY};
+  m2d_key_index_free(s->index);
+  s->index = NULL;
+  return (s->mirror = m2d_table_writer_open(&mo, err)) && mirror_opened(s, err) && build_index(s, err);
+}
+
+/* Background compaction, between batches: the small files of frequent commits are bin-packed
+ * and files with many rows deleted are rewritten without them (pipeline/optimize), in the same
+ * process, so it never races a batch. The files it rewrites are indexed again. A failure is
+ * only a warning: the tables are as they were and the next round tries again. */
+static void compact(sync_t *s) {
+  m2d_table_writer_t *tables[2] = {s->mirror, s->log};
+  const char *names[2] = {"mirror", "change log"};
+  for (int t = 0; t < 2; t++) {
+    if (!tables[t] || m2d_table_writer_version(tables[t]) < 0) continue;
+    m2d_optimize_options_t oo = {.dv_min_deleted = 0.3, .stop = s->o->stop};
+    m2d_optimize_summary_t sum;
+    m2d_error_t e = {0};
+    double t0 = now_s();
+    bool ok = m2d_optimize_with_writer(tables[t], &oo, &sum, &e);
+    if (ok && tables[t] == s->mirror && sum.files_removed > 0) {
+      rows_t r = {.index = true};
+      ok = scan_files(s, (json_t *)m2d_table_writer_metadata(s->mirror), (json_t *)m2d_table_writer_protocol(s->mirror),
+                      sum.added, true, &r, &e);
+      rows_free(&r);
+      if (!ok) { /* the index no longer matches the table: build it again */
+        m2d_error_t e2 = {0};
+        if (!reopen_mirror(s, &e2)) m2d_warn("rebuilding the key index: %s", e2.message);
+      }
+    }
+    if (ok && sum.files_removed > 0)
+      m2d_info("compacted the %s: %lld files into %lld (%lld rows, %lld deletion vectors folded) as version %lld in "
+               "%.1f s",
+               names[t], (long long)sum.files_removed, (long long)sum.files_added, (long long)sum.rows,
+               (long long)sum.dvs_folded, (long long)sum.version, now_s() - t0);
+    else if (!ok)
+      m2d_warn("compacting the %s failed (the table is as it was; tried again later): %s", names[t], e.message);
+    m2d_optimize_summary_free(&sum);
+  }
+  s->since_compaction = 0;
+}
+
 /* One batch: the change log first (it skips what it has), then the mirror. */
 static bool flush(sync_t *s, m2d_error_t *err) {
   if (s->nev == 0) return true;
@@ -584,6 +634,12 @@ static bool flush(sync_t *s, m2d_error_t *err) {
   if (ok && s->mirror) {
     int64_t b = s->mpos.batch + 1;
     ok = apply_mirror(s, b, err);
+    for (int retry = 0; !ok && retry < 3 && err && err->domain == M2D_ERR_CONFLICT && err->code == DELTA_CONFLICT_FILES;
+         retry++) {
+      /* another writer (an optimize run) replaced files the batch changes: read the table again */
+      m2d_warn("%s; reading the mirror table again and retrying the batch", err->message);
+      ok = reopen_mirror(s, err) && apply_mirror(s, b, err);
+    }
     if (ok) set_position(&s->mpos, b, lastev);
   }
   if (ok) {
@@ -599,6 +655,7 @@ static bool flush(sync_t *s, m2d_error_t *err) {
     m2d_metrics_gauge_set(s->metrics, M2D_METRIC_LAG_SECONDS,
                           "seconds from the last applied event's cluster time to its commit", lb,
                           lastev->ct_t ? (double)time(NULL) - lastev->ct_t : 0);
+    s->since_compaction++;
     /* one line per batch: what benchmarks and operators read */
     m2d_info("batch %lld: %d events (through event %lld) committed in %.1f ms (change log %.1f ms, mirror %.1f ms)",
              (long long)(s->mirror ? s->mpos.batch : s->lpos.batch), s->nev, (long long)lastev->seq, (t2 - t0) * 1e3,
@@ -883,6 +940,7 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
     }
     if (s.nev && (now_s() - batch_start) * 1000 >= (o->max_latency_ms > 0 ? o->max_latency_ms : 1000))
       ok = flush(&s, err);
+    if (ok && s.nev == 0 && o->compact_every > 0 && s.since_compaction >= o->compact_every) compact(&s);
     if (o->stop_when_idle_s > 0 && now_s() - last_event >= o->stop_when_idle_s) break;
     usleep(20000);
   }

@@ -35,6 +35,7 @@ typedef struct {
   int max_latency_ms;          /* default 1000 */
   int stop_when_idle_s;        /* 0: run until stopped */
   int workers;                 /* for the initial snapshot */
+  int compact_every;           /* compact the tables after this many batches (when the stream is quiet), 0: never */
   int metrics_port;            /* serve Prometheus text on 127.0.0.1:PORT (0: any free port), -1: no */
   volatile sig_atomic_t *stop;
 } m2d_sync_options_t;
