@@ -445,8 +445,10 @@ static bool apply_mirror(sync_t *s, int64_t batch, m2d_error_t *err) {
     const char *path = m2d_key_index_file_path(s->index, gone[i].file);
     json_t *add = json_object_get(by_path, path ? path : "");
     if (!add) {
-      ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "the key index names %s, which the mirror table no longer has: "
-                         "restart sync (the index is rebuilt from the table)", path ? path : "?");
+      /* another writer (an optimize run) rewrote it since the index was built */
+      ok = m2d_error_set(err, M2D_ERR_CONFLICT, DELTA_CONFLICT_FILES,
+                         "the key index names %s, which another writer has removed from the mirror table",
+                         path ? path : "?");
       break;
     }
     delta_dv_t *sd = NULL;

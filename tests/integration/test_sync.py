@@ -396,3 +396,30 @@ def test_sync_change_data_feed_replays_to_the_collection(mongo, mongo_db, tmp_pa
                 state[k] = row
     check_table(list(state.values()), list(mongo_db.c.find()))
     assert len(done) > 0
+
+
+def test_sync_goes_on_after_another_process_optimizes_the_mirror(mongo, mongo_db, tmp_path, spark):
+    """`mongo2delta optimize` run by hand while sync runs rewrites the files sync's key index
+    names: sync notices (a conflict, or a file gone), reads the table again and goes on."""
+    mongo_db.c.insert_many([{"_id": i, "n": i} for i in range(2000)])
+    table = tmp_path / "mirror"
+    settle()
+    args = ["sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", table,
+            "--max-latency", "100", "--compact-every", "0", "--stop-when-idle", "5"]
+    proc = subprocess.Popen([m2d_bin()] + [str(a) for a in args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, **SANITIZER_ENV))
+    time.sleep(3)
+    for round_ in range(3):
+        for i in range(0, 2000, 7):
+            mongo_db.c.update_one({"_id": i}, {"$set": {"n": -i, "round": round_}})
+        time.sleep(1.5)
+        p = run_m2d("optimize", "--table", table, timeout=300)
+        assert p.returncode in (0, 1), p.stderr  # 1: a conflict with a batch, the table intact
+    for i in range(0, 2000, 5):
+        mongo_db.c.update_one({"_id": i}, {"$set": {"n": i * 10}})
+    mongo_db.c.delete_many({"_id": {"$lt": 100}})
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "OPTIMIZE" in "".join(f.read_text() for f in (table / "_delta_log").glob("*.json"))
+    assert "reading the mirror table again and retrying the batch" in err, err
+    check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(mongo_db.c.find()))
