@@ -35,6 +35,12 @@ def start_sync(mongo, db, table, log, idle=None, binary=None, merge="deletion-ve
                             env=dict(os.environ, **SANITIZER_ENV))
 
 
+def spawn_m2d(args):
+    """mongo2delta running in the background; its stderr to read when it ends."""
+    return subprocess.Popen([m2d_bin()] + [str(a) for a in args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, **SANITIZER_ENV))
+
+
 def workload(coll, n_ops, n_docs, seed):
     """Random operations, one at a time; returns [(op, _id)] of those that changed something,
     as the test server reports them (a replacement is an "update" there)."""
@@ -236,8 +242,7 @@ def test_sync_soft_delete_keeps_deleted_documents_marked(mongo, mongo_db, tmp_pa
     settle()
     args = ["sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", table,
             "--delete", "soft", "--max-latency", "200", "--stop-when-idle", "4"]
-    proc = subprocess.Popen([m2d_bin()] + [str(a) for a in args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, **SANITIZER_ENV))
+    proc = spawn_m2d(args)
     time.sleep(3)
     rnd = random.Random(5)
     deleted = {}
@@ -278,8 +283,7 @@ def test_sync_when_the_server_lost_the_history(tmp_path, spark):
         settle()
         sync = ["sync", "--uri", server.uri, "--db", "shop", "--collection", "c", "--table", table, "--mode", "both",
                 "--changelog-table", log, "--max-latency", "200", "--stop-when-idle", "3"]
-        proc = subprocess.Popen([m2d_bin()] + [str(a) for a in sync], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True, env=dict(os.environ, **SANITIZER_ENV))
+        proc = spawn_m2d(sync)
         time.sleep(2)
         for i in range(50):
             coll.update_one({"_id": i}, {"$set": {"n": -i}})
@@ -320,8 +324,7 @@ def test_sync_serves_prometheus_metrics(mongo, mongo_db, tmp_path):
     settle()
     args = ["sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", log, "--mode",
             "changelog", "--max-latency", "100", "--stop-when-idle", "6", "--metrics-port", port]
-    proc = subprocess.Popen([m2d_bin()] + [str(a) for a in args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, **SANITIZER_ENV))
+    proc = spawn_m2d(args)
     try:
         time.sleep(2)
         mongo_db.c.insert_many([{"_id": i} for i in range(120)])
@@ -363,8 +366,7 @@ def test_sync_change_data_feed_replays_to_the_collection(mongo, mongo_db, tmp_pa
     args = ["sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", table,
             "--change-data-feed", "--merge-strategy", merge, "--max-latency", "200", "--max-batch-docs", "60",
             "--stop-when-idle", "4"]
-    proc = subprocess.Popen([m2d_bin()] + [str(a) for a in args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, **SANITIZER_ENV))
+    proc = spawn_m2d(args)
     time.sleep(3)
     done = workload(mongo_db.c, 500, 400, seed=11)
     _, err = proc.communicate(timeout=300)
@@ -406,8 +408,7 @@ def test_sync_goes_on_after_another_process_optimizes_the_mirror(mongo, mongo_db
     settle()
     args = ["sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", table,
             "--max-latency", "100", "--compact-every", "0", "--stop-when-idle", "5"]
-    proc = subprocess.Popen([m2d_bin()] + [str(a) for a in args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, **SANITIZER_ENV))
+    proc = spawn_m2d(args)
     time.sleep(3)
     for round_ in range(3):
         for i in range(0, 2000, 7):
