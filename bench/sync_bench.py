@@ -187,7 +187,8 @@ def loop_child(uri, coll, table, max_docs, max_latency_ms, idle_s, ready, ts_t, 
 
 def changelog_rows(table):
     """[(cluster time (t, i), commit timestamp ms)] of the change-log table's rows, from its JSON
-    commits (add paths, commitInfo timestamp); and the number of commits that added rows."""
+    commits (add paths, commitInfo timestamp); and the number of commits that added rows. Adds
+    with dataChange false (sync's background compaction) hold rows already counted."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
     from urllib.parse import unquote
@@ -198,7 +199,7 @@ def changelog_rows(table):
             a = json.loads(line)
             if "commitInfo" in a:
                 ts = a["commitInfo"]["timestamp"]
-            elif "add" in a:
+            elif "add" in a and a["add"].get("dataChange", True):  # not the rewrites of compaction
                 adds.append(a["add"]["path"])
         commits += bool(adds)
         for p in adds:
