@@ -100,12 +100,9 @@ static size_t rle_values(const uint8_t *p, size_t len, int bw, size_t limit) {
     if (!uvarint(&c, &h)) break;
     if (h & 1) {
       uint64_t groups = h >> 1;
-      if (groups > (uint64_t)(c.end - c.p) / (bw ? (uint64_t)bw : 1)) {
-        groups = (uint64_t)(c.end - c.p) / (bw ? (uint64_t)bw : 1); /* a last run may be cut short */
-        if (!bw) break;
-      }
-      total += groups * 8 > limit ? limit : (size_t)groups * 8;
-      c.p += (size_t)groups * (size_t)bw;
+      if (bw && groups > (uint64_t)(c.end - c.p) / (uint64_t)bw) break; /* past the page: the decoder says so */
+      total += groups > limit / 8 ? limit : (size_t)groups * 8;
+      c.p += (size_t)groups * (size_t)bw; /* width 0: the values take no bytes */
     } else {
       if (vbytes > (size_t)(c.end - c.p)) break;
       c.p += vbytes;
