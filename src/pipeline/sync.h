@@ -8,10 +8,9 @@
  * change log skips the events it already holds (in "both" mode it is committed first), the
  * mirror applies by _id, so applying an event twice there is harmless.
  *
- * Mirror tables are changed copy-on-write: the files holding the batch's _ids are rewritten
- * without them (their other rows read back through the inverse mapping) plus the new versions
- * of the documents; a key index from _id to file is built from the table at start and kept
- * up to date. The first run snapshots the collection (after opening the stream, so no event
+ * The mirror table is pipeline/mirror (deletion vectors through a key index, or copy-on-write;
+ * soft deletes; change data files); the change log is appended to here. Both are compacted
+ * between batches. The first run snapshots the collection (after opening the stream, so no event
  * between the two is lost: the ones during the snapshot are applied again, harmlessly). */
 #ifndef M2D_PIPELINE_SYNC_H
 #define M2D_PIPELINE_SYNC_H

@@ -631,6 +631,16 @@ bool m2d_table_writer_extend(m2d_table_writer_t *w, const m2d_dtype_t *observed_
 
 const m2d_dtype_t *m2d_table_writer_schema(const m2d_table_writer_t *w) { return w->schema; }
 
+bool m2d_table_writer_write(m2d_table_writer_t *w, bson_t **docs, int n, m2d_error_t *err) {
+  m2d_infer_t *inf = m2d_infer_new(NULL);
+  bool ok = inf != NULL || m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  for (int i = 0; ok && i < n; i++) ok = m2d_infer_observe(inf, docs[i], err);
+  ok = ok && m2d_table_writer_begin(w, m2d_infer_schema(inf), err);
+  for (int i = 0; ok && i < n; i++) ok = m2d_table_writer_add(w, docs[i], NULL, err);
+  m2d_infer_destroy(inf);
+  return ok;
+}
+
 bool m2d_table_writer_take_files(m2d_table_writer_t *w, json_t **adds, m2d_error_t *err) {
   *adds = NULL;
   bool ok = w->open || m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");

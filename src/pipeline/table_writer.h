@@ -100,6 +100,9 @@ bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *res
  * commitInfo. *version gets the committed version. */
 bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t app_version, json_t *info,
                              int64_t *version, m2d_error_t *err);
+/* Begins a batch with the schema the documents show and adds them all (a batch of a few
+ * documents, such as a sync batch; nothing is committed yet). */
+bool m2d_table_writer_write(m2d_table_writer_t *w, bson_t **docs, int n, m2d_error_t *err);
 /* Closes the batch's files and hands over their add actions (*adds, owned) without committing:
  * files for another writer's commit (change data files). The batch is cleared; the files stay. */
 bool m2d_table_writer_take_files(m2d_table_writer_t *w, json_t **adds, m2d_error_t *err);
