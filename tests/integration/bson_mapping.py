@@ -267,13 +267,19 @@ def check_row(row, doc):
 
 
 def check_table(rows, docs):
-    """Every document once, as its row (rows keyed by the JSON form of _id)."""
+    """Every document once, as its row (rows keyed by the JSON form of _id, or by the _id kept in
+    _rescued_data when the _id column could not hold it)."""
     def key(v):
         return json.dumps(v, sort_keys=True)
+
+    def rescued_id(r):
+        rescued = parse_rescued(r["_rescued_data"]) if r["_id"] is None and r.get("_rescued_data") else {}
+        return rescued.get("_id")
+
     by_id = {}
     for r in rows:
-        k = key(r["_id"])
-        assert k not in by_id, f"_id {r['_id']} twice in the table"
+        k = key(r["_id"]) if r["_id"] is not None else key({"rescued": canonical(rescued_id(r))})
+        assert k not in by_id, f"_id {r['_id'] if r['_id'] is not None else rescued_id(r)} twice in the table"
         by_id[k] = r
     assert len(by_id) == len(docs), f"{len(by_id)} rows for {len(docs)} documents"
     for d in docs:
@@ -282,7 +288,9 @@ def check_table(rows, docs):
         if form is not None and key(form) in by_id:
             matched = [by_id[key(form)]]
         else:
-            matched = [r for r in by_id.values() if value_matches(r["_id"], v)]
+            matched = [r for r in by_id.values() if value_matches(r["_id"], v) or
+                       (r["_id"] is None and "_id" in (parse_rescued(r["_rescued_data"]) if r.get("_rescued_data") else {})
+                        and same_value(rescued_id(r), v))]
         assert len(matched) == 1, f"document _id {d['_id']!r}: {len(matched)} rows"
         try:
             check_row(matched[0], d)

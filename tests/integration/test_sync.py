@@ -424,3 +424,30 @@ def test_sync_goes_on_after_another_process_optimizes_the_mirror(mongo, mongo_db
     assert "OPTIMIZE" in "".join(f.read_text() for f in (table / "_delta_log").glob("*.json"))
     assert "reading the mirror table again and retrying the batch" in err, err
     check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(mongo_db.c.find()))
+
+
+@pytest.mark.parametrize("ids", ["objectid", "string", "mixed"])
+def test_sync_mirror_with_common_id_types(mongo, mongo_db, tmp_path, spark, ids):
+    """The key index reads ObjectId, string and mixed _id columns (mixed ones go through
+    _rescued_data): updates and deletes after a restart (the index rebuilt from the table)
+    replace the right rows."""
+    from bson import ObjectId
+    make = {"objectid": lambda i: ObjectId(), "string": lambda i: f"key-{i}/é",
+            "mixed": lambda i: [i, f"s{i}", ObjectId()][i % 3]}[ids]
+    mongo_db.c.insert_many([{"_id": make(i), "n": i} for i in range(300)])
+    table = tmp_path / "mirror"
+    settle()
+    sync = ["sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", table,
+            "--max-latency", "200", "--stop-when-idle", "3"]
+    for round_ in range(2):  # the second run builds its key index from the table
+        proc = spawn_m2d(sync)
+        time.sleep(2.5)
+        docs = list(mongo_db.c.find())
+        for k, d in enumerate(docs[: 120]):
+            if k % 3 == 0:
+                mongo_db.c.delete_one({"_id": d["_id"]})
+            else:
+                mongo_db.c.update_one({"_id": d["_id"]}, {"$set": {"n": -k - 1000 * round_}})
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(mongo_db.c.find()))
