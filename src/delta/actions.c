@@ -94,3 +94,12 @@ json_t *delta_txn_action(const char *app_id, int64_t version, int64_t last_updat
   return json_pack("{s{sssIsI}}", "txn", "appId", app_id, "version", (json_int_t)version, "lastUpdated",
                    (json_int_t)last_updated_ms);
 }
+
+json_t *delta_remove_action(const json_t *add, int64_t deletion_ms) {
+  json_t *r = json_pack("{s{sOsIsbsbsOsO}}", "remove", "path", json_object_get(add, "path"), "deletionTimestamp",
+                        (json_int_t)deletion_ms, "dataChange", 1, "extendedFileMetadata", 1, "partitionValues",
+                        json_object_get(add, "partitionValues"), "size", json_object_get(add, "size"));
+  json_t *dv = json_object_get(add, "deletionVector");
+  if (r && json_is_object(dv)) json_object_set(json_object_get(r, "remove"), "deletionVector", dv);
+  return r;
+}

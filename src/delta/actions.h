@@ -32,6 +32,9 @@ json_t *delta_metadata_action(const char *table_id, const char *schema_string, j
  * nulls) is borrowed, may be NULL; stats may be NULL. */
 json_t *delta_add_action(const char *path, json_t *partition_values, uint64_t size, int64_t modification_ms,
                          const char *stats);
+/* {"remove": {...}} of a file the log holds as add (path, partition values, size and
+ * deletion vector taken over, dataChange true); NULL when add lacks path, partitionValues or size. */
+json_t *delta_remove_action(const json_t *add, int64_t deletion_ms);
 /* {"txn": {"appId", "version", "lastUpdated"}}. */
 json_t *delta_txn_action(const char *app_id, int64_t version, int64_t last_updated_ms);
 

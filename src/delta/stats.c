@@ -166,3 +166,12 @@ char *delta_stats_json(const pq_schema_t *schema, const pq_write_result_t *w, m2
   if (ok && !out) m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
   return out;
 }
+
+int64_t delta_stats_num_records(const json_t *add) {
+  const char *st = json_string_value(json_object_get(add, "stats"));
+  json_t *s = st ? json_loads(st, 0, NULL) : NULL;
+  json_t *n = json_object_get(s, "numRecords");
+  int64_t r = json_is_integer(n) ? (int64_t)json_integer_value(n) : -1;
+  json_decref(s);
+  return r;
+}

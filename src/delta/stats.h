@@ -11,7 +11,11 @@
 #include "parquet/schema.h"
 #include "parquet/writer.h"
 
+#include <jansson.h>
+
 /* Returns the stats JSON text (caller frees), or NULL with err set. */
+/* numRecords of an add action's stats (the file's physical rows), -1 when it has none. */
+int64_t delta_stats_num_records(const json_t *add);
 char *delta_stats_json(const pq_schema_t *schema, const pq_write_result_t *written, m2d_error_t *err);
 
 #endif

@@ -4,6 +4,7 @@
 #include "delta/dv.h"
 #include "delta/log.h"
 #include "delta/scan.h"
+#include "delta/stats.h"
 #include "delta/txn.h"
 #include "pipeline/key_index.h"
 #include "pipeline/optimize.h"
@@ -243,13 +244,6 @@ static void free_file_rows(file_rows_t *l, int n) {
   free(l);
 }
 
-static int64_t num_records(const json_t *add) {
-  json_t *st = json_loads(json_string_value(json_object_get(add, "stats")) ?: "", 0, NULL);
-  int64_t n = json_is_integer(json_object_get(st, "numRecords")) ? json_integer_value(json_object_get(st, "numRecords")) : -1;
-  json_decref(st);
-  return n;
-}
-
 /* The add action of a file with its new deletion vector: the stats stay (numRecords counts the
  * file's physical rows) but are no longer tight. */
 static json_t *add_with_dv(const json_t *add, json_t *descriptor) {
@@ -271,7 +265,8 @@ static json_t *add_with_dv(const json_t *add, json_t *descriptor) {
  * Files"): per document of the batch, insert (new), update_preimage and update_postimage (its
  * old row and new version), or delete (its old row), written under _change_data/ and committed
  * as cdc actions with the batch. Old rows are read back from the files the key index names. */
-static bool change_data(m2d_mirror_t *m, const delta_snapshot_t *snap, json_t *last, file_rows_t *gone, int ngone,
+static bool change_data(m2d_mirror_t *m, const delta_snapshot_t *snap, json_t *by_path, json_t *last, file_rows_t *gone,
+                        int ngone,
                         bson_t **docs, int n, json_t **actions, m2d_error_t *err) {
   bool ok = true;
   m2d_buf_t key;
@@ -282,10 +277,8 @@ static bool change_data(m2d_mirror_t *m, const delta_snapshot_t *snap, json_t *l
   for (int i = 0; ok && i < ngone; i++) {
     json_t *one = json_array();
     const char *path = m2d_key_index_file_path(m->index, gone[i].file);
-    size_t j;
-    json_t *add;
-    json_array_foreach(snap->files, j, add) if (strcmp(json_string_value(json_object_get(add, "path")) ?: "", path ? path : "") == 0)
-        json_array_append(one, add);
+    json_t *add = json_object_get(by_path, path ? path : "");
+    if (add) json_array_append(one, add);
     rows_t r = {.collect = true, .only = gone[i].rows};
     ok = scan_files(m, snap->metadata, snap->protocol, one, false, &r, err);
     for (int k = 0; ok && k < r.n; k++) {
@@ -463,7 +456,7 @@ static bool apply(m2d_mirror_t *m, const m2d_change_t *ev, int nev, const char *
     json_decref(one);
   }
   json_t *cdc_actions = NULL;
-  if (ok && m->cdc) ok = change_data(m, &snap, last, gone, ngone, docs, n, &cdc_actions, err);
+  if (ok && m->cdc) ok = change_data(m, &snap, by_path, last, gone, ngone, docs, n, &cdc_actions, err);
   ok = ok && m2d_table_writer_write(m->w, docs, n, err);
   size_t ci;
   json_t *ca;
@@ -485,7 +478,7 @@ static bool apply(m2d_mirror_t *m, const m2d_change_t *ev, int nev, const char *
     json_t *od = json_object_get(add, "deletionVector");
     if (json_is_object(od)) ok = (old = delta_dv_load(store, od, err)) && delta_dv_or(dv, old);
     delta_dv_free(old);
-    int64_t records = num_records(add);
+    int64_t records = delta_stats_num_records(add);
     if (!ok || (records >= 0 && (int64_t)delta_dv_cardinality(dv) >= records)) continue; /* no row left */
     json_t *desc = delta_dv_file_put(dvf, dv, err);
     ok = desc && m2d_table_writer_add_action(m->w, add_with_dv(add, desc), err);

@@ -3,6 +3,7 @@
 #include "core/log.h"
 #include "delta/log.h"
 #include "delta/scan.h"
+#include "delta/stats.h"
 #include "pipeline/row_bson.h"
 
 #include <inttypes.h>
@@ -30,16 +31,6 @@ typedef struct {
   int64_t rows;     /* from the statistics; -1 when a file has none */
   int dvs;
 } bin_t;
-
-static int64_t num_records(const json_t *add) {
-  const char *st = json_string_value(json_object_get(add, "stats"));
-  if (!st) return -1;
-  json_t *s = json_loads(st, 0, NULL);
-  json_t *n = json_object_get(s, "numRecords");
-  int64_t r = json_is_integer(n) ? (int64_t)json_integer_value(n) : -1;
-  json_decref(s);
-  return r;
-}
 
 static int cmp_cands(const void *a, const void *b) {
   const cand_t *x = a, *y = b;
@@ -78,7 +69,7 @@ static bool plan(const delta_snapshot_t *snap, uint64_t target, uint64_t min_siz
     bool dv = json_is_object(json_object_get(add, "deletionVector"));
     json_int_t size = json_integer_value(json_object_get(add, "size"));
     if (dv && dv_min_deleted > 0) { /* only files with enough rows deleted are worth rewriting */
-      int64_t recs = num_records(add);
+      int64_t recs = delta_stats_num_records(add);
       json_int_t gone = json_integer_value(json_object_get(json_object_get(add, "deletionVector"), "cardinality"));
       dv = recs <= 0 || (double)gone >= dv_min_deleted * (double)recs;
     }
@@ -113,7 +104,7 @@ static bool plan(const delta_snapshot_t *snap, uint64_t target, uint64_t min_siz
       uint64_t size = (uint64_t)json_integer_value(json_object_get(add, "size"));
       json_t *dvd = json_object_get(add, "deletionVector");
       c[i].dv = json_is_object(dvd);
-      int64_t recs = num_records(add);
+      int64_t recs = delta_stats_num_records(add);
       int64_t deleted = c[i].dv ? (int64_t)json_integer_value(json_object_get(dvd, "cardinality")) : 0;
       c[i].rows = recs >= 0 ? (recs > deleted ? recs - deleted : 0) : -1;
       c[i].live = size;

@@ -667,12 +667,8 @@ bool m2d_table_writer_add_action(m2d_table_writer_t *w, json_t *action, m2d_erro
 
 bool m2d_table_writer_remove_file(m2d_table_writer_t *w, const json_t *add, m2d_error_t *err) {
   if (!w->open) return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");
-  json_t *r = json_pack("{s{sOsIsbsbsOsO}}", "remove", "path", json_object_get(add, "path"), "deletionTimestamp",
-                        (json_int_t)delta_now_ms(), "dataChange", 1, "extendedFileMetadata", 1, "partitionValues",
-                        json_object_get(add, "partitionValues"), "size", json_object_get(add, "size"));
+  json_t *r = delta_remove_action(add, delta_now_ms());
   if (!r) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "an add action without path, partitionValues or size");
-  json_t *dv = json_object_get(add, "deletionVector");
-  if (json_is_object(dv)) json_object_set(json_object_get(r, "remove"), "deletionVector", dv);
   json_array_append_new(w->removes, r);
   return true;
 }
@@ -1015,12 +1011,7 @@ bool m2d_table_writer_truncate(m2d_table_writer_t *w, json_t *configuration, int
   json_t *add;
   json_array_foreach(snap.files, i, add) {
     if (!ok) break;
-    json_t *r = json_pack("{s{sOsIsbsbsOsO}}", "remove", "path", json_object_get(add, "path"), "deletionTimestamp",
-                          (json_int_t)now, "dataChange", 1, "extendedFileMetadata", 1, "partitionValues",
-                          json_object_get(add, "partitionValues"), "size", json_object_get(add, "size"));
-    json_t *dv = json_object_get(add, "deletionVector");
-    if (r && json_is_object(dv)) json_object_set(json_object_get(r, "remove"), "deletionVector", dv);
-    ok = delta_txn_add(t, r, err);
+    ok = delta_txn_add(t, delta_remove_action(add, now), err);
   }
   if (ok) {
     json_t *m = json_deep_copy(w->metadata);
