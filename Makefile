@@ -1,7 +1,7 @@
 # mongo2delta build. `make` builds build/mongo2delta (optimized); `make test` builds with
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs the unit and integration tests.
 CC      ?= gcc
-PKGS    := libmongoc-1.0 libbson-1.0 libcurl rdkafka jansson libzstd snappy zlib liblz4 libbrotlidec libbrotlienc
+PKGS    := libmongoc-1.0 libbson-1.0 libcurl rdkafka jansson libzstd snappy zlib liblz4 libbrotlidec libbrotlienc libcrypto
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers -Wno-format-truncation \
                -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP -pthread
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lroaring -lm -pthread

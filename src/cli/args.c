@@ -1,4 +1,5 @@
 #include "cli/args.h"
+#include "storage/store.h"
 
 #include "cli/commands.h"
 #include "core/log.h"
@@ -13,6 +14,10 @@ const m2d_opt_spec_t m2d_global_opts[] = {
     {"log-format", "text|json", "log lines on stderr as readable text or one JSON object each", "text", false},
     {"quiet", NULL, "log errors only", NULL, false},
     {"verbose", NULL, "log debugging detail", NULL, false},
+    {"unsafe-single-writer", NULL,
+     "write to an object store that ignores conditional writes (If-None-Match), accepting that a second "
+     "writer could overwrite commits",
+     NULL, false},
     {NULL, NULL, NULL, NULL, false},
 };
 
@@ -79,6 +84,7 @@ bool m2d_args_parse(const m2d_command_t *cmd, int argc, char **argv, m2d_args_t 
     if (g >= 0) {
       if (strcmp(spec->name, "quiet") == 0) level = M2D_LOG_ERROR;
       else if (strcmp(spec->name, "verbose") == 0) level = M2D_LOG_DEBUG;
+      else if (strcmp(spec->name, "unsafe-single-writer") == 0) m2d_store_default_options.unsafe_single_writer = true;
       else if (!m2d_log_format_parse(value, &format))
         return m2d_error_set(err, M2D_ERR_USAGE, 0, "--log-format must be text or json, not '%s'", value);
       continue;

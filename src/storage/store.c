@@ -3,15 +3,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-m2d_store_t *m2d_store_open(const char *url, m2d_error_t *err) {
-  if (strncmp(url, "s3://", 5) == 0)
-    return m2d_error_set(err, M2D_ERR_USAGE, 0, "%s: S3 tables are not supported yet; use a local path", url), NULL;
+m2d_store_options_t m2d_store_default_options;
+
+static m2d_store_t *open_local(const char *url, const m2d_store_options_t *opts, m2d_error_t *err) {
+  (void)opts;
   if (strncmp(url, "file://", 7) == 0) url += 7;
-  if (strstr(url, "://"))
-    return m2d_error_set(err, M2D_ERR_USAGE, 0, "%s: unknown table location; use a local path", url), NULL;
-  m2d_store_t *s = m2d_store_local_new(url, err);
+  return m2d_store_local_new(url, err);
+}
+
+/* Scheme -> constructor. Adding a store is one file and one row here. */
+static const struct {
+  const char *scheme; /* with "://" */
+  m2d_store_t *(*open)(const char *url, const m2d_store_options_t *opts, m2d_error_t *err);
+} registry[] = {
+    {"file://", open_local},
+    {"s3://", m2d_store_s3_new},
+    {"s3a://", m2d_store_s3_new},
+};
+#define NREGISTRY (sizeof registry / sizeof registry[0])
+
+bool m2d_store_is_remote(const char *url) {
+  for (size_t i = 1; i < NREGISTRY; i++)
+    if (strncmp(url, registry[i].scheme, strlen(registry[i].scheme)) == 0) return true;
+  return false;
+}
+
+m2d_store_t *m2d_store_open_with(const char *url, const m2d_store_options_t *opts, m2d_error_t *err) {
+  m2d_store_t *s = NULL;
+  size_t i = 0;
+  for (; i < NREGISTRY; i++)
+    if (strncmp(url, registry[i].scheme, strlen(registry[i].scheme)) == 0) break;
+  if (i < NREGISTRY) {
+    s = registry[i].open(url, opts, err);
+  } else if (strstr(url, "://")) {
+    return m2d_error_set(err, M2D_ERR_USAGE, 0,
+                         "%s: unknown table location; use a local path, file://PATH or s3://BUCKET/PREFIX", url),
+           NULL;
+  } else {
+    s = open_local(url, opts, err);
+  }
   const char *fault = getenv("MONGO2DELTA_FAULT");
   return s && fault && *fault ? m2d_store_fault_new(s, fault, err) : s;
+}
+
+m2d_store_t *m2d_store_open(const char *url, m2d_error_t *err) {
+  return m2d_store_open_with(url, &m2d_store_default_options, err);
 }
 
 void m2d_store_destroy(m2d_store_t *s) {

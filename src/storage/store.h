@@ -34,6 +34,17 @@ struct m2d_store {
   char root[1024]; /* for messages */
 };
 
+/* How a store is reached, beyond its URL. Zero values mean the defaults (the environment's
+ * settings, the standard retry policy). */
+typedef struct {
+  const char *endpoint;      /* object store endpoint overriding the environment's, or NULL */
+  bool unsafe_single_writer; /* accept a server that ignores conditional writes */
+  int max_attempts;          /* tries of one request (0: the default, 8) */
+} m2d_store_options_t;
+
+/* The options every m2d_store_open uses: set once by the command line's global options. */
+extern m2d_store_options_t m2d_store_default_options;
+
 /* A store over a local directory (created on first write). */
 m2d_store_t *m2d_store_local_new(const char *dir, m2d_error_t *err);
 /* A store that injects one fault into inner (taken over) at the Nth call of an operation,
@@ -43,9 +54,17 @@ m2d_store_t *m2d_store_local_new(const char *dir, m2d_error_t *err);
  * SIGCONT). For tests of what survives failures, crashes and races. */
 m2d_store_t *m2d_store_fault_new(m2d_store_t *inner, const char *spec, m2d_error_t *err);
 
-/* Opens "path", "file:///path" (local) or, later, "s3://bucket/prefix". The environment
- * variable MONGO2DELTA_FAULT (tests only) wraps the store in a fault-injecting one. */
+/* S3 or an S3-compatible server: "s3://bucket/prefix" (s3a:// too), credentials, region and
+ * endpoint from the environment and ~/.aws as AWS's tools read them (see storage/s3.c). */
+m2d_store_t *m2d_store_s3_new(const char *url, const m2d_store_options_t *opts, m2d_error_t *err);
+
+/* Opens "path", "file:///path" (local) or "s3://bucket/prefix", by the scheme registry in
+ * store.c. The environment variable MONGO2DELTA_FAULT (tests only) wraps the store in a
+ * fault-injecting one. */
 m2d_store_t *m2d_store_open(const char *url, m2d_error_t *err);
+m2d_store_t *m2d_store_open_with(const char *url, const m2d_store_options_t *opts, m2d_error_t *err);
+/* Whether url names an object store location (a scheme of the registry other than file). */
+bool m2d_store_is_remote(const char *url);
 void m2d_store_destroy(m2d_store_t *s); /* accepts NULL */
 void m2d_store_entries_free(m2d_store_entry_t *e, size_t n);
 
