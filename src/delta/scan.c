@@ -215,7 +215,17 @@ bool delta_scan_at(m2d_store_t *store, const delta_snapshot_t *snap, const char 
     else if (strncmp(k, "file:", 5) == 0) k += 5;
     m2d_store_t *fstore = store;
     m2d_store_t *abs = NULL;
-    if (k[0] == '/') { /* an absolute path: its own store at / */
+    const char *inside = m2d_store_relative_key(store, k);
+    if (inside) { /* an absolute URL into the table itself (other writers write them) */
+      k = inside;
+    } else if (strstr(k, "://")) { /* another location: a store of its own */
+      const char *slash = strrchr(k, '/');
+      char parent[4096];
+      snprintf(parent, sizeof parent, "%.*s", (int)(slash - k), k);
+      abs = m2d_store_open(parent, err);
+      fstore = abs;
+      k = slash + 1;
+    } else if (k[0] == '/') { /* an absolute path: its own store at / */
       abs = m2d_store_local_new("/", err);
       fstore = abs;
       k++;

@@ -43,6 +43,10 @@ bool m2d_export_is_supported(const char *path) {
 }
 
 m2d_export_reader_t *m2d_export_reader_open(const char *path, m2d_error_t *err) {
+  return m2d_export_reader_open_named(path, path, err);
+}
+
+m2d_export_reader_t *m2d_export_reader_open_named(const char *local, const char *path, m2d_error_t *err) {
   m2d_export_format_t fmt;
   if (!detect(path, &fmt)) {
     m2d_error_set(err, M2D_ERR_USAGE, 0,
@@ -51,7 +55,7 @@ m2d_export_reader_t *m2d_export_reader_open(const char *path, m2d_error_t *err) 
                   path);
     return NULL;
   }
-  gzFile gz = gzopen(path, "rb");
+  gzFile gz = gzopen(local, "rb");
   if (!gz) {
     m2d_error_set(err, M2D_ERR_IO, errno, "cannot open %s: %s", path, strerror(errno ? errno : ENOMEM));
     return NULL;

@@ -28,6 +28,9 @@ typedef struct m2d_export_reader m2d_export_reader_t;
 bool m2d_export_is_supported(const char *path);
 
 m2d_export_reader_t *m2d_export_reader_open(const char *path, m2d_error_t *err);
+/* Reads the local file local, named path in messages and for the format (an object store
+ * file downloaded to a temporary file). */
+m2d_export_reader_t *m2d_export_reader_open_named(const char *local, const char *path, m2d_error_t *err);
 void m2d_export_reader_close(m2d_export_reader_t *r); /* accepts NULL */
 
 /* The next record. *doc stays valid until the next call. */

@@ -4,6 +4,7 @@
 #include "mongo/export_reader.h"
 #include "pipeline/table_writer.h"
 #include "schema/infer.h"
+#include "storage/store.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define APP_PREFIX "mongo2delta-load:"
 
@@ -41,8 +43,61 @@ static void list_free(list_t *l) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* An object store input: every export file under url (a prefix, walked recursively, or one
+ * object), as full URLs in lexical order (as $out and mongodump name their files). */
+static bool collect_remote(const char *url, list_t *out, m2d_error_t *err) {
+  m2d_store_t *st = m2d_store_open(url, err);
+  if (!st) return false;
+  list_t dirs = {0};
+  bool ok = list_add(&dirs, "", err);
+  size_t found = 0, before = out->n;
+  for (size_t d = 0; ok && d < dirs.n; d++) {
+    m2d_store_entry_t *e = NULL;
+    size_t n = 0;
+    ok = st->list(st, dirs.paths[d], &e, &n, err);
+    for (size_t i = 0; ok && i < n; i++) {
+      char key[PATH_MAX];
+      snprintf(key, sizeof key, "%s%s%s", dirs.paths[d], dirs.paths[d][0] ? "/" : "", e[i].name);
+      if (e[i].is_dir) {
+        ok = list_add(&dirs, key, err);
+      } else if (m2d_export_is_supported(key)) {
+        char full[PATH_MAX + 1100];
+        snprintf(full, sizeof full, "%s/%s", st->root, key);
+        ok = list_add(out, full, err);
+        found++;
+      }
+    }
+    m2d_store_entries_free(e, n);
+  }
+  list_free(&dirs);
+  if (ok && found == 0 && m2d_export_is_supported(url)) {
+    /* not a prefix: one object */
+    m2d_source_t *src = NULL;
+    const char *slash = strrchr(url, '/');
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%.*s", (int)(slash - url), url);
+    m2d_store_t *ps = m2d_store_open(parent, err);
+    ok = ps && (src = ps->open(ps, slash + 1, err)) && list_add(out, url, err);
+    m2d_source_destroy(src);
+    m2d_store_destroy(ps);
+  }
+  m2d_store_destroy(st);
+  if (ok && out->n > before) qsort(out->paths + before, out->n - before, sizeof *out->paths, cmp_str);
+  return ok;
+}
+
 /* The export files under path (a file or a folder, recursively), as absolute paths. */
 static bool collect(const char *path, bool top, list_t *out, m2d_error_t *err) {
+  if (m2d_store_is_remote(path)) {
+    size_t before = out->n;
+    if (!collect_remote(path, out, err)) return false;
+    if (out->n == before)
+      return m2d_error_set(err, M2D_ERR_USAGE, 0,
+                           "%s: no export files (.bson, .bson.gz, .json, .jsonl, .ndjson, .json.gz) under this "
+                           "prefix",
+                           path);
+    return true;
+  }
   struct stat st;
   if (stat(path, &st) != 0)
     return m2d_error_set(err, top ? M2D_ERR_USAGE : M2D_ERR_IO, errno, "cannot read %s: %s", path, strerror(errno));
@@ -77,6 +132,42 @@ static bool collect(const char *path, bool top, list_t *out, m2d_error_t *err) {
   return list_add(out, abs, err);
 }
 
+/* A copy of an object store file in a local temporary file (both passes read it; gzip and
+ * BSON framing are the export reader's). *tmp gets the local path; the caller unlinks it. */
+static bool download(const char *url, char *tmp, size_t tmpsz, m2d_error_t *err) {
+  const char *slash = strrchr(url, '/');
+  char parent[PATH_MAX];
+  snprintf(parent, sizeof parent, "%.*s", (int)(slash - url), url);
+  const char *dir = getenv("TMPDIR");
+  const char *ext = m2d_export_is_supported(slash + 1) ? strchr(slash + 1, '.') : "";
+  snprintf(tmp, tmpsz, "%s/mongo2delta-load-%d-XXXXXX%s", dir && *dir ? dir : "/tmp", (int)getpid(), ext ? ext : "");
+  int fd = mkstemps(tmp, ext ? (int)strlen(ext) : 0);
+  if (fd < 0) return m2d_error_set(err, M2D_ERR_IO, errno, "cannot create a temporary file %s: %s", tmp, strerror(errno));
+  m2d_store_t *st = m2d_store_open(parent, err);
+  m2d_source_t *src = st ? st->open(st, slash + 1, err) : NULL;
+  bool ok = src != NULL;
+  enum { CHUNK = 8 << 20 };
+  uint8_t *buf = ok ? malloc(CHUNK) : NULL;
+  if (ok && !buf) ok = m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  for (uint64_t off = 0; ok && off < src->size;) {
+    size_t n = src->size - off < CHUNK ? (size_t)(src->size - off) : CHUNK;
+    ok = m2d_source_read_at(src, off, n, buf, err);
+    for (size_t w = 0; ok && w < n;) {
+      ssize_t k = write(fd, buf + w, n - w);
+      if (k < 0 && errno == EINTR) continue;
+      if (k < 0) ok = m2d_error_set(err, M2D_ERR_IO, errno, "writing %s: %s", tmp, strerror(errno));
+      else w += (size_t)k;
+    }
+    off += n;
+  }
+  free(buf);
+  close(fd);
+  m2d_source_destroy(src);
+  m2d_store_destroy(st);
+  if (!ok) unlink(tmp);
+  return ok;
+}
+
 /* One bad record into the rejects file as a JSON line. */
 static bool reject(FILE *rej, const m2d_export_reader_t *r, const char *file, const m2d_error_t *why,
                    m2d_error_t *err) {
@@ -109,8 +200,9 @@ static bool reject(FILE *rej, const m2d_export_reader_t *r, const char *file, co
 typedef bool (*doc_fn)(void *ud, const bson_t *doc, const m2d_export_reader_t *r, m2d_error_t *err);
 typedef bool (*bad_fn)(void *ud, const m2d_export_reader_t *r, const m2d_error_t *why, m2d_error_t *err);
 
-static bool each_record(const char *path, doc_fn on_doc, bad_fn on_bad, void *ud, m2d_error_t *err) {
-  m2d_export_reader_t *r = m2d_export_reader_open(path, err);
+static bool each_record(const char *local, const char *path, doc_fn on_doc, bad_fn on_bad, void *ud,
+                        m2d_error_t *err) {
+  m2d_export_reader_t *r = m2d_export_reader_open_named(local, path, err);
   if (!r) return false;
   bool ok = true;
   for (;;) {
@@ -188,11 +280,19 @@ bool m2d_load_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, m2d_erro
       sum->files_skipped++;
       continue;
     }
+    char local[PATH_MAX];
+    bool remote = m2d_store_is_remote(path);
+    if (remote && !download(path, local, sizeof local, err)) {
+      ok = false;
+      break;
+    }
+    if (!remote) snprintf(local, sizeof local, "%s", path);
     file_pass_t f = {.path = path, .rejects = rej, .inf = m2d_infer_new(NULL), .tw = tw};
     m2d_infer_t *inf = f.inf;
-    ok = inf && each_record(path, learn_doc, learn_bad, &f, err);
+    ok = inf && each_record(local, path, learn_doc, learn_bad, &f, err);
     ok = ok && m2d_table_writer_begin(tw, m2d_infer_schema(inf), err);
-    ok = ok && each_record(path, write_doc, skip_bad, &f, err);
+    ok = ok && each_record(local, path, write_doc, skip_bad, &f, err);
+    if (remote) unlink(local);
     int64_t docs = f.docs, rescued = f.rescued, rejected = f.rejected;
     if (ok && rej && fflush(rej) != 0)
       ok = m2d_error_set(err, M2D_ERR_IO, errno, "cannot write the rejects file: %s", strerror(errno));

@@ -40,8 +40,13 @@ static bool path_key(const vac_t *v, const char *logged, char *out, size_t n) {
       if (*p != '/') return false;
     }
   } else {
+    const char *inside = m2d_store_relative_key(v->store, p);
+    if (inside) { /* an absolute URL into this table's own bucket and prefix */
+      snprintf(out, n, "%s", inside);
+      return true;
+    }
     const char *colon = strchr(p, ':'), *slash = strchr(p, '/');
-    if (colon && (!slash || colon < slash)) return false; /* another scheme (s3:, abfss:, ...) */
+    if (colon && (!slash || colon < slash)) return false; /* another scheme or location */
   }
   if (*p != '/') {
     while (strncmp(p, "./", 2) == 0) p += 2;

@@ -1,5 +1,6 @@
 #include "storage/store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +49,24 @@ m2d_store_t *m2d_store_open_with(const char *url, const m2d_store_options_t *opt
 
 m2d_store_t *m2d_store_open(const char *url, m2d_error_t *err) {
   return m2d_store_open_with(url, &m2d_store_default_options, err);
+}
+
+/* The scheme-less part of a URL, with s3a:// read as s3:// (Hadoop's name for the same). */
+static const char *after_scheme(const char *u, char *scheme, size_t n) {
+  const char *sep = strstr(u, "://");
+  if (!sep) return NULL;
+  snprintf(scheme, n, "%.*s", (int)(sep - u), u);
+  if (strcmp(scheme, "s3a") == 0) snprintf(scheme, n, "s3");
+  return sep + 3;
+}
+
+const char *m2d_store_relative_key(const m2d_store_t *s, const char *url) {
+  char sa[16], sb[16];
+  const char *a = after_scheme(s->root, sa, sizeof sa), *b = after_scheme(url, sb, sizeof sb);
+  if (!a || !b || strcmp(sa, sb) != 0) return NULL;
+  size_t n = strlen(a);
+  if (strncmp(a, b, n) != 0 || b[n] != '/') return NULL;
+  return b + n + 1;
 }
 
 void m2d_store_destroy(m2d_store_t *s) {

@@ -65,6 +65,9 @@ m2d_store_t *m2d_store_open(const char *url, m2d_error_t *err);
 m2d_store_t *m2d_store_open_with(const char *url, const m2d_store_options_t *opts, m2d_error_t *err);
 /* Whether url names an object store location (a scheme of the registry other than file). */
 bool m2d_store_is_remote(const char *url);
+/* The key of url inside store s (an object store URL under its root, "s3://b/t/x" in the
+ * store of "s3://b/t" is "x"), or NULL when url is elsewhere or not a URL. */
+const char *m2d_store_relative_key(const m2d_store_t *s, const char *url);
 void m2d_store_destroy(m2d_store_t *s); /* accepts NULL */
 void m2d_store_entries_free(m2d_store_entry_t *e, size_t n);
 
