@@ -1,6 +1,7 @@
 /* mongo2delta snapshot: a collection (or every collection of a database) into Delta tables,
  * in parallel, resumable. */
 #include "cli/commands.h"
+#include "storage/store.h"
 #include "core/log.h"
 #include "mongo/client.h"
 #include "parquet/compress.h"
@@ -70,6 +71,8 @@ static void print_summary(const char *what, const m2d_snapshot_summary_t *s) {
 
 static bool one(m2d_snapshot_options_t *o, m2d_error_t *err, bool *interrupted) {
   m2d_snapshot_summary_t s;
+  *interrupted = false;
+  if (!m2d_store_abort_orphan_uploads(o->table, err)) return false;
   bool ok = m2d_snapshot_run(o, &s, err);
   char what[512];
   snprintf(what, sizeof what, "%s.%s -> %s", o->db, o->collection, o->table);

@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "pipeline/sync.h"
+#include "storage/store.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -105,6 +106,9 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   if (m2d_args_flag(args, "metrics-port") && !m2d_args_int(args, "metrics-port", 0, 65535, &mport, &err))
     return m2d_cli_fail(&err);
   o.metrics_port = (int)mport;
+  if ((o.table && !m2d_store_abort_orphan_uploads(o.table, &err)) ||
+      (o.changelog_table && !m2d_store_abort_orphan_uploads(o.changelog_table, &err)))
+    return m2d_cli_fail(&err);
   m2d_sync_summary_t s;
   bool ok = m2d_sync_run(&o, &s, &err);
   fprintf(stderr,

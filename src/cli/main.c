@@ -1,6 +1,7 @@
 /* mongo2delta: keeps Delta Lake tables in step with MongoDB. Entry point and command table. */
 #include "cli/commands.h"
 #include "core/log.h"
+#include "storage/http.h"
 #include "version.h"
 
 #include <stdio.h>
@@ -58,7 +59,17 @@ int main(int argc, char **argv) {
       m2d_command_print_help(commands[i]);
       return 0;
     }
-    return commands[i]->run(commands[i], &args);
+    int rc = commands[i]->run(commands[i], &args);
+    uint64_t requests, sent, received;
+    m2d_http_totals(&requests, &sent, &received);
+    if (requests)
+      m2d_debug("object store: %llu requests (%llu GET, %llu PUT, %llu POST, %llu DELETE, %llu HEAD), %llu bytes "
+                "sent, %llu received",
+                (unsigned long long)requests, (unsigned long long)m2d_http_requests("GET"),
+                (unsigned long long)m2d_http_requests("PUT"), (unsigned long long)m2d_http_requests("POST"),
+                (unsigned long long)m2d_http_requests("DELETE"), (unsigned long long)m2d_http_requests("HEAD"),
+                (unsigned long long)sent, (unsigned long long)received);
+    return rc;
   }
   fprintf(stderr, "mongo2delta: unknown command '%s'; run 'mongo2delta --help' for the list\n", name);
   return 2;

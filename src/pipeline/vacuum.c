@@ -260,6 +260,12 @@ bool m2d_vacuum_run(const m2d_vacuum_options_t *o, m2d_vacuum_summary_t *s, m2d_
       doomed_bytes += json_integer_value(json_object_get(a, "size"));
     }
   }
+  if (ok && !o->dry_run) {
+    /* unfinished uploads of killed writers (S3 multipart) are garbage of the same kind */
+    int aborted = 0;
+    ok = m2d_store_abort_uploads(v.store, cutoff, &aborted, err);
+    if (ok && aborted) m2d_info("%s: %d unfinished upload(s) older than the retention aborted", v.store->root, aborted);
+  }
   if (ok && o->dry_run) {
     json_array_extend(s->deleted, doomed);
     s->files_deleted = (int64_t)json_array_size(doomed);

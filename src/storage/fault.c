@@ -131,6 +131,10 @@ static bool f_remove(m2d_store_t *s, const char *key, m2d_error_t *err) {
   return ok;
 }
 
+static bool f_abort_uploads(m2d_store_t *s, int64_t before_ms, int *n, m2d_error_t *err) {
+  return m2d_store_abort_uploads(F(s)->inner, before_ms, n, err);
+}
+
 static void f_destroy(m2d_store_t *s) {
   m2d_store_destroy(F(s)->inner);
   free(s);
@@ -165,6 +169,7 @@ m2d_store_t *m2d_store_fault_new(m2d_store_t *inner, const char *spec, m2d_error
   f->base.create = f_create;
   f->base.open = f_open;
   f->base.remove = f_remove;
+  f->base.abort_uploads = inner->abort_uploads ? f_abort_uploads : NULL;
   f->base.destroy = f_destroy;
   snprintf(f->base.root, sizeof f->base.root, "%s", inner->root);
   return &f->base;

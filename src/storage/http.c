@@ -25,6 +25,7 @@ static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 static atomic_ulong counts[6]; /* GET PUT POST DELETE HEAD other */
+static atomic_ulong bytes_sent, bytes_received;
 static int method_index(const char *m) {
   static const char *const names[] = {"GET", "PUT", "POST", "DELETE", "HEAD"};
   for (int i = 0; i < 5; i++)
@@ -33,6 +34,13 @@ static int method_index(const char *m) {
 }
 
 uint64_t m2d_http_requests(const char *method) { return atomic_load(&counts[method_index(method)]); }
+
+void m2d_http_totals(uint64_t *requests, uint64_t *sent, uint64_t *received) {
+  *requests = 0;
+  for (int i = 0; i < 6; i++) *requests += atomic_load(&counts[i]);
+  *sent = atomic_load(&bytes_sent);
+  *received = atomic_load(&bytes_received);
+}
 
 m2d_http_t *m2d_http_new(const m2d_http_policy_t *policy, m2d_error_t *err) {
   pthread_once(&global_once, global_init);
@@ -188,6 +196,14 @@ bool m2d_http_do(m2d_http_t *h, const m2d_http_request_t *req, m2d_http_response
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    long req_size = 0, hdr_size = 0;
+    curl_off_t up = 0, down = 0;
+    curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &req_size);
+    curl_easy_getinfo(c, CURLINFO_HEADER_SIZE, &hdr_size);
+    curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &up);
+    curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &down);
+    atomic_fetch_add(&bytes_sent, (unsigned long)req_size + (unsigned long)up);
+    atomic_fetch_add(&bytes_received, (unsigned long)hdr_size + (unsigned long)down);
     if (rc == CURLE_OK || body.overflow) give_back(h, c);
     else curl_easy_cleanup(c); /* a broken connection is not reused */
     r.attempts = attempt;

@@ -61,5 +61,7 @@ bool m2d_http_encode(const char *s, bool keep_slash, m2d_buf_t *out, m2d_error_t
 
 /* Requests made by this process, by method (tests and --verbose summaries count them). */
 uint64_t m2d_http_requests(const char *method);
+/* All requests made by this process, the bytes sent (headers and bodies) and received. */
+void m2d_http_totals(uint64_t *requests, uint64_t *sent, uint64_t *received);
 
 #endif

@@ -726,6 +726,73 @@ static m2d_source_t *s3_open(m2d_store_t *st, const char *key, m2d_error_t *err)
   return &src->base;
 }
 
+/* Multipart uploads under the store's prefix started before before_ms, aborted. */
+static bool s3_abort_uploads(m2d_store_t *st, int64_t before_ms, int *aborted, m2d_error_t *err) {
+  s3_t *s = (s3_t *)st;
+  *aborted = 0;
+  char prefix[1100];
+  snprintf(prefix, sizeof prefix, "%s%s", s->prefix, s->prefix[0] ? "/" : "");
+  size_t plen = strlen(prefix);
+  m2d_buf_t body, q, enc;
+  m2d_buf_init(&body, MAX_LIST_RESPONSE);
+  m2d_buf_init(&q, 1 << 16);
+  m2d_buf_init(&enc, 1 << 16);
+  char key_marker[2048] = "", id_marker[1024] = "";
+  bool ok = true, more = true;
+  char what[1200];
+  snprintf(what, sizeof what, "listing the unfinished uploads of s3://%s/%s", s->bucket, prefix);
+  while (ok && more) {
+    m2d_buf_reset(&q);
+    if (key_marker[0]) {
+      m2d_buf_reset(&enc);
+      ok = m2d_http_encode(key_marker, false, &enc, err) &&
+           m2d_buf_appendf(&q, err, "key-marker=%s&", (const char *)enc.data);
+    }
+    m2d_buf_reset(&enc);
+    ok = ok && m2d_http_encode(prefix, false, &enc, err) &&
+         m2d_buf_appendf(&q, err, "prefix=%s&", (const char *)enc.data);
+    if (ok && id_marker[0]) {
+      m2d_buf_reset(&enc);
+      ok = m2d_http_encode(id_marker, false, &enc, err) &&
+           m2d_buf_appendf(&q, err, "upload-id-marker=%s&", (const char *)enc.data);
+    }
+    ok = ok && m2d_buf_append_str(&q, "uploads=", err) && m2d_buf_terminate(&q, err);
+    if (!ok) break;
+    m2d_http_response_t r;
+    s3_call_t c = {.method = "GET", .key = "", .absolute = true, .query = (const char *)q.data, .response = &body,
+                   .max_response = MAX_LIST_RESPONSE};
+    if (!(ok = s3_do(s, &c, &r, err))) break;
+    if (r.status == 404) break;
+    if (r.status != 200) {
+      ok = s3_fail(s, what, &r, &body, err);
+      break;
+    }
+    const char *p = (const char *)body.data, *end = p + body.len, *u = p;
+    char key[2048], id[1024], when[64];
+    while (ok && (u = memmem(u, (size_t)(end - u), "<Upload>", 8))) {
+      const char *ue = memmem(u, (size_t)(end - u), "</Upload>", 9);
+      if (!ue) break;
+      if (xml_text(u, ue, "Key", key, sizeof key) && xml_text(u, ue, "UploadId", id, sizeof id) &&
+          xml_text(u, ue, "Initiated", when, sizeof when) && strncmp(key, prefix, plen) == 0 &&
+          parse_iso_ms(when) < before_ms) {
+        s3_sink_t k = {.s = s, .key = key + plen};
+        snprintf(k.upload_id, sizeof k.upload_id, "%s", id);
+        abort_upload(&k);
+        (*aborted)++;
+      }
+      u = ue;
+    }
+    char trunc[16] = "";
+    more = xml_text(p, end, "IsTruncated", trunc, sizeof trunc) && strcmp(trunc, "true") == 0 &&
+           xml_text(p, end, "NextKeyMarker", key_marker, sizeof key_marker);
+    if (more) xml_text(p, end, "NextUploadIdMarker", id_marker, sizeof id_marker);
+  }
+  m2d_buf_free(&body);
+  m2d_buf_free(&q);
+  m2d_buf_free(&enc);
+  return ok;
+}
+
 /* --- configuration: the environment and ~/.aws as AWS's own tools read them ----------- */
 
 static void trim(char *s) {
@@ -898,6 +965,7 @@ m2d_store_t *m2d_store_s3_new(const char *url, const m2d_store_options_t *opts, 
   s->base.create = s3_create;
   s->base.open = s3_open;
   s->base.remove = s3_remove;
+  s->base.abort_uploads = s3_abort_uploads;
   s->base.destroy = s3_destroy;
   m2d_debug("%s: endpoint %s, region %s, %s-style addressing", s->base.root, s->endpoint, s->region,
             s->path_style ? "path" : "virtual-hosted");

@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "core/log.h"
 
 m2d_store_options_t m2d_store_default_options;
 
@@ -67,6 +70,23 @@ const char *m2d_store_relative_key(const m2d_store_t *s, const char *url) {
   size_t n = strlen(a);
   if (strncmp(a, b, n) != 0 || b[n] != '/') return NULL;
   return b + n + 1;
+}
+
+bool m2d_store_abort_uploads(m2d_store_t *s, int64_t before_ms, int *n, m2d_error_t *err) {
+  *n = 0;
+  return !s->abort_uploads || s->abort_uploads(s, before_ms, n, err);
+}
+
+bool m2d_store_abort_orphan_uploads(const char *url, m2d_error_t *err) {
+  if (!m2d_store_is_remote(url)) return true;
+  m2d_store_t *s = m2d_store_open(url, err);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int n = 0;
+  bool ok = s && m2d_store_abort_uploads(s, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &n, err);
+  if (ok && n) m2d_info("%s: %d unfinished upload(s) of an earlier run aborted", url, n);
+  m2d_store_destroy(s);
+  return ok;
 }
 
 void m2d_store_destroy(m2d_store_t *s) {

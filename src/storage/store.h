@@ -30,6 +30,9 @@ struct m2d_store {
   /* Random reads of an object. */
   m2d_source_t *(*open)(m2d_store_t *s, const char *key, m2d_error_t *err);
   bool (*remove)(m2d_store_t *s, const char *key, m2d_error_t *err);
+  /* Optional (NULL: nothing of the kind): aborts the unfinished uploads (S3 multipart) under
+   * the store started before before_ms, the leftovers of a writer that was killed; *n counts. */
+  bool (*abort_uploads)(m2d_store_t *s, int64_t before_ms, int *n, m2d_error_t *err);
   void (*destroy)(m2d_store_t *s);
   char root[1024]; /* for messages */
 };
@@ -65,6 +68,13 @@ m2d_store_t *m2d_store_open(const char *url, m2d_error_t *err);
 m2d_store_t *m2d_store_open_with(const char *url, const m2d_store_options_t *opts, m2d_error_t *err);
 /* Whether url names an object store location (a scheme of the registry other than file). */
 bool m2d_store_is_remote(const char *url);
+/* s->abort_uploads where the store has one; true with *n = 0 otherwise. */
+bool m2d_store_abort_uploads(m2d_store_t *s, int64_t before_ms, int *n, m2d_error_t *err);
+
+/* For the commands that are a table's single writer (snapshot, sync): aborts the unfinished
+ * uploads under url started before now, which only a killed earlier run can have left. */
+bool m2d_store_abort_orphan_uploads(const char *url, m2d_error_t *err);
+
 /* The key of url inside store s (an object store URL under its root, "s3://b/t/x" in the
  * store of "s3://b/t" is "x"), or NULL when url is elsewhere or not a URL. */
 const char *m2d_store_relative_key(const m2d_store_t *s, const char *url);
