@@ -8,8 +8,8 @@
 #include <string.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"input", "PATH", "an export file or a folder of them (more paths may follow)", NULL, true},
-    {"table", "PATH", "the Delta table (a local path; created when missing)", NULL, true},
+    {"input", "PATH", "an export file or a folder of them, local or s3://BUCKET/PREFIX (more may follow)", NULL, true},
+    {"table", "PATH", "the Delta table: a local path or s3://BUCKET/PREFIX (created when missing)", NULL, true},
     {"compression", "CODEC", "snappy, zstd, gzip, lz4_raw or none", "snappy", false},
     {"compression-level", "N", "zstd (1-22) or gzip (1-9) level", "codec default", false},
     {"target-file-size", "SIZE", "Parquet bytes per data file (e.g. 128MB)", "128MB", false},
