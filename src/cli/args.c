@@ -143,6 +143,28 @@ static void print_opts(const m2d_opt_spec_t *opts) {
   }
 }
 
+bool m2d_args_duration_ms(const m2d_args_t *a, const char *name, int64_t min_ms, int64_t max_ms, int64_t *out,
+                          m2d_error_t *err) {
+  const char *v = m2d_args_get(a, name);
+  if (!v) return true;
+  char *end;
+  errno = 0;
+  double x = strtod(v, &end);
+  double mult = 1000;
+  if (strcmp(end, "ms") == 0) mult = 1;
+  else if (strcmp(end, "s") == 0 || !*end) mult = 1000;
+  else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0) mult = 60000;
+  else if (strcmp(end, "h") == 0) mult = 3600000;
+  else end = NULL;
+  double ms = x * mult;
+  if (!end || end == v || errno || ms < (double)min_ms || ms > (double)max_ms)
+    return m2d_error_set(err, M2D_ERR_USAGE, 0,
+                         "--%s must be a duration such as 30s, 500ms, 2m or 1h (from %lld ms to %lld ms), not '%s'", name,
+                         (long long)min_ms, (long long)max_ms, v);
+  *out = (int64_t)ms;
+  return true;
+}
+
 void m2d_command_print_help(const m2d_command_t *cmd) {
   printf("Usage: mongo2delta %s [OPTIONS]%s%s\n\n", cmd->name, cmd->positional ? " " : "",
          cmd->positional ? cmd->positional : "");

@@ -57,6 +57,11 @@ bool m2d_args_int(const m2d_args_t *a, const char *name, int64_t min, int64_t ma
 bool m2d_args_size(const m2d_args_t *a, const char *name, uint64_t min, uint64_t max, uint64_t *out,
                    m2d_error_t *err);
 
+/* Parses a duration option ("30s", "500ms", "2m", "1h"; a bare number is seconds) within
+ * [min_ms, max_ms]. Leaves *out alone when the option is absent and has no default. */
+bool m2d_args_duration_ms(const m2d_args_t *a, const char *name, int64_t min_ms, int64_t max_ms, int64_t *out,
+                          m2d_error_t *err);
+
 void m2d_command_print_help(const m2d_command_t *cmd);
 
 /* Global options, shared by every command. */

@@ -14,122 +14,106 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define APP_PREFIX "mongo2delta-load:"
 
+/* A file to load: its name in the log (an absolute path or a URL), size and modification time. */
 typedef struct {
-  char **paths;
-  size_t n, cap;
-} list_t;
+  char *path;
+  char *key; /* relative to its input (for the next listing's start point) */
+  int input; /* which --input it came from */
+  uint64_t size;
+  int64_t mtime_ms;
+} file_t;
 
-static bool list_add(list_t *l, const char *p, m2d_error_t *err) {
+typedef struct {
+  file_t *v;
+  size_t n, cap;
+} files_t;
+
+static bool files_add(files_t *l, const char *path, const char *key, uint64_t size, int64_t mtime, m2d_error_t *err) {
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 64;
-    char **np = realloc(l->paths, cap * sizeof *np);
-    if (!np) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
-    l->paths = np;
+    file_t *nv = realloc(l->v, cap * sizeof *nv);
+    if (!nv) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+    l->v = nv;
     l->cap = cap;
   }
-  if (!(l->paths[l->n] = strdup(p))) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  file_t *f = &l->v[l->n];
+  f->path = strdup(path);
+  f->key = strdup(key);
+  f->size = size;
+  f->mtime_ms = mtime;
+  if (!f->path || !f->key) {
+    free(f->path);
+    free(f->key);
+    return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  }
   l->n++;
   return true;
 }
 
-static void list_free(list_t *l) {
-  for (size_t i = 0; i < l->n; i++) free(l->paths[i]);
-  free(l->paths);
+static void files_free(files_t *l) {
+  for (size_t i = 0; i < l->n; i++) free(l->v[i].path), free(l->v[i].key);
+  free(l->v);
+  *l = (files_t){0};
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+/* One --input as load follows it: where the last listing stopped. */
+typedef struct {
+  const char *input;
+  char *last_key; /* the last file taken or found taken, relative to the input; NULL: none */
+} input_t;
 
-/* An object store input: every export file under url (a prefix, walked recursively, or one
- * object), as full URLs in lexical order (as $out and mongodump name their files). */
-static bool collect_remote(const char *url, list_t *out, m2d_error_t *err) {
-  m2d_store_t *st = m2d_store_open(url, err);
-  if (!st) return false;
-  list_t dirs = {0};
-  bool ok = list_add(&dirs, "", err);
-  size_t found = 0, before = out->n;
-  for (size_t d = 0; ok && d < dirs.n; d++) {
-    m2d_store_entry_t *e = NULL;
-    size_t n = 0;
-    ok = st->list(st, dirs.paths[d], &e, &n, err);
-    for (size_t i = 0; ok && i < n; i++) {
-      char key[PATH_MAX];
-      snprintf(key, sizeof key, "%s%s%s", dirs.paths[d], dirs.paths[d][0] ? "/" : "", e[i].name);
-      if (e[i].is_dir) {
-        ok = list_add(&dirs, key, err);
-      } else if (m2d_export_is_supported(key)) {
-        char full[PATH_MAX + 1100];
-        snprintf(full, sizeof full, "%s/%s", st->root, key);
-        ok = list_add(out, full, err);
-        found++;
-      }
+static const char *const UNSUPPORTED =
+    "not an export file load reads (.bson, .bson.gz, .json, .jsonl, .ndjson, .json.gz)";
+
+/* The export files of one input (a file, a folder walked recursively, an object store prefix or
+ * object), in key order (as $out and mongodump name their files), only those after
+ * in->last_key unless full. */
+static bool collect(input_t *in, bool full, files_t *out, m2d_error_t *err) {
+  const char *path = in->input;
+  bool remote = m2d_store_is_remote(path);
+  char root[PATH_MAX];
+  if (!remote) {
+    struct stat st;
+    if (stat(path, &st) != 0)
+      return m2d_error_set(err, M2D_ERR_USAGE, errno, "cannot read %s: %s", path, strerror(errno));
+    if (!realpath(path, root)) return m2d_error_set(err, M2D_ERR_IO, errno, "%s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) {
+      if (!m2d_export_is_supported(path)) return m2d_error_set(err, M2D_ERR_USAGE, 0, "%s: %s", path, UNSUPPORTED);
+      return files_add(out, root, "", (uint64_t)st.st_size,
+                       (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000, err);
     }
-    m2d_store_entries_free(e, n);
   }
-  list_free(&dirs);
-  if (ok && found == 0 && m2d_export_is_supported(url)) {
+  m2d_store_t *st = remote ? m2d_store_open(path, err) : m2d_store_local_new(root, err);
+  if (!st) return false;
+  m2d_store_entry_t *e = NULL;
+  size_t n = 0, found = 0;
+  bool ok = m2d_store_list_all(st, "", full ? NULL : in->last_key, &e, &n, err);
+  for (size_t i = 0; ok && i < n; i++) {
+    if (!m2d_export_is_supported(e[i].name)) continue; /* mongodump's metadata, other files */
+    char full_path[PATH_MAX + 1100];
+    snprintf(full_path, sizeof full_path, "%s/%s", st->root, e[i].name);
+    ok = files_add(out, full_path, e[i].name, e[i].size, e[i].mtime_ms, err);
+    found++;
+  }
+  m2d_store_entries_free(e, n);
+  if (ok && remote && found == 0 && n == 0 && full && m2d_export_is_supported(path)) {
     /* not a prefix: one object */
-    m2d_source_t *src = NULL;
-    const char *slash = strrchr(url, '/');
+    const char *slash = strrchr(path, '/');
     char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%.*s", (int)(slash - url), url);
+    snprintf(parent, sizeof parent, "%.*s", (int)(slash - path), path);
     m2d_store_t *ps = m2d_store_open(parent, err);
-    ok = ps && (src = ps->open(ps, slash + 1, err)) && list_add(out, url, err);
+    m2d_source_t *src = ps ? ps->open(ps, slash + 1, err) : NULL;
+    ok = src && files_add(out, path, "", src->size, 0, err);
     m2d_source_destroy(src);
     m2d_store_destroy(ps);
   }
   m2d_store_destroy(st);
-  if (ok && out->n > before) qsort(out->paths + before, out->n - before, sizeof *out->paths, cmp_str);
   return ok;
-}
-
-/* The export files under path (a file or a folder, recursively), as absolute paths. */
-static bool collect(const char *path, bool top, list_t *out, m2d_error_t *err) {
-  if (m2d_store_is_remote(path)) {
-    size_t before = out->n;
-    if (!collect_remote(path, out, err)) return false;
-    if (out->n == before)
-      return m2d_error_set(err, M2D_ERR_USAGE, 0,
-                           "%s: no export files (.bson, .bson.gz, .json, .jsonl, .ndjson, .json.gz) under this "
-                           "prefix",
-                           path);
-    return true;
-  }
-  struct stat st;
-  if (stat(path, &st) != 0)
-    return m2d_error_set(err, top ? M2D_ERR_USAGE : M2D_ERR_IO, errno, "cannot read %s: %s", path, strerror(errno));
-  if (S_ISDIR(st.st_mode)) {
-    DIR *d = opendir(path);
-    if (!d) return m2d_error_set(err, M2D_ERR_IO, errno, "cannot list %s: %s", path, strerror(errno));
-    list_t names = {0};
-    struct dirent *e;
-    bool ok = true;
-    while (ok && (e = readdir(d))) {
-      if (e->d_name[0] == '.') continue;
-      char child[PATH_MAX];
-      if (snprintf(child, sizeof child, "%s/%s", path, e->d_name) >= (int)sizeof child) continue;
-      ok = list_add(&names, child, err);
-    }
-    closedir(d);
-    if (names.n) qsort(names.paths, names.n, sizeof *names.paths, cmp_str);
-    for (size_t i = 0; ok && i < names.n; i++) ok = collect(names.paths[i], false, out, err);
-    list_free(&names);
-    return ok;
-  }
-  if (!m2d_export_is_supported(path)) {
-    if (top)
-      return m2d_error_set(err, M2D_ERR_USAGE, 0,
-                           "%s: not an export file load reads (.bson, .bson.gz, .json, .jsonl, .ndjson, "
-                           ".json.gz)",
-                           path);
-    return true; /* other files in a folder (mongodump's metadata) are not ours */
-  }
-  char abs[PATH_MAX];
-  if (!realpath(path, abs)) return m2d_error_set(err, M2D_ERR_IO, errno, "%s: %s", path, strerror(errno));
-  return list_add(out, abs, err);
 }
 
 /* A copy of an object store file in a local temporary file (both passes read it; gzip and
@@ -257,70 +241,144 @@ static bool skip_bad(void *ud, const m2d_export_reader_t *r, const m2d_error_t *
   return true;
 }
 
+static bool sleep_ms(int64_t ms, volatile sig_atomic_t *stop) {
+  while (ms > 0 && !(stop && *stop)) {
+    int64_t step = ms < 100 ? ms : 100;
+    struct timespec ts = {0, (long)step * 1000000L};
+    nanosleep(&ts, NULL);
+    ms -= step;
+  }
+  return !(stop && *stop);
+}
+
+/* One file into one commit. */
+static bool load_file(const m2d_load_options_t *o, m2d_table_writer_t *tw, FILE *rej, const file_t *file,
+                      const char *app, m2d_load_summary_t *sum, m2d_error_t *err) {
+  const char *path = file->path;
+  char local[PATH_MAX];
+  bool remote = m2d_store_is_remote(path);
+  if (remote && !download(path, local, sizeof local, err)) return false;
+  if (!remote) snprintf(local, sizeof local, "%s", path);
+  file_pass_t f = {.path = path, .rejects = rej, .inf = m2d_infer_new(NULL), .tw = tw};
+  m2d_infer_t *inf = f.inf;
+  bool ok = inf && each_record(local, path, learn_doc, learn_bad, &f, err);
+  ok = ok && m2d_table_writer_begin(tw, m2d_infer_schema(inf), err);
+  ok = ok && each_record(local, path, write_doc, skip_bad, &f, err);
+  if (remote) unlink(local);
+  if (ok && rej && fflush(rej) != 0)
+    ok = m2d_error_set(err, M2D_ERR_IO, errno, "cannot write the rejects file: %s", strerror(errno));
+  int64_t version = -1;
+  if (ok) {
+    json_t *info = json_pack("{sssIsI}", "source", path, "documents", (json_int_t)f.docs, "sourceBytes",
+                             (json_int_t)file->size);
+    ok = m2d_table_writer_commit(tw, app, 0, info, &version, err);
+    if (!ok && err && err->domain == M2D_ERR_CONFLICT) m2d_error_prefix(err, "%s: ", path);
+  } else {
+    m2d_table_writer_abort(tw);
+  }
+  m2d_infer_destroy(inf);
+  (void)o;
+  if (!ok) return false;
+  m2d_table_writer_stats_t st = m2d_table_writer_last(tw);
+  sum->files_taken++;
+  sum->documents += f.docs;
+  sum->rescued += f.rescued;
+  sum->rejected += f.rejected;
+  sum->data_files += st.files;
+  sum->bytes += st.bytes;
+  m2d_info("%s: %lld documents%s in %lld file(s), committed as version %lld", path, (long long)f.docs,
+           f.rescued ? " (some values rescued)" : "", (long long)st.files, (long long)version);
+  return true;
+}
+
 bool m2d_load_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, m2d_error_t *err) {
   memset(sum, 0, sizeof *sum);
-  list_t files = {0};
   bool ok = true;
-  for (int i = 0; ok && i < o->ninputs; i++) ok = collect(o->inputs[i], true, &files, err);
-  if (ok && files.n == 0)
-    ok = m2d_error_set(err, M2D_ERR_USAGE, 0, "no export files (.bson, .bson.gz, .json, .jsonl, .ndjson) in the input");
+  input_t *inputs = calloc((size_t)o->ninputs + 1, sizeof *inputs);
+  if (!inputs) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  for (int i = 0; i < o->ninputs; i++) inputs[i].input = o->inputs[i];
   FILE *rej = NULL;
-  if (ok && o->rejects && !(rej = fopen(o->rejects, "a")))
+  if (o->rejects && !(rej = fopen(o->rejects, "a")))
     ok = m2d_error_set(err, M2D_ERR_IO, errno, "cannot open the rejects file %s: %s", o->rejects, strerror(errno));
   m2d_table_writer_options_t topts = {.table = o->table, .codec = o->codec, .level = o->level,
                                       .target_file_size = o->target_file_size, .partition_by = o->partition_by};
   m2d_table_writer_t *tw = ok ? m2d_table_writer_open(&topts, err) : NULL;
   ok = ok && tw;
-  for (size_t i = 0; ok && i < files.n; i++) {
-    const char *path = files.paths[i];
-    char app[PATH_MAX + 32];
-    snprintf(app, sizeof app, APP_PREFIX "%s", path);
-    if (m2d_table_writer_app_version(tw, app) >= 0) {
-      m2d_info("%s: already loaded, skipped", path);
-      sum->files_skipped++;
-      continue;
+  /* what each file looked like when it was taken (or first seen taken): a later listing that
+   * finds it changed reports it, once, instead of loading it twice */
+  json_t *seen = json_object(), *reported = json_object();
+  int full_every = o->full_listing_every > 0 ? o->full_listing_every : 1;
+  for (int64_t round = 0; ok; round++) {
+    bool full = round % full_every == 0;
+    files_t files = {0};
+    for (int i = 0; ok && i < o->ninputs; i++) {
+      size_t before = files.n;
+      ok = collect(&inputs[i], full, &files, err);
+      if (ok && files.n == before && round == 0 && !o->watch && !inputs[i].last_key && m2d_store_is_remote(inputs[i].input))
+        ok = m2d_error_set(err, M2D_ERR_USAGE, 0, "%s: no export files (.bson, .bson.gz, .json, .jsonl, .ndjson, "
+                                                  ".json.gz) under this prefix",
+                           inputs[i].input);
+      for (size_t k = before; k < files.n; k++) files.v[k].input = i;
     }
-    char local[PATH_MAX];
-    bool remote = m2d_store_is_remote(path);
-    if (remote && !download(path, local, sizeof local, err)) {
-      ok = false;
-      break;
+    if (ok && round == 0 && files.n == 0 && !o->watch)
+      ok = m2d_error_set(err, M2D_ERR_USAGE, 0, "no export files (.bson, .bson.gz, .json, .jsonl, .ndjson) in the input");
+    int taken = 0;
+    for (size_t i = 0; ok && i < files.n; i++) {
+      if (o->stop && *o->stop) break;
+      const file_t *f = &files.v[i];
+      int which = f->input;
+      const char *key = f->key;
+      char app[PATH_MAX + 1200];
+      snprintf(app, sizeof app, APP_PREFIX "%s", f->path);
+      char shape[64];
+      snprintf(shape, sizeof shape, "%llu/%lld", (unsigned long long)f->size, (long long)f->mtime_ms);
+      if (m2d_table_writer_app_version(tw, app) >= 0) {
+        const char *was = json_string_value(json_object_get(seen, f->path));
+        if (!was) {
+          json_object_set_new(seen, f->path, json_string(shape));
+          if (round == 0) {
+            m2d_info("%s: already loaded, skipped", f->path);
+            sum->files_skipped++;
+          }
+        } else if (strcmp(was, shape) != 0 && !json_object_get(reported, f->path)) {
+          m2d_warn("%s changed after it was loaded (size/modified %s, now %s); it is not loaded again: give the new "
+                   "content a new name to load it",
+                   f->path, was, shape);
+          json_object_set_new(reported, f->path, json_true());
+          sum->files_changed++;
+        }
+      } else {
+        if (o->max_files_per_batch > 0 && taken >= o->max_files_per_batch) break;
+        if (!load_file(o, tw, rej, f, app, sum, err)) {
+          ok = false;
+          break;
+        }
+        json_object_set_new(seen, f->path, json_string(shape));
+        taken++;
+      }
+      /* the next listing of this input starts after the last key dealt with */
+      if (key[0] && (!inputs[which].last_key || strcmp(key, inputs[which].last_key) > 0)) {
+        free(inputs[which].last_key);
+        inputs[which].last_key = strdup(key);
+      }
     }
-    if (!remote) snprintf(local, sizeof local, "%s", path);
-    file_pass_t f = {.path = path, .rejects = rej, .inf = m2d_infer_new(NULL), .tw = tw};
-    m2d_infer_t *inf = f.inf;
-    ok = inf && each_record(local, path, learn_doc, learn_bad, &f, err);
-    ok = ok && m2d_table_writer_begin(tw, m2d_infer_schema(inf), err);
-    ok = ok && each_record(local, path, write_doc, skip_bad, &f, err);
-    if (remote) unlink(local);
-    int64_t docs = f.docs, rescued = f.rescued, rejected = f.rejected;
-    if (ok && rej && fflush(rej) != 0)
-      ok = m2d_error_set(err, M2D_ERR_IO, errno, "cannot write the rejects file: %s", strerror(errno));
-    int64_t version = -1;
-    if (ok) {
-      json_t *info = json_pack("{sssI}", "source", path, "documents", (json_int_t)docs);
-      ok = m2d_table_writer_commit(tw, app, 0, info, &version, err);
-      if (!ok && err && err->domain == M2D_ERR_CONFLICT)
-        m2d_error_prefix(err, "%s: ", path);
-    } else {
-      m2d_table_writer_abort(tw);
-    }
-    m2d_infer_destroy(inf);
-    if (!ok) break;
-    m2d_table_writer_stats_t st = m2d_table_writer_last(tw);
-    sum->files_taken++;
-    sum->documents += docs;
-    sum->rescued += rescued;
-    sum->rejected += rejected;
-    sum->data_files += st.files;
-    sum->bytes += st.bytes;
-    m2d_info("%s: %lld documents%s in %lld file(s), committed as version %lld", path, (long long)docs,
-             rescued ? " (some values rescued)" : "", (long long)st.files, (long long)version);
+    files_free(&files);
+    if (ok && o->watch && taken) m2d_info("load --watch: %d new file(s) loaded, table version %lld", taken,
+                                          (long long)m2d_table_writer_version(tw));
+    sum->rounds++;
+    if (!ok || !o->watch || (o->stop && *o->stop)) break;
+    if (o->max_rounds > 0 && round + 1 >= o->max_rounds) break;
+    /* a full batch: more may be waiting, list again now */
+    if (!(o->max_files_per_batch > 0 && taken >= o->max_files_per_batch) && !sleep_ms(o->interval_ms, o->stop)) break;
   }
+  sum->interrupted = o->stop && *o->stop;
   sum->version = tw ? m2d_table_writer_version(tw) : -1;
   sum->rescued_fields = tw ? json_deep_copy(m2d_table_writer_rescued_fields(tw)) : json_object();
   m2d_table_writer_destroy(tw);
+  json_decref(seen);
+  json_decref(reported);
   if (rej) fclose(rej);
-  list_free(&files);
+  for (int i = 0; i < o->ninputs; i++) free(inputs[i].last_key);
+  free(inputs);
   return ok;
 }

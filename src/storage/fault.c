@@ -131,6 +131,14 @@ static bool f_remove(m2d_store_t *s, const char *key, m2d_error_t *err) {
   return ok;
 }
 
+static bool f_list_all(m2d_store_t *s, const char *dir, const char *start_after, m2d_store_entry_t **out, size_t *n,
+                       m2d_error_t *err) {
+  if (hit(F(s), "list")) return injected(err, "list", dir);
+  bool ok = m2d_store_list_all(F(s)->inner, dir, start_after, out, n, err);
+  after(F(s), "list");
+  return ok;
+}
+
 static bool f_abort_uploads(m2d_store_t *s, int64_t before_ms, int *n, m2d_error_t *err) {
   return m2d_store_abort_uploads(F(s)->inner, before_ms, n, err);
 }
@@ -170,6 +178,7 @@ m2d_store_t *m2d_store_fault_new(m2d_store_t *inner, const char *spec, m2d_error
   f->base.open = f_open;
   f->base.remove = f_remove;
   f->base.abort_uploads = inner->abort_uploads ? f_abort_uploads : NULL;
+  f->base.list_all = f_list_all;
   f->base.destroy = f_destroy;
   snprintf(f->base.root, sizeof f->base.root, "%s", inner->root);
   return &f->base;

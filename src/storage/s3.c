@@ -271,8 +271,9 @@ static bool push_entry(m2d_store_entry_t **out, size_t *n, size_t *cap, const ch
   return true;
 }
 
-static bool s3_list(m2d_store_t *st, const char *dir, m2d_store_entry_t **out, size_t *n, m2d_error_t *err) {
-  s3_t *s = (s3_t *)st;
+/* ListObjectsV2 of dir: one level (delimiter '/') or every key under it, after start_after. */
+static bool list_keys(s3_t *s, const char *dir, bool recursive, const char *start_after, m2d_store_entry_t **out,
+                      size_t *n, m2d_error_t *err) {
   *out = NULL;
   *n = 0;
   size_t cap = 0;
@@ -297,9 +298,16 @@ static bool s3_list(m2d_store_t *st, const char *dir, m2d_store_entry_t **out, s
            m2d_buf_appendf(&query, err, "continuation-token=%s&", (const char *)enc.data);
       m2d_buf_reset(&enc);
     }
+    if (ok && !recursive) ok = m2d_buf_append_str(&query, "delimiter=%2F&", err);
     ok = ok && m2d_http_encode(prefix, false, &enc, err) &&
-         m2d_buf_appendf(&query, err, "delimiter=%%2F&list-type=2&prefix=%s", (const char *)enc.data) &&
-         m2d_buf_terminate(&query, err);
+         m2d_buf_appendf(&query, err, "list-type=2&prefix=%s", (const char *)enc.data);
+    if (ok && start_after && !token[0]) {
+      char sa[4096];
+      snprintf(sa, sizeof sa, "%s%s", prefix, start_after);
+      m2d_buf_reset(&enc);
+      ok = m2d_http_encode(sa, false, &enc, err) && m2d_buf_appendf(&query, err, "&start-after=%s", (const char *)enc.data);
+    }
+    ok = ok && m2d_buf_terminate(&query, err);
     if (!ok) break;
     m2d_http_response_t r;
     /* the request is for the bucket itself */
@@ -319,10 +327,11 @@ static bool s3_list(m2d_store_t *st, const char *dir, m2d_store_entry_t **out, s
       const char *qe = memmem(q, (size_t)(end - q), "</Contents>", 11);
       if (!qe) break;
       if (xml_text(q, qe, "Key", name, sizeof name) && strlen(name) > plen && strncmp(name, prefix, plen) == 0 &&
-          name[plen] != '.') {
+          name[plen] != '.' && !strstr(name + plen, "/.")) {
         uint64_t size = xml_text(q, qe, "Size", val, sizeof val) ? strtoull(val, NULL, 10) : 0;
         int64_t mt = xml_text(q, qe, "LastModified", val, sizeof val) ? parse_iso_ms(val) : 0;
-        if (!strchr(name + plen, '/') && !push_entry(out, n, &cap, name + plen, size, mt, false, err)) {
+        if ((recursive || !strchr(name + plen, '/')) &&
+            !push_entry(out, n, &cap, name + plen, size, mt, false, err)) {
           ok = false;
           break;
         }
@@ -355,6 +364,15 @@ static bool s3_list(m2d_store_t *st, const char *dir, m2d_store_entry_t **out, s
   }
   if (*n) qsort(*out, *n, sizeof **out, cmp_entries);
   return true;
+}
+
+static bool s3_list(m2d_store_t *st, const char *dir, m2d_store_entry_t **out, size_t *n, m2d_error_t *err) {
+  return list_keys((s3_t *)st, dir, false, NULL, out, n, err);
+}
+
+static bool s3_list_all(m2d_store_t *st, const char *dir, const char *start_after, m2d_store_entry_t **out,
+                        size_t *n, m2d_error_t *err) {
+  return list_keys((s3_t *)st, dir, true, start_after, out, n, err);
 }
 
 static bool s3_remove(m2d_store_t *st, const char *key, m2d_error_t *err) {
@@ -961,6 +979,7 @@ m2d_store_t *m2d_store_s3_new(const char *url, const m2d_store_options_t *opts, 
   }
   s->base.get = s3_get;
   s->base.list = s3_list;
+  s->base.list_all = s3_list_all;
   s->base.put_if_absent = s3_put_if_absent;
   s->base.create = s3_create;
   s->base.open = s3_open;

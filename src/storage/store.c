@@ -72,6 +72,67 @@ const char *m2d_store_relative_key(const m2d_store_t *s, const char *url) {
   return b + n + 1;
 }
 
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(((const m2d_store_entry_t *)a)->name, ((const m2d_store_entry_t *)b)->name);
+}
+
+/* The walk for stores without list_all: folder by folder. */
+static bool walk(m2d_store_t *s, const char *dir, const char *rel, const char *after, m2d_store_entry_t **out,
+                 size_t *n, size_t *cap, m2d_error_t *err) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s%s%s", dir, dir[0] && rel[0] ? "/" : "", rel);
+  m2d_store_entry_t *e = NULL;
+  size_t k = 0;
+  if (!s->list(s, path, &e, &k, err)) return false;
+  bool ok = true;
+  for (size_t i = 0; ok && i < k; i++) {
+    char name[4096];
+    snprintf(name, sizeof name, "%s%s%s", rel, rel[0] ? "/" : "", e[i].name);
+    if (e[i].is_dir) {
+      /* a folder whose keys ("name/...") all sort before start_after is skipped */
+      char pre[4100];
+      snprintf(pre, sizeof pre, "%s/", name);
+      if (after && strcmp(pre, after) < 0 && strncmp(after, pre, strlen(pre)) != 0) continue;
+      ok = walk(s, dir, name, after, out, n, cap, err);
+      continue;
+    }
+    if (after && strcmp(name, after) <= 0) continue;
+    if (*n == *cap) {
+      size_t c = *cap ? *cap * 2 : 64;
+      m2d_store_entry_t *p = realloc(*out, c * sizeof *p);
+      if (!p) {
+        ok = m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory listing %s", s->root);
+        break;
+      }
+      *out = p;
+      *cap = c;
+    }
+    (*out)[*n] = e[i];
+    (*out)[*n].name = strdup(name);
+    if (!(*out)[*n].name) ok = m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory listing %s", s->root);
+    else (*n)++;
+  }
+  m2d_store_entries_free(e, k);
+  return ok;
+}
+
+bool m2d_store_list_all(m2d_store_t *s, const char *dir, const char *start_after, m2d_store_entry_t **out, size_t *n,
+                        m2d_error_t *err) {
+  *out = NULL;
+  *n = 0;
+  if (start_after && !*start_after) start_after = NULL;
+  if (s->list_all) return s->list_all(s, dir, start_after, out, n, err);
+  size_t cap = 0;
+  if (!walk(s, dir, "", start_after, out, n, &cap, err)) {
+    m2d_store_entries_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+    return false;
+  }
+  if (*n) qsort(*out, *n, sizeof **out, cmp_names);
+  return true;
+}
+
 bool m2d_store_abort_uploads(m2d_store_t *s, int64_t before_ms, int *n, m2d_error_t *err) {
   *n = 0;
   return !s->abort_uploads || s->abort_uploads(s, before_ms, n, err);

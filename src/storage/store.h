@@ -30,6 +30,12 @@ struct m2d_store {
   /* Random reads of an object. */
   m2d_source_t *(*open)(m2d_store_t *s, const char *key, m2d_error_t *err);
   bool (*remove)(m2d_store_t *s, const char *key, m2d_error_t *err);
+  /* Optional (NULL: m2d_store_list_all walks list()): every object under dir, recursively, names
+   * relative to dir, in key order, only those after start_after (relative to dir; NULL or ""
+   * for all); hidden names at any level left out. An object store answers it in pages of
+   * keys, without a request per folder. */
+  bool (*list_all)(m2d_store_t *s, const char *dir, const char *start_after, m2d_store_entry_t **out, size_t *n,
+                   m2d_error_t *err);
   /* Optional (NULL: nothing of the kind): aborts the unfinished uploads (S3 multipart) under
    * the store started before before_ms, the leftovers of a writer that was killed; *n counts. */
   bool (*abort_uploads)(m2d_store_t *s, int64_t before_ms, int *n, m2d_error_t *err);
@@ -68,6 +74,10 @@ m2d_store_t *m2d_store_open(const char *url, m2d_error_t *err);
 m2d_store_t *m2d_store_open_with(const char *url, const m2d_store_options_t *opts, m2d_error_t *err);
 /* Whether url names an object store location (a scheme of the registry other than file). */
 bool m2d_store_is_remote(const char *url);
+/* Every object under dir recursively, after start_after (see list_all above). */
+bool m2d_store_list_all(m2d_store_t *s, const char *dir, const char *start_after, m2d_store_entry_t **out, size_t *n,
+                        m2d_error_t *err);
+
 /* s->abort_uploads where the store has one; true with *n = 0 otherwise. */
 bool m2d_store_abort_uploads(m2d_store_t *s, int64_t before_ms, int *n, m2d_error_t *err);
 
