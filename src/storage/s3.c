@@ -757,6 +757,10 @@ static bool s3_abort_uploads(m2d_store_t *st, int64_t before_ms, int *aborted, m
   m2d_buf_init(&enc, 1 << 16);
   char key_marker[2048] = "", id_marker[1024] = "";
   bool ok = true, more = true;
+  /* MinIO answers a prefix that is not a whole object name with no uploads: when the listing by
+   * prefix finds none, the bucket's whole listing is filtered here instead */
+  bool by_prefix = plen > 0;
+  int listed = 0;
   char what[1200];
   snprintf(what, sizeof what, "listing the unfinished uploads of s3://%s/%s", s->bucket, prefix);
   while (ok && more) {
@@ -767,8 +771,9 @@ static bool s3_abort_uploads(m2d_store_t *st, int64_t before_ms, int *aborted, m
            m2d_buf_appendf(&q, err, "key-marker=%s&", (const char *)enc.data);
     }
     m2d_buf_reset(&enc);
-    ok = ok && m2d_http_encode(prefix, false, &enc, err) &&
-         m2d_buf_appendf(&q, err, "prefix=%s&", (const char *)enc.data);
+    if (by_prefix)
+      ok = ok && m2d_http_encode(prefix, false, &enc, err) &&
+           m2d_buf_appendf(&q, err, "prefix=%s&", (const char *)enc.data);
     if (ok && id_marker[0]) {
       m2d_buf_reset(&enc);
       ok = m2d_http_encode(id_marker, false, &enc, err) &&
@@ -790,6 +795,7 @@ static bool s3_abort_uploads(m2d_store_t *st, int64_t before_ms, int *aborted, m
     while (ok && (u = memmem(u, (size_t)(end - u), "<Upload>", 8))) {
       const char *ue = memmem(u, (size_t)(end - u), "</Upload>", 9);
       if (!ue) break;
+      listed++;
       if (xml_text(u, ue, "Key", key, sizeof key) && xml_text(u, ue, "UploadId", id, sizeof id) &&
           xml_text(u, ue, "Initiated", when, sizeof when) && strncmp(key, prefix, plen) == 0 &&
           parse_iso_ms(when) < before_ms) {
@@ -804,6 +810,11 @@ static bool s3_abort_uploads(m2d_store_t *st, int64_t before_ms, int *aborted, m
     more = xml_text(p, end, "IsTruncated", trunc, sizeof trunc) && strcmp(trunc, "true") == 0 &&
            xml_text(p, end, "NextKeyMarker", key_marker, sizeof key_marker);
     if (more) xml_text(p, end, "NextUploadIdMarker", id_marker, sizeof id_marker);
+    if (!more && by_prefix && listed == 0) {
+      by_prefix = false;
+      more = true;
+      key_marker[0] = id_marker[0] = '\0';
+    }
   }
   m2d_buf_free(&body);
   m2d_buf_free(&q);

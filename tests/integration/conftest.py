@@ -1,8 +1,11 @@
 """Shared fixtures: the binary under test and real servers on free loopback ports.
 
 Every server a test starts is stopped by the fixture that started it."""
+import itertools
 import os
 import pathlib
+import re
+import select
 import signal
 import subprocess
 import time
@@ -101,3 +104,144 @@ def mongo_db(mongo, request):
     yield client[name]
     client.drop_database(name)
     client.close()
+
+
+class S3TestServer:
+    """scripts/s3-test-server as a child process: MinIO (objects in a temporary directory, or in
+    data=DIR across restarts), or with ignore_conditions=True the moto-based server that ignores
+    If-None-Match (objects in memory)."""
+
+    ACCESS_KEY = "m2d-test"
+    SECRET_KEY = "m2d-test-secret"
+    REGION = "us-east-1"
+
+    def __init__(self, data=None, ignore_conditions=False):
+        self.data = data
+        self.ignore_conditions = ignore_conditions
+        self.proc = None
+        self.port = None
+
+    def start(self, timeout=600):
+        """Waits for the "listening on" line (long timeout: the first run on a machine may build
+        MinIO through scripts/bootstrap)."""
+        args = [str(ROOT / "scripts" / "s3-test-server"), "--port", "0"]
+        if self.data:
+            args += ["--data", str(self.data)]
+        if self.ignore_conditions:
+            args.append("--ignore-conditions")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith("listening on 127.0.0.1:"):
+            self.stop()
+            raise RuntimeError(f"s3-test-server did not start within {timeout} s: {line!r}")
+        self.port = int(line.split("127.0.0.1:")[1].split()[0])
+        return self
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self):
+        """The variables that point mongo2delta (and boto3, Spark's S3A...) at this server."""
+        return {"AWS_ACCESS_KEY_ID": self.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+                "AWS_REGION": self.REGION, "AWS_ENDPOINT_URL": self.endpoint}
+
+    def client(self, secret=None):
+        """A boto3 S3 client for this server (secret: sign with another secret key)."""
+        import boto3
+        from botocore.config import Config
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name=self.REGION,
+                            aws_access_key_id=self.ACCESS_KEY,
+                            aws_secret_access_key=secret or self.SECRET_KEY,
+                            config=Config(s3={"addressing_style": "path"},
+                                          retries={"mode": "standard", "max_attempts": 2},
+                                          connect_timeout=5, read_timeout=60))
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+
+class S3Bucket:
+    """A bucket on an S3TestServer, what a test needs to point mongo2delta, deltalake and boto3
+    at it. S3Bucket.create(server, name) makes one; delete() removes it with everything in it."""
+
+    def __init__(self, server, name):
+        self.server = server
+        self.name = name
+        self.client = server.client()
+
+    @classmethod
+    def create(cls, server, name):
+        bucket = cls(server, name)
+        bucket.client.create_bucket(Bucket=name)
+        return bucket
+
+    def url(self, prefix=""):
+        """s3://BUCKET/PREFIX (s3://BUCKET for no prefix)."""
+        prefix = prefix.lstrip("/")
+        return f"s3://{self.name}/{prefix}" if prefix else f"s3://{self.name}"
+
+    @property
+    def env(self):
+        """For run_m2d(env=...): credentials, region and the server's endpoint."""
+        return self.server.env
+
+    @property
+    def storage_options(self):
+        """For deltalake (DeltaTable, write_deltalake): the same, plus plain http."""
+        return dict(self.server.env, AWS_ALLOW_HTTP="true")
+
+    def keys(self, prefix=""):
+        """Every key under prefix, in S3's (lexical) order."""
+        out = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix):
+            out += [o["Key"] for o in page.get("Contents", [])]
+        return out
+
+    def delete(self):
+        """Aborts the unfinished multipart uploads, deletes every object, then the bucket."""
+        c = self.client
+        for page in c.get_paginator("list_multipart_uploads").paginate(Bucket=self.name):
+            for u in page.get("Uploads", []):
+                c.abort_multipart_upload(Bucket=self.name, Key=u["Key"], UploadId=u["UploadId"])
+        keys = self.keys()
+        for i in range(0, len(keys), 1000):
+            c.delete_objects(Bucket=self.name, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]],
+                                                       "Quiet": True})
+        c.delete_bucket(Bucket=self.name)
+
+
+_bucket_serial = itertools.count(1)
+
+
+def s3_bucket_name(test_name):
+    """A valid, unique S3 bucket name (3-63 characters: a-z, 0-9, hyphens; no dots, which would
+    force virtual-hosted addressing) after the test's name."""
+    suffix = f"-{os.getpid() % 100000}-{next(_bucket_serial)}"
+    base = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")
+    return ("t-" + base)[:63 - len(suffix)].rstrip("-") + suffix
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """One MinIO for the whole run; tests use their own buckets (s3_bucket)."""
+    server = S3TestServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, request):
+    """A fresh bucket named after the test, deleted afterwards with everything in it."""
+    bucket = S3Bucket.create(s3_server, s3_bucket_name(request.node.name))
+    yield bucket
+    bucket.delete()
