@@ -51,6 +51,26 @@ TEST(redact_hides_passwords_in_uris) {
   CHECK_STR(out, "mongodb://user@host/");
 }
 
+TEST(redact_hides_signatures_keys_and_tokens) {
+  char out[512];
+  m2d_redact("GET https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F2026&"
+             "X-Amz-Signature=abc123&x=1 failed",
+             out, sizeof out);
+  CHECK_STR(out, "GET https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=****&"
+                 "X-Amz-Signature=****&x=1 failed");
+  m2d_redact("https://acct.blob.core.windows.net/c/b?sv=2024-08-04&se=2027&sig=Zm9v%2Bbar%3D&sp=rw", out, sizeof out);
+  CHECK_STR(out, "https://acct.blob.core.windows.net/c/b?sv=2024-08-04&se=2027&sig=****&sp=rw");
+  m2d_redact("DefaultEndpointsProtocol=https;AccountName=a;AccountKey=c2VjcmV0==;EndpointSuffix=x", out, sizeof out);
+  CHECK_STR(out, "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=****;EndpointSuffix=x");
+  m2d_redact("Authorization: AWS4-HMAC-SHA256 Credential=k/x, Signature=ff\nnext", out, sizeof out);
+  CHECK_STR(out, "Authorization: ****\nnext");
+  m2d_redact("{\"type\": \"service_account\", \"private_key\": \"-----BEGIN\\nKEY\\n\", \"x\": 1}", out, sizeof out);
+  CHECK_STR(out, "{\"type\": \"service_account\", \"private_key\": \"****\", \"x\": 1}");
+  /* words that only look alike stay */
+  m2d_redact("SignatureDoesNotMatch: the signature we calculated; config=a; designation=b", out, sizeof out);
+  CHECK_STR(out, "SignatureDoesNotMatch: the signature we calculated; config=a; designation=b");
+}
+
 TEST(redact_truncates_without_overflow) {
   char out[8];
   m2d_redact("mongodb://a:b@c", out, sizeof out);
