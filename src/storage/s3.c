@@ -496,61 +496,131 @@ static bool s3_put_if_absent(m2d_store_t *st, const char *key, const void *data,
 
 /* --- sinks: one PUT or a multipart upload --------------------------------------------- */
 
+#define PARTS_IN_FLIGHT 4 /* parts uploaded at once by one sink (each 8 MiB of memory) */
+
+/* One part on its way up, in a thread of its own. */
 typedef struct {
+  struct s3_sink *k;
+  int number; /* 1-based */
+  m2d_buf_t data;
+  char etag[128];
+  bool ok;
+  m2d_error_t err;
+  pthread_t thread;
+  bool running;
+} part_job_t;
+
+typedef struct s3_sink {
   m2d_sink_t base;
   s3_t *s;
   char *key;
-  m2d_buf_t part;
+  m2d_buf_t part; /* the part being filled */
   char upload_id[1024];
-  char **etags;
-  int nparts;
+  char **etags; /* by part number - 1 */
+  int nparts;   /* parts handed over so far */
+  part_job_t jobs[PARTS_IN_FLIGHT];
+  bool failed;
+  m2d_error_t first_err;
 } s3_sink_t;
 
-static bool upload_part(s3_sink_t *k, m2d_error_t *err) {
+static bool start_upload(s3_sink_t *k, m2d_error_t *err) {
+  s3_t *s = k->s;
+  m2d_buf_t body;
+  m2d_buf_init(&body, 1 << 20);
+  char what[1200];
+  describe(s, "uploading", k->key, what, sizeof what);
+  m2d_http_response_t r;
+  s3_call_t c = {.method = "POST", .key = k->key, .query = "uploads=", .response = &body, .max_response = 1 << 20};
+  bool ok = s3_do(s, &c, &r, err);
+  if (ok && r.status != 200) ok = s3_fail(s, what, &r, &body, err);
+  if (ok && !xml_text((const char *)body.data, (const char *)body.data + body.len, "UploadId", k->upload_id,
+                      sizeof k->upload_id))
+    ok = m2d_error_set(err, M2D_ERR_IO, 0, "%s: S3 started a multipart upload without an UploadId", what);
+  m2d_buf_free(&body);
+  return ok;
+}
+
+static void *part_thread(void *arg) {
+  part_job_t *j = arg;
+  s3_sink_t *k = j->k;
   s3_t *s = k->s;
   m2d_buf_t body, q, enc;
   m2d_buf_init(&body, 1 << 20);
   m2d_buf_init(&q, 4096);
   m2d_buf_init(&enc, 4096);
-  bool ok = true;
   char what[1200];
   describe(s, "uploading", k->key, what, sizeof what);
   m2d_http_response_t r;
-  if (!k->upload_id[0]) {
-    s3_call_t c = {.method = "POST", .key = k->key, .query = "uploads=", .response = &body, .max_response = 1 << 20};
-    ok = s3_do(s, &c, &r, err);
-    if (ok && r.status != 200) ok = s3_fail(s, what, &r, &body, err);
-    if (ok && !xml_text((const char *)body.data, (const char *)body.data + body.len, "UploadId", k->upload_id,
-                        sizeof k->upload_id))
-      ok = m2d_error_set(err, M2D_ERR_IO, 0, "%s: S3 started a multipart upload without an UploadId", what);
-  }
+  bool ok = m2d_http_encode(k->upload_id, false, &enc, &j->err) &&
+            m2d_buf_appendf(&q, &j->err, "partNumber=%d&uploadId=%s", j->number, (const char *)enc.data) &&
+            m2d_buf_terminate(&q, &j->err);
   if (ok) {
-    ok = m2d_http_encode(k->upload_id, false, &enc, err) &&
-         m2d_buf_appendf(&q, err, "partNumber=%d&uploadId=%s", k->nparts + 1, (const char *)enc.data) &&
-         m2d_buf_terminate(&q, err);
+    s3_call_t c = {.method = "PUT", .key = k->key, .query = (const char *)q.data, .body = j->data.data,
+                   .body_len = j->data.len, .response = &body, .max_response = 1 << 20};
+    ok = s3_do(s, &c, &r, &j->err);
+    if (ok && r.status != 200) ok = s3_fail(s, what, &r, &body, &j->err);
+    if (ok && !r.etag[0]) ok = m2d_error_set(&j->err, M2D_ERR_IO, 0, "%s: S3 accepted a part without an ETag", what);
+    if (ok) snprintf(j->etag, sizeof j->etag, "%s", r.etag);
   }
-  if (ok) {
-    s3_call_t c = {.method = "PUT", .key = k->key, .query = (const char *)q.data, .body = k->part.data,
-                   .body_len = k->part.len, .response = &body, .max_response = 1 << 20};
-    ok = s3_do(s, &c, &r, err);
-    if (ok && r.status != 200) ok = s3_fail(s, what, &r, &body, err);
-    if (ok && !r.etag[0]) ok = m2d_error_set(err, M2D_ERR_IO, 0, "%s: S3 accepted a part without an ETag", what);
-  }
-  if (ok) {
-    char **e = realloc(k->etags, (size_t)(k->nparts + 1) * sizeof *e);
-    if (!e || !(e[k->nparts] = strdup(r.etag))) {
-      if (e) k->etags = e;
-      ok = m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
-    } else {
-      k->etags = e;
-      k->nparts++;
-      m2d_buf_reset(&k->part);
-    }
-  }
+  j->ok = ok;
   m2d_buf_free(&body);
   m2d_buf_free(&q);
   m2d_buf_free(&enc);
-  return ok;
+  return NULL;
+}
+
+/* A finished job: its ETag into the sink, its failure remembered. */
+static void finish_job(s3_sink_t *k, part_job_t *j) {
+  j->running = false;
+  if (j->ok && !(k->etags[j->number - 1] = strdup(j->etag))) {
+    j->ok = false;
+    m2d_error_set(&j->err, M2D_ERR_LIMIT, 0, "out of memory");
+  }
+  if (!j->ok && !k->failed) {
+    k->failed = true;
+    k->first_err = j->err;
+  }
+  m2d_buf_free(&j->data);
+}
+
+/* Waits for a job. */
+static void join_job(s3_sink_t *k, part_job_t *j) {
+  if (!j->running) return;
+  pthread_join(j->thread, NULL);
+  finish_job(k, j);
+}
+
+static bool join_all(s3_sink_t *k, m2d_error_t *err) {
+  for (int i = 0; i < PARTS_IN_FLIGHT; i++) join_job(k, &k->jobs[i]);
+  if (k->failed && err) *err = k->first_err;
+  return !k->failed;
+}
+
+/* The filled part handed to a thread (the oldest finished first when all are busy). */
+static bool upload_part(s3_sink_t *k, m2d_error_t *err) {
+  if (k->failed) return join_all(k, err);
+  if (!k->upload_id[0] && !start_upload(k, err)) return false;
+  char **e = realloc(k->etags, (size_t)(k->nparts + 1) * sizeof *e);
+  if (!e) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  k->etags = e;
+  e[k->nparts] = NULL;
+  part_job_t *j = &k->jobs[k->nparts % PARTS_IN_FLIGHT];
+  join_job(k, j);
+  if (k->failed) return join_all(k, err);
+  j->k = k;
+  j->number = ++k->nparts;
+  j->data = k->part; /* the buffer moves to the job */
+  j->ok = false;
+  memset(&j->err, 0, sizeof j->err);
+  m2d_buf_init(&k->part, PART_SIZE);
+  if (pthread_create(&j->thread, NULL, part_thread, j) != 0) {
+    part_thread(j); /* no thread to be had: the part goes up from here */
+    finish_job(k, j);
+    if (k->failed && err) *err = k->first_err;
+    return !k->failed;
+  }
+  j->running = true;
+  return true;
 }
 
 static bool s3_sink_write(m2d_sink_t *sk, const void *data, size_t len, m2d_error_t *err) {
@@ -634,9 +704,10 @@ static bool s3_sink_close(m2d_sink_t *sk, bool commit, m2d_error_t *err) {
       if (ok && r.status != 200) ok = s3_fail(k->s, what, &r, &body, err);
       m2d_buf_free(&body);
     } else {
-      ok = (k->part.len == 0 || upload_part(k, err)) && complete_upload(k, err);
+      ok = (k->part.len == 0 || upload_part(k, err)) && join_all(k, err) && complete_upload(k, err);
     }
   }
+  join_all(k, NULL); /* no thread outlives the sink */
   if (!commit || !ok) abort_upload(k);
   for (int i = 0; i < k->nparts; i++) free(k->etags[i]);
   free(k->etags);
