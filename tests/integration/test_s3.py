@@ -412,8 +412,9 @@ def test_load_watch_takes_files_as_they_arrive_through_two_kills(s3_bucket):
     assert len(ids) == len(set(ids)) == sum(1 + i % 4 for i in range(n_files))
 
 
-def test_load_watch_lists_one_page_per_round_after_the_first(s3_bucket, proxy):
-    n_files = 1100  # more than one page (1,000 keys) of ListObjectsV2
+@pytest.mark.parametrize("n_files", [1100, pytest.param(20000, marks=pytest.mark.long)])
+def test_load_watch_lists_one_page_per_round_after_the_first(s3_bucket, proxy, n_files):
+    # more than one page (1,000 keys) of ListObjectsV2; 20,000 in make test-long
     import concurrent.futures
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
         list(ex.map(lambda k: s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=f"in/{k:06d}.json",
@@ -423,9 +424,10 @@ def test_load_watch_lists_one_page_per_round_after_the_first(s3_bucket, proxy):
     proxy.clear()
     p = run_m2d("load", "--input", s3_bucket.url("in/"), "--table", url, "--watch", "--interval", "100ms",
                 "--max-rounds", "5", "--full-listing-every", "100", env=via(s3_bucket, proxy), check=True)
-    assert "0 file(s) loaded, 1100 already loaded before" in p.stderr, p.stderr
+    assert f"0 file(s) loaded, {n_files} already loaded before" in p.stderr, p.stderr
     listings = proxy.count("GET", r"list-type=2&prefix=in%2F")
-    assert listings == 2 + 4, f"{listings} listing requests: the first round takes 2 pages, each later one 1"
+    first = (n_files + 999) // 1000
+    assert listings == first + 4, f"{listings} listing requests: the first round takes {first} pages, each later one 1"
     # a new file is found by the cheap listing
     s3_bucket.client.put_object(Bucket=s3_bucket.name, Key="in/999999.json", Body=b'{"_id": 999999}\n')
     p = run_m2d("load", "--input", s3_bucket.url("in/"), "--table", url, "--watch", "--interval", "100ms",
@@ -448,3 +450,55 @@ def test_load_watch_reports_a_file_that_changed_after_it_was_loaded(s3_bucket):
     assert proc.returncode == 0, err
     assert "changed after it was loaded" in err and "1 file(s) changed" in err, err
     assert delta_rs(s3_bucket, url).to_pyarrow_table().num_rows == 1
+
+
+def test_sync_killed_during_multipart_uploads(mongo, mongo_db, s3_bucket, proxy):
+    # the initial snapshot's files go up in parts; sync is killed while they do, ten times
+    mongo_db.c.insert_many([{"_id": i, "blob": os.urandom(1024).hex()} for i in range(20000)])
+    settle()
+    mirror, log = s3_bucket.url("m"), s3_bucket.url("l")
+    cmd = [m2d_bin(), "sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", mirror,
+           "--mode", "both", "--changelog-table", log, "--workers", "1", "--max-latency", "300",
+           "--stop-when-idle", "3"]
+    kill_during_uploads(cmd, via(s3_bucket, proxy), s3_bucket, proxy, trials=10, seed_=5)
+    for k in range(50):  # changes after the kills
+        mongo_db.c.update_one({"_id": k}, {"$set": {"changed": k}})
+    p = run_m2d(*cmd[1:], env=s3_bucket.env, timeout=900, check=True)
+    assert "initial snapshot done" in p.stderr or "resum" in p.stderr, p.stderr
+    rows = {}
+    for line in m2d(s3_bucket, "cat", "--table", mirror, "--columns", "_id,changed").stdout.splitlines():
+        r = json.loads(line)
+        assert r["_id"] not in rows, f"_id {r['_id']} twice in the mirror"
+        rows[r["_id"]] = r.get("changed")
+    assert rows == {d["_id"]: d.get("changed") for d in mongo_db.c.find({}, {"changed": 1})}
+    assert open_uploads(s3_bucket) == [], "orphan multipart uploads after a clean finish"
+
+
+def test_credentials_from_a_profile_and_virtual_hosted_style_refused_for_http(s3_bucket, tmp_path):
+    creds = tmp_path / "credentials"
+    creds.write_text("[default]\naws_access_key_id = nobody\naws_secret_access_key = wrong\n\n"
+                     f"[analytics]\naws_access_key_id = {s3_bucket.env['AWS_ACCESS_KEY_ID']}\n"
+                     f"aws_secret_access_key = {s3_bucket.env['AWS_SECRET_ACCESS_KEY']}\n")
+    (tmp_path / "a.json").write_text('{"_id": 1}\n')
+    env = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": str(creds),
+           "AWS_PROFILE": "analytics", "AWS_ENDPOINT_URL": s3_bucket.env["AWS_ENDPOINT_URL"], "AWS_REGION": "us-east-1"}
+    url = s3_bucket.url("p")
+    run_m2d("load", "--input", tmp_path / "a.json", "--table", url, env=env, check=True)
+    assert delta_rs(s3_bucket, url).to_pyarrow_table().num_rows == 1
+    p = run_m2d("inspect", "--table", url, env=dict(env, AWS_PROFILE="default"))
+    assert p.returncode == 1 and "InvalidAccessKeyId" in p.stderr and "AWS_ACCESS_KEY_ID" in p.stderr
+    p = run_m2d("inspect", "--table", url, env=dict(env, AWS_PROFILE="missing"))
+    assert p.returncode == 2 and "no AWS credentials" in p.stderr
+    # plain HTTP to anything but loopback is refused before a byte is sent
+    p = run_m2d("inspect", "--table", url, env=dict(env, AWS_ENDPOINT_URL="http://s3.example.com:9000"))
+    assert p.returncode == 2 and "plain HTTP" in p.stderr
+
+
+def test_snapshot_all_collections_into_a_bucket(mongo, mongo_db, s3_bucket):
+    for name in ("a", "b"):
+        mongo_db[name].insert_many([{"_id": i, "coll": name} for i in range(50)])
+    m2d(s3_bucket, "snapshot", "--uri", mongo.uri, "--db", mongo_db.name, "--all-collections", "--table-root",
+        s3_bucket.url("root"))
+    for name in ("a", "b"):
+        t = delta_rs(s3_bucket, s3_bucket.url(f"root/{name}")).to_pyarrow_table()
+        assert sorted(t.column("_id").to_pylist()) == list(range(50)) and set(t.column("coll").to_pylist()) == {name}
