@@ -285,8 +285,9 @@ def test_a_reset_in_the_middle_of_a_part_upload_is_retried(s3_bucket, proxy, tmp
     check_table(table_rows(delta_rs(s3_bucket, url).to_pyarrow_table()), docs)
 
 
-def kill_during_uploads(cmd, env, bucket, proxy, trials, seed_):
-    """Runs cmd, SIGKILLs it at a random moment while part uploads are under way, `trials` times."""
+def kill_during_uploads(cmd, env, bucket, proxy, trials, seed_, check=None):
+    """Runs cmd, SIGKILLs it at a random moment while part uploads are under way, `trials` times;
+    after each kill, check() reads the table as it is."""
     import random
     rnd = random.Random(seed_)
     for _ in range(trials):
@@ -301,6 +302,8 @@ def kill_during_uploads(cmd, env, bucket, proxy, trials, seed_):
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
         proc.communicate()
+        if check:
+            check()
 
 
 def test_snapshot_killed_during_multipart_uploads(mongo, mongo_db, s3_bucket, proxy):
@@ -309,10 +312,12 @@ def test_snapshot_killed_during_multipart_uploads(mongo, mongo_db, s3_bucket, pr
     url = s3_bucket.url("killed")
     cmd = [m2d_bin(), "snapshot", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", url,
            "--workers", "1", "--compression", "none", "--target-file-size", "1GB"]
-    kill_during_uploads(cmd, via(s3_bucket, proxy), s3_bucket, proxy, trials=10, seed_=3)
-    # whatever the kills left, the table reads as its last committed version
-    if log_keys(s3_bucket, "killed"):
-        delta_rs(s3_bucket, url).to_pyarrow_table()
+    def reads_as_committed():  # whatever a kill left, the table reads as its last committed version
+        if log_keys(s3_bucket, "killed"):
+            ids = delta_rs(s3_bucket, url).to_pyarrow_table(columns=["_id"]).column("_id").to_pylist()
+            assert len(ids) == len(set(ids))
+
+    kill_during_uploads(cmd, via(s3_bucket, proxy), s3_bucket, proxy, trials=10, seed_=3, check=reads_as_committed)
     p = run_m2d(*cmd[1:], env=s3_bucket.env, timeout=600, check=True)
     assert "unfinished upload" in p.stderr or open_uploads(s3_bucket) == []
     check_table(table_rows(delta_rs(s3_bucket, url).to_pyarrow_table()), list(mongo_db.c.find()))
@@ -460,7 +465,13 @@ def test_sync_killed_during_multipart_uploads(mongo, mongo_db, s3_bucket, proxy)
     cmd = [m2d_bin(), "sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", mirror,
            "--mode", "both", "--changelog-table", log, "--workers", "1", "--max-latency", "300",
            "--stop-when-idle", "3"]
-    kill_during_uploads(cmd, via(s3_bucket, proxy), s3_bucket, proxy, trials=10, seed_=5)
+    def reads_as_committed():
+        if log_keys(s3_bucket, "m"):
+            ids = [json.loads(x)["_id"] for x in
+                   m2d(s3_bucket, "cat", "--table", mirror, "--columns", "_id").stdout.splitlines()]
+            assert len(ids) == len(set(ids))
+
+    kill_during_uploads(cmd, via(s3_bucket, proxy), s3_bucket, proxy, trials=10, seed_=5, check=reads_as_committed)
     for k in range(50):  # changes after the kills
         mongo_db.c.update_one({"_id": k}, {"$set": {"changed": k}})
     p = run_m2d(*cmd[1:], env=s3_bucket.env, timeout=900, check=True)
