@@ -1000,12 +1000,12 @@ m2d_store_t *m2d_store_s3_new(const char *url, const m2d_store_options_t *opts, 
     ini_get(cred_file, profile, "aws_session_token", token, sizeof token);
   }
   if (!key[0] || !secret[0]) {
+    m2d_error_set(err, M2D_ERR_USAGE, 0,
+                  "%s: no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in %s "
+                  "(AWS_PROFILE, now '%s')",
+                  s->base.root, cred_file[0] ? cred_file : "~/.aws/credentials", profile);
     s3_destroy(&s->base);
-    return m2d_error_set(err, M2D_ERR_USAGE, 0,
-                         "%s: no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile "
-                         "in %s (AWS_PROFILE, now '%s')",
-                         s->base.root, cred_file[0] ? cred_file : "~/.aws/credentials", profile),
-           NULL;
+    return NULL;
   }
   if (!env_or_profile("AWS_REGION", profile, NULL, NULL, s->region, sizeof s->region) &&
       !env_or_profile("AWS_DEFAULT_REGION", profile, conf_file, "region", s->region, sizeof s->region))
