@@ -142,7 +142,8 @@ static int64_t parse_rfc3339_ms(const char *t) {
   int ms = 0;
   const char *dot = strchr(t, '.');
   if (dot)
-    for (int i = 1, scale = 100; i <= 3 && dot[i] >= '0' && dot[i] <= '9'; i++, scale /= 10) ms += (dot[i] - '0') * scale;
+    for (int i = 1, scale = 100; i <= 3 && dot[i] >= '0' && dot[i] <= '9'; i++, scale /= 10)
+      ms += (dot[i] - '0') * scale;
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   return (int64_t)timegm(&tm) * 1000 + ms;
@@ -283,7 +284,7 @@ static bool auth_header(gcs_t *s, bool forget, char **out, m2d_error_t *err) {
     if (slot < 0) slot = free_slot >= 0 ? free_slot : 0;
     double now = mono_s();
     if (forget || !token_cache[slot].token || strcmp(token_cache[slot].email, s->sa_email) != 0 ||
-        now >= token_cache[slot].refresh_at) {
+        strcmp(token_cache[slot].token_uri, s->token_uri) != 0 || now >= token_cache[slot].refresh_at) {
       char *t = NULL;
       long expires_in = 0;
       ok = fetch_token(s, &t, &expires_in, err);
@@ -830,7 +831,8 @@ static void cancel_session(gcs_sink_t *k) {
   describe(k->s, "DELETE (upload session)", k->key, what, sizeof what);
   m2d_error_t e = {0};
   m2d_http_response_t r;
-  gcs_call_t c = {.method = "DELETE", .url = k->session, .what = what, .no_auth = !k->session_auth};
+  static const char *const extra[] = {"Content-Length: 0", NULL}; /* as GCS asks of a cancel */
+  gcs_call_t c = {.method = "DELETE", .url = k->session, .what = what, .extra = extra, .no_auth = !k->session_auth};
   if (!gcs_do(k->s, &c, &r, &e) || (r.status != 499 && r.status != 204 && r.status != 200 && r.status != 404 &&
                                     r.status != 410))
     m2d_warn("gs://%s: could not cancel the upload session of %s (%s); it holds no object and expires in a week",

@@ -18,7 +18,7 @@ import pytest
 from deltalake import DeltaTable
 
 from bson_mapping import check_table
-from conftest import GCS_CREDENTIAL_VARS, SANITIZER_ENV, m2d_bin, run_m2d
+from conftest import GCS_CREDENTIAL_VARS, SANITIZER_ENV, GcsBucket, GcsTestServer, m2d_bin, run_m2d, s3_bucket_name
 from parquet_jsonform import table_rows
 from s3_fault_proxy import FaultProxy, Rule
 from test_sync import settle, workload
@@ -243,6 +243,41 @@ def test_the_test_server_refuses_a_second_create(gcs_bucket, gcs_server):
     assert gcs_bucket.get("once") == b"first"
 
 
+def test_the_test_server_keeps_objects_in_a_data_dir_across_restarts(tmp_path):
+    server = GcsTestServer(data=tmp_path / "gcs").start()
+    try:
+        GcsBucket.create(server, "kept").put("a/b", b"v")
+    finally:
+        assert server.stop() == 0
+    server = GcsTestServer(data=tmp_path / "gcs").start()
+    try:
+        assert GcsBucket(server, "kept").keys() == ["a/b"]
+        assert GcsBucket(server, "kept").get("a/b") == b"v"
+    finally:
+        assert server.stop() == 0
+
+
+def test_bucket_fixture(gcs_server, gcs_bucket):
+    assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", gcs_bucket.name)
+    assert gcs_bucket.name.startswith("t-test-bucket-fixture-")
+    assert gcs_bucket.url("lake/t") == f"gs://{gcs_bucket.name}/lake/t"
+    assert gcs_bucket.env == {"STORAGE_EMULATOR_HOST": gcs_server.endpoint, "GOOGLE_APPLICATION_CREDENTIALS": "",
+                              "GOOGLE_OAUTH_ACCESS_TOKEN": "", "CLOUDSDK_AUTH_ACCESS_TOKEN": ""}
+    for k in ["b/2", "a/1", "b/1"]:
+        gcs_bucket.put(k, b"")
+    assert gcs_bucket.keys() == ["a/1", "b/1", "b/2"]
+    assert gcs_bucket.keys("b/") == ["b/1", "b/2"]
+
+
+def test_bucket_delete_takes_every_object(gcs_server):
+    bucket = GcsBucket.create(gcs_server, s3_bucket_name("delete"))
+    for i in range(1005):  # more than one page of objects.list
+        bucket.put(f"k/{i:04d}", b"")
+    assert len(bucket.keys()) == 1005
+    bucket.delete()
+    assert gcs_server.request("GET", f"/storage/v1/b/{bucket.name}")[0] == 404
+
+
 def test_a_server_that_ignores_conditional_writes_is_refused(gcs_bucket, proxy, tmp_path):
     # the proxy drops ifGenerationMatch from every upload: a server that ignores the condition
     proxy.add(Rule("drop-param:ifGenerationMatch", method="POST"))
@@ -362,7 +397,8 @@ def test_credentials_are_required_outside_an_emulator():
     assert p.returncode == 2, p.stderr
     assert "no Google Cloud credentials" in p.stderr and "GOOGLE_APPLICATION_CREDENTIALS" in p.stderr
     # plain http only to loopback (refused before any connection is made)
-    p = run_m2d("inspect", "--table", "gs://b/t", env=dict(env, STORAGE_EMULATOR_HOST="http://gcs-emulator.invalid:4443"))
+    p = run_m2d("inspect", "--table", "gs://b/t",
+                env=dict(env, STORAGE_EMULATOR_HOST="http://gcs-emulator.invalid:4443"))
     assert p.returncode == 2 and "loopback" in p.stderr, p.stderr
 
 
