@@ -267,6 +267,10 @@ def test_bucket_fixture(gcs_server, gcs_bucket):
         gcs_bucket.put(k, b"")
     assert gcs_bucket.keys() == ["a/1", "b/1", "b/2"]
     assert gcs_bucket.keys("b/") == ["b/1", "b/2"]
+    # STORAGE_EMULATOR_HOST may be host:port, as Google's libraries take it (http is implied)
+    p = run_m2d("inspect", "--table", gcs_bucket.url("b"),
+                env=dict(gcs_bucket.env, STORAGE_EMULATOR_HOST=f"127.0.0.1:{gcs_server.port}"))
+    assert p.returncode == 2 and "is not a Delta table" in p.stderr, p.stderr
 
 
 def test_bucket_delete_takes_every_object(gcs_server):
@@ -335,6 +339,19 @@ def test_chunks_of_a_resumable_upload_are_sent_again_after_resets_and_503s(gcs_b
             "--target-file-size", "1GB", env=via(gcs_bucket, proxy), timeout=600, check=True)
     assert (resets.fired, busy.fired, start.fired) == (2, 1, 1)
     check_table(table_rows(delta_rs(gcs_bucket, url).to_pyarrow_table()), docs)
+
+
+def test_a_chunk_that_keeps_failing_cancels_its_session(gcs_bucket, proxy, tmp_path):
+    big_export(tmp_path / "big.json")
+    rule = proxy.add(Rule("503", method="PUT", path=r"upload_id=", first=1))  # the second chunk, always
+    url = gcs_bucket.url("cancelled")
+    p = run_m2d("load", "--input", tmp_path / "big.json", "--table", url, "--compression", "none",
+                "--target-file-size", "1GB", env=via(gcs_bucket, proxy), timeout=600)
+    assert p.returncode == 1 and "503 (after 8 attempts)" in p.stderr, p.stderr
+    assert rule.fired == 8
+    assert proxy.count("DELETE", r"upload_id=") == 1, "the upload session was not cancelled"
+    assert log_keys(gcs_bucket, "cancelled") == []
+    assert not [k for k in gcs_bucket.keys("cancelled/") if k.endswith(".parquet")]
 
 
 def test_a_chunk_stored_twice_is_caught_before_the_file_is_committed(gcs_bucket, proxy, tmp_path):
