@@ -23,6 +23,7 @@ static const struct {
     {"file://", open_local},
     {"s3://", m2d_store_s3_new},
     {"s3a://", m2d_store_s3_new},
+    {"gs://", m2d_store_gcs_new},
 };
 #define NREGISTRY (sizeof registry / sizeof registry[0])
 
@@ -41,7 +42,9 @@ m2d_store_t *m2d_store_open_with(const char *url, const m2d_store_options_t *opt
     s = registry[i].open(url, opts, err);
   } else if (strstr(url, "://")) {
     return m2d_error_set(err, M2D_ERR_USAGE, 0,
-                         "%s: unknown table location; use a local path, file://PATH or s3://BUCKET/PREFIX", url),
+                         "%s: unknown table location; use a local path, file://PATH, s3://BUCKET/PREFIX or "
+                         "gs://BUCKET/PREFIX",
+                         url),
            NULL;
   } else {
     s = open_local(url, opts, err);

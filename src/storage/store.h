@@ -67,7 +67,11 @@ m2d_store_t *m2d_store_fault_new(m2d_store_t *inner, const char *spec, m2d_error
  * endpoint from the environment and ~/.aws as AWS's tools read them (see storage/s3.c). */
 m2d_store_t *m2d_store_s3_new(const char *url, const m2d_store_options_t *opts, m2d_error_t *err);
 
-/* Opens "path", "file:///path" (local) or "s3://bucket/prefix", by the scheme registry in
+/* Google Cloud Storage: "gs://bucket/prefix" over the JSON API; a token or a service account key
+ * from the environment, STORAGE_EMULATOR_HOST for an emulator (see storage/gcs.c). */
+m2d_store_t *m2d_store_gcs_new(const char *url, const m2d_store_options_t *opts, m2d_error_t *err);
+
+/* Opens "path", "file:///path" (local), "s3://bucket/prefix" or "gs://bucket/prefix", by the scheme registry in
  * store.c. The environment variable MONGO2DELTA_FAULT (tests only) wraps the store in a
  * fault-injecting one. */
 m2d_store_t *m2d_store_open(const char *url, m2d_error_t *err);

@@ -245,3 +245,156 @@ def s3_bucket(s3_server, request):
     bucket = S3Bucket.create(s3_server, s3_bucket_name(request.node.name))
     yield bucket
     bucket.delete()
+
+
+# --- Google Cloud Storage ----------------------------------------------------------------------
+import json  # noqa: E402  (this block's own imports)
+import urllib.parse  # noqa: E402
+
+
+class GcsTestServer:
+    """scripts/gcs-test-server as a child process: fake-gcs-server on a loopback port, objects in
+    memory (or in data=DIR across restarts). It asks for no credentials and ignores any sent."""
+
+    def __init__(self, data=None):
+        self.data = data
+        self.proc = None
+        self.port = None
+
+    def start(self, timeout=600):
+        """Waits for the "listening on" line (long timeout: the first run on a machine may build
+        fake-gcs-server through scripts/bootstrap)."""
+        args = [str(ROOT / "scripts" / "gcs-test-server"), "--port", "0"]
+        if self.data:
+            args += ["--data", str(self.data)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith("listening on 127.0.0.1:"):
+            self.stop()
+            raise RuntimeError(f"gcs-test-server did not start within {timeout} s: {line!r}")
+        self.port = int(line.split("127.0.0.1:")[1].split()[0])
+        return self
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def request(self, method, path, body=None, headers=None, endpoint=None):
+        """One request of the JSON API (path from /storage/v1 or /upload/...); (status, bytes)."""
+        import urllib.error
+        import urllib.request
+        req = urllib.request.Request((endpoint or self.endpoint) + path, data=body, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+
+# Credentials a test machine may have set: a test sees none of them unless it sets them itself.
+GCS_CREDENTIAL_VARS = ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_OAUTH_ACCESS_TOKEN", "CLOUDSDK_AUTH_ACCESS_TOKEN")
+
+
+class GcsBucket:
+    """A bucket on a GcsTestServer, what a test needs to point mongo2delta and deltalake at it,
+    with plain HTTP calls of the JSON API for the rest. GcsBucket.create(server, name) makes one;
+    delete() removes it with everything in it."""
+
+    def __init__(self, server, name):
+        self.server = server
+        self.name = name
+
+    @classmethod
+    def create(cls, server, name):
+        bucket = cls(server, name)
+        status, body = server.request("POST", "/storage/v1/b?project=test",
+                                      json.dumps({"name": name}).encode(), {"Content-Type": "application/json"})
+        assert status == 200, (status, body)
+        return bucket
+
+    def url(self, prefix=""):
+        """gs://BUCKET/PREFIX (gs://BUCKET for no prefix)."""
+        prefix = prefix.lstrip("/")
+        return f"gs://{self.name}/{prefix}" if prefix else f"gs://{self.name}"
+
+    @property
+    def env(self):
+        """For run_m2d(env=...): the emulator, and no credentials (a bearer token would be ignored)."""
+        return dict({v: "" for v in GCS_CREDENTIAL_VARS}, STORAGE_EMULATOR_HOST=self.server.endpoint)
+
+    @property
+    def storage_options(self):
+        """For deltalake (DeltaTable): object_store's GCS client pointed at the emulator by a
+        service account "key" with its base URL and OAuth turned off (object_store reads
+        gcs_base_url and disable_oauth from the key), over plain http."""
+        key = {"gcs_base_url": self.server.endpoint, "disable_oauth": True, "client_email": "",
+               "private_key": "", "private_key_id": ""}
+        return {"google_service_account_key": json.dumps(key), "allow_http": "true"}
+
+    def _object_path(self, key):
+        return f"/storage/v1/b/{self.name}/o/{urllib.parse.quote(key, safe='')}"
+
+    def keys(self, prefix=""):
+        """Every object name under prefix, in lexical order (pages of objects.list)."""
+        out, token = [], None
+        while True:
+            q = {"prefix": prefix, "maxResults": "1000", **({"pageToken": token} if token else {})}
+            status, body = self.server.request("GET", f"/storage/v1/b/{self.name}/o?{urllib.parse.urlencode(q)}")
+            assert status == 200, (status, body)
+            page = json.loads(body)
+            out += [o["name"] for o in page.get("items", [])]
+            token = page.get("nextPageToken")
+            if not token:
+                return out
+
+    def get(self, key):
+        status, body = self.server.request("GET", self._object_path(key) + "?alt=media")
+        assert status == 200, (status, key)
+        return body
+
+    def metadata(self, key):
+        status, body = self.server.request("GET", self._object_path(key))
+        assert status == 200, (status, key)
+        return json.loads(body)
+
+    def put(self, key, data):
+        q = urllib.parse.urlencode({"uploadType": "media", "name": key})
+        status, body = self.server.request("POST", f"/upload/storage/v1/b/{self.name}/o?{q}", data,
+                                           {"Content-Type": "application/octet-stream"})
+        assert status == 200, (status, body)
+
+    def delete(self):
+        """Deletes every object, then the bucket."""
+        for k in self.keys():
+            self.server.request("DELETE", self._object_path(k))
+        status, body = self.server.request("DELETE", f"/storage/v1/b/{self.name}")
+        assert status in (200, 204), (status, body)
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """One fake-gcs-server for the whole run; tests use their own buckets (gcs_bucket)."""
+    server = GcsTestServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gcs_bucket(gcs_server, request):
+    """A fresh bucket named after the test (the rules of S3's names fit GCS's), deleted
+    afterwards with everything in it."""
+    bucket = GcsBucket.create(gcs_server, s3_bucket_name(request.node.name))
+    yield bucket
+    bucket.delete()

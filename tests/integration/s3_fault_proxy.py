@@ -1,4 +1,4 @@
-"""An HTTP proxy in front of the S3 test server that injects the faults a real object store or
+"""An HTTP proxy in front of the S3 (or GCS) test server that injects the faults a real object store or
 network produces now and then, on demand: 503 SlowDown answers, connections reset before or in
 the middle of a request body, and requests that reach the server but whose answer is lost.
 
@@ -18,7 +18,8 @@ class Rule:
     def __init__(self, action, method=None, path=None, every=1, first=0, times=None):
         """action: "503" (answer 503 SlowDown, not forwarded), "reset" (close the connection
         with an RST before forwarding), "reset-mid-body" (read half the body, then RST),
-        "lose-answer" (forward, then RST instead of answering). Applies to requests matching
+        "lose-answer" (forward, then RST instead of answering), "drop-param:NAME" (forward
+        without the query parameter NAME: a server that ignores it). Applies to requests matching
         method and the path regex: the occurrences k (1-based) with k > first and
         (k - first) % every == 0, at most `times` of them."""
         self.action, self.method, self.path = action, method, re.compile(path) if path else None
@@ -45,6 +46,7 @@ class FaultProxy:
         self.rules = []
         self.lock = threading.Lock()
         self.requests = []  # (method, path) of every request received
+        self.authorizations = []  # the Authorization header of each request that had one
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -61,6 +63,8 @@ class FaultProxy:
             def handle_any(self):
                 with proxy.lock:
                     proxy.requests.append((self.command, self.path))
+                    if self.headers.get("Authorization"):
+                        proxy.authorizations.append(self.headers.get("Authorization"))
                     rule = next((r for r in proxy.rules if r.matches(self.command, self.path)), None)
                 n = int(self.headers.get("Content-Length") or 0)
                 if rule and rule.action == "reset-mid-body":
@@ -78,9 +82,15 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(msg)
                     return
+                path = self.path
+                if rule and rule.action.startswith("drop-param:"):
+                    name = rule.action.split(":", 1)[1]
+                    base, _, query = path.partition("?")
+                    kept = [p for p in query.split("&") if p and p.split("=", 1)[0] != name]
+                    path = base + ("?" + "&".join(kept) if kept else "")
                 up = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
                 try:
-                    up.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                    up.putrequest(self.command, path, skip_host=True, skip_accept_encoding=True)
                     for k, v in self.headers.items():
                         up.putheader(k, v)
                     up.endheaders(body if body else None)
@@ -101,7 +111,7 @@ class FaultProxy:
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = handle_any
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
@@ -127,6 +137,7 @@ class FaultProxy:
         with self.lock:
             self.rules.clear()
             self.requests.clear()
+            self.authorizations.clear()
 
     def count(self, method=None, path=None):
         rx = re.compile(path) if path else None

@@ -4,6 +4,7 @@
 #include "test.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 TEST(buf_grows_until_its_cap_then_fails_cleanly) {
   m2d_buf_t b;
@@ -69,6 +70,46 @@ TEST(redact_hides_signatures_keys_and_tokens) {
   /* words that only look alike stay */
   m2d_redact("SignatureDoesNotMatch: the signature we calculated; config=a; designation=b", out, sizeof out);
   CHECK_STR(out, "SignatureDoesNotMatch: the signature we calculated; config=a; designation=b");
+}
+
+TEST(redact_hides_tokens_keys_and_jwts) {
+  char out[1024];
+  m2d_redact("request headers: Authorization: Bearer ya29.a0AfB_secret-Token\nHost: x", out, sizeof out);
+  CHECK_STR(out, "request headers: Authorization: ****\nHost: x");
+  m2d_redact("{\"Authorization\": \"Bearer ya29.secret\"}", out, sizeof out);
+  CHECK_STR(out, "{\"Authorization\": \"Bearer ****\"}");
+  m2d_redact("grant_type=x&assertion=abc.def.ghi&access_token=tok123 and refresh_token=r1", out, sizeof out);
+  CHECK_STR(out, "grant_type=x&assertion=****&access_token=**** and refresh_token=****");
+  m2d_redact("{\"access_token\": \"ya29.x\\\"y\", \"expires_in\": 3599, \"private_key\":\"-----BEGIN PRIVATE "
+             "KEY-----\\nMIIE\\n-----END PRIVATE KEY-----\\n\", \"client_email\": \"a@b.iam\"}",
+             out, sizeof out);
+  CHECK_STR(out, "{\"access_token\": \"****\", \"expires_in\": 3599, \"private_key\":\"****\", \"client_email\": "
+                 "\"a@b.iam\"}");
+  m2d_redact("jwt eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl-_x, then more", out, sizeof out);
+  CHECK_STR(out, "jwt ****, then more");
+  m2d_redact("PUT http://127.0.0.1:1/upload/storage/v1/b/b/o?uploadType=resumable&upload_id=abc123 -> 308", out,
+             sizeof out);
+  CHECK_STR(out, "PUT http://127.0.0.1:1/upload/storage/v1/b/b/o?uploadType=resumable&upload_id=**** -> 308");
+  /* words that only contain the names, and ordinary text, stay */
+  m2d_redact("myaccess_token=1 eyJnot-a-jwt bearer-less \"access_token_count\": 3 gs://b/eyJ.x", out, sizeof out);
+  CHECK_STR(out, "myaccess_token=1 eyJnot-a-jwt bearer-less \"access_token_count\": 3 gs://b/eyJ.x");
+  /* both passes in one text */
+  m2d_redact("mongodb://u:pw@h/ Authorization: Bearer t", out, sizeof out);
+  CHECK_STR(out, "mongodb://u:****@h/ Authorization: ****");
+}
+
+TEST(redact_masks_short_secrets_in_small_buffers) {
+  char out[16];
+  m2d_redact("access_token=a&access_token=b", out, sizeof out);
+  CHECK(strlen(out) == 15);
+  CHECK(strstr(out, "=a") == NULL);
+  char big[20000];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  memcpy(big + 10000, " Bearer secret", 14);
+  static char out2[20000];
+  m2d_redact(big, out2, sizeof out2);
+  CHECK(strstr(out2, "secret") == NULL && strstr(out2, " Bearer ****") != NULL);
 }
 
 TEST(redact_truncates_without_overflow) {
