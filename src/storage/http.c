@@ -119,6 +119,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   header_value(p, len, "Content-Range", r->content_range, sizeof r->content_range);
   header_value(p, len, "x-amz-request-id", r->request_id, sizeof r->request_id);
   header_value(p, len, "x-ms-request-id", r->request_id, sizeof r->request_id);
+  header_value(p, len, "x-ms-error-code", r->error_code, sizeof r->error_code);
   char cl[32] = "";
   header_value(p, len, "Content-Length", cl, sizeof cl);
   if (cl[0]) {

@@ -2,7 +2,8 @@
  * of easy handles so connections are reused across requests (and threads), and one retry
  * policy (jittered exponential backoff, a bounded count) for what a cloud store answers when
  * it is busy or the network drops: timeouts, resets, 429, 500, 502, 503, 504. Signing is the
- * caller's (SigV4 through libcurl's CURLOPT_AWS_SIGV4 for S3). Nothing here logs a header:
+ * caller's (SigV4 through libcurl's CURLOPT_AWS_SIGV4 for S3, Shared Key in azure.c). Nothing
+ * here logs a header:
  * debug lines name the method, the object and the status only. */
 #ifndef M2D_STORAGE_HTTP_H
 #define M2D_STORAGE_HTTP_H
@@ -46,6 +47,7 @@ typedef struct {
   uint64_t content_length;
   bool has_content_length;
   char request_id[128];
+  char error_code[128]; /* x-ms-error-code (Azure names the error in a header: HEAD has no body) */
 } m2d_http_response_t;
 
 m2d_http_t *m2d_http_new(const m2d_http_policy_t *policy, m2d_error_t *err);

@@ -67,7 +67,13 @@ m2d_store_t *m2d_store_fault_new(m2d_store_t *inner, const char *spec, m2d_error
  * endpoint from the environment and ~/.aws as AWS's tools read them (see storage/s3.c). */
 m2d_store_t *m2d_store_s3_new(const char *url, const m2d_store_options_t *opts, m2d_error_t *err);
 
-/* Opens "path", "file:///path" (local) or "s3://bucket/prefix", by the scheme registry in
+/* Azure Blob Storage (and ADLS Gen2 accounts through their Blob endpoint): "az://container/prefix",
+ * "abfss://container@account.dfs.core.windows.net/prefix" (abfs://, wasbs://, wasb:// too);
+ * Shared Key, SAS token or connection string and the endpoint from the environment (see
+ * storage/azure.c). */
+m2d_store_t *m2d_store_azure_new(const char *url, const m2d_store_options_t *opts, m2d_error_t *err);
+
+/* Opens "path", "file:///path" (local), "s3://bucket/prefix" or "az://container/prefix", by the scheme registry in
  * store.c. The environment variable MONGO2DELTA_FAULT (tests only) wraps the store in a
  * fault-injecting one. */
 m2d_store_t *m2d_store_open(const char *url, m2d_error_t *err);
