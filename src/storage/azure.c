@@ -369,7 +369,9 @@ static bool az_fail(az_t *s, const char *what, const m2d_http_response_t *r, con
   if (!code[0]) snprintf(code, sizeof code, "%s", r->error_code);
   const char *hint = "";
   if (r->status == 403) {
-    if (strcmp(code, "AuthenticationFailed") == 0)
+    /* Azure says AuthenticationFailed for a bad signature; Azurite says AuthorizationFailure with
+     * Azure's message */
+    if (strcmp(code, "AuthenticationFailed") == 0 || strncmp(msg, "Server failed to authenticate", 29) == 0)
       hint = s->key_len ? "; check AZURE_STORAGE_KEY (the account key of AZURE_STORAGE_ACCOUNT)"
                         : "; check AZURE_STORAGE_SAS_TOKEN (expired, or for another account or container?)";
     else
