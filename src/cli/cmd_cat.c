@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"table", "PATH", "the Delta table: a local path or s3://BUCKET/PREFIX", NULL, true},
+    {"table", "PATH", "the Delta table: a local path, s3://BUCKET/PREFIX or az://CONTAINER/PREFIX", NULL, true},
     {"version", "N", "read the table as of version N", "latest", false},
     {"columns", "A,B", "only these top-level columns", "all", false},
     {"limit", "N", "stop after N rows", "no limit", false},

@@ -8,7 +8,7 @@
 #include <time.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"table", "PATH", "the Delta table: a local path or s3://BUCKET/PREFIX", NULL, true},
+    {"table", "PATH", "the Delta table: a local path, s3://BUCKET/PREFIX or az://CONTAINER/PREFIX", NULL, true},
     {"version", "N", "read the table as of version N", "latest", false},
     {"json", NULL, "print one JSON object instead of text", NULL, false},
     {NULL, NULL, NULL, NULL, false},

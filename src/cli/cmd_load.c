@@ -9,8 +9,8 @@
 #include <string.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"input", "PATH", "an export file or a folder of them, local or s3://BUCKET/PREFIX (more may follow)", NULL, true},
-    {"table", "PATH", "the Delta table: a local path or s3://BUCKET/PREFIX (created when missing)", NULL, true},
+    {"input", "PATH", "an export file or a folder of them, local, s3://BUCKET/PREFIX or az://CONTAINER/PREFIX (more may follow)", NULL, true},
+    {"table", "PATH", "the Delta table: a local path, s3://BUCKET/PREFIX or az://CONTAINER/PREFIX (created when missing)", NULL, true},
     {"compression", "CODEC", "snappy, zstd, gzip, lz4_raw or none", "snappy", false},
     {"compression-level", "N", "zstd (1-22) or gzip (1-9) level", "codec default", false},
     {"target-file-size", "SIZE", "Parquet bytes per data file (e.g. 128MB)", "128MB", false},
@@ -95,9 +95,10 @@ const m2d_command_t m2d_cmd_load = {
         "values that do not fit their column are kept in _rescued_data. Each commit records the file\n"
         "in the Delta log, so running the command again takes only files it has not taken.\n"
         "A bad record fails its file (nothing of it is committed) unless --rejects sets it aside.\n"
-        "Inputs may be local or in a bucket (s3://BUCKET/PREFIX/). With --watch the inputs are listed\n"
-        "again every --interval and new files are loaded as they arrive; listings start after the\n"
-        "last file taken (names in lexical order, as $out and mongodump write them), with a whole\n"
+        "Inputs may be local, in a bucket or in a container (s3://BUCKET/PREFIX/,\n"
+        "az://CONTAINER/PREFIX/). With --watch the inputs are listed again every --interval and new\n"
+        "files are loaded as they arrive; listings start after the last file taken (names in\n"
+        "lexical order, as $out and mongodump write them), with a whole\n"
         "listing every --full-listing-every rounds. A file that changes after it was loaded is\n"
         "reported, not loaded twice. Write local files under another name and rename them when done.",
     .example = "mongo2delta load --input ./dump/shop --table ./lake/orders --partition-by country",

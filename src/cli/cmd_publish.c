@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"table", "PATH", "the Delta table (a local path or s3://BUCKET/PREFIX), written by anyone", NULL, true},
+    {"table", "PATH", "the Delta table (a local path, s3://BUCKET/PREFIX or az://CONTAINER/PREFIX), written by anyone", NULL, true},
     {"uri", "URI", "MongoDB connection string", NULL, true},
     {"db", "DB", "database", NULL, true},
     {"collection", "COLL", "target collection", NULL, true},

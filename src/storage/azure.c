@@ -1048,15 +1048,18 @@ m2d_store_t *m2d_store_azure_new(const char *url, const m2d_store_options_t *opt
                     s->base.root, "abfss://CONTAINER@ACCOUNT.dfs.core.windows.net/PREFIX");
   }
   if (key_b64[0]) {
-    int l = EVP_DecodeBlock(s->key, (const unsigned char *)key_b64, (int)strlen(key_b64));
+    unsigned char raw[sizeof key_b64]; /* decoding never makes more bytes than it reads */
     size_t kl = strlen(key_b64);
+    int l = kl % 4 == 0 ? EVP_DecodeBlock(raw, (const unsigned char *)key_b64, (int)kl) : -1;
     if (l > 0) {
       /* EVP_DecodeBlock counts the '=' padding as zero bytes */
-      if (kl >= 1 && key_b64[kl - 1] == '=') l--;
+      if (key_b64[kl - 1] == '=') l--;
       if (kl >= 2 && key_b64[kl - 2] == '=') l--;
     }
+    if (l > 0 && (size_t)l <= sizeof s->key) memcpy(s->key, raw, (size_t)l);
+    OPENSSL_cleanse(raw, sizeof raw);
     OPENSSL_cleanse(key_b64, sizeof key_b64);
-    if (l <= 0 || (size_t)l > sizeof s->key || kl % 4 != 0) {
+    if (l <= 0 || (size_t)l > sizeof s->key) {
       OPENSSL_cleanse(sas, sizeof sas);
       return fail_new(s, err, "%s: AZURE_STORAGE_KEY is not a base64 account key (%s)", s->base.root,
                       "copy key1 or key2 from the storage account's Access keys");
