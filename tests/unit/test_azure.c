@@ -56,6 +56,25 @@ TEST(azure_locations_compare_across_url_forms) {
   unsetenv("AZURE_STORAGE_ACCOUNT");
 }
 
+TEST(azure_registry_change_keeps_s3_locations_as_they_were) {
+  setenv("AWS_ACCESS_KEY_ID", "k", 1);
+  setenv("AWS_SECRET_ACCESS_KEY", "s", 1);
+  m2d_error_t err = {0};
+  m2d_store_t *s = m2d_store_open("s3://b/t/", &err);
+  CHECK(s);
+  CHECK_STR(m2d_store_relative_key(s, "s3://b/t/x.parquet"), "x.parquet");
+  CHECK_STR(m2d_store_relative_key(s, "s3a://b/t/p=1/x.parquet"), "p=1/x.parquet");
+  CHECK(m2d_store_relative_key(s, "s3://b/tt/x") == NULL && m2d_store_relative_key(s, "s3://c/t/x") == NULL);
+  CHECK(m2d_store_relative_key(s, "az://b/t/x") == NULL && m2d_store_relative_key(s, "s3://b/t") == NULL);
+  m2d_store_destroy(s);
+  s = m2d_store_open("s3://b", &err); /* a whole bucket */
+  CHECK(s);
+  CHECK_STR(m2d_store_relative_key(s, "s3://b/x/y"), "x/y");
+  m2d_store_destroy(s);
+  unsetenv("AWS_ACCESS_KEY_ID");
+  unsetenv("AWS_SECRET_ACCESS_KEY");
+}
+
 TEST(azure_string_to_sign_follows_the_shared_key_spec) {
   const char *headers[] = {"x-ms-version: 2021-08-06", "x-ms-date: Wed, 03 Dec 2025 14:25:00 GMT",
                            "If-None-Match: *", "Content-Type: application/octet-stream",
