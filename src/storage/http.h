@@ -3,8 +3,7 @@
  * policy (jittered exponential backoff, a bounded count) for what a cloud store answers when
  * it is busy or the network drops: timeouts, resets, 429, 500, 502, 503, 504. Signing is the
  * caller's (SigV4 through libcurl's CURLOPT_AWS_SIGV4 for S3, Shared Key in azure.c). Nothing
- * here logs a header:
- * debug lines name the method, the object and the status only. */
+ * here logs a header: debug lines name the method, the object and the status only. */
 #ifndef M2D_STORAGE_HTTP_H
 #define M2D_STORAGE_HTTP_H
 
