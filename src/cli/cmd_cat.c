@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"table", "PATH", "the Delta table: a local path, s3:// or gs://BUCKET/PREFIX", NULL, true},
+    {"table", "PATH", "the Delta table: a local path or an s3://, gs:// or az:// URL", NULL, true},
     {"version", "N", "read the table as of version N", "latest", false},
     {"columns", "A,B", "only these top-level columns", "all", false},
     {"limit", "N", "stop after N rows", "no limit", false},

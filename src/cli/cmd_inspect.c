@@ -8,7 +8,7 @@
 #include <time.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"table", "PATH", "the Delta table: a local path, s3:// or gs://BUCKET/PREFIX", NULL, true},
+    {"table", "PATH", "the Delta table: a local path or an s3://, gs:// or az:// URL", NULL, true},
     {"version", "N", "read the table as of version N", "latest", false},
     {"json", NULL, "print one JSON object instead of text", NULL, false},
     {NULL, NULL, NULL, NULL, false},

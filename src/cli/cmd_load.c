@@ -9,8 +9,8 @@
 #include <string.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"input", "PATH", "an export file or a folder of them, local, s3:// or gs://BUCKET/PREFIX (more may follow)", NULL, true},
-    {"table", "PATH", "the Delta table: a local path, s3:// or gs://BUCKET/PREFIX (created when missing)", NULL, true},
+    {"input", "PATH", "an export file or a folder of them, local or an s3://, gs:// or az:// URL (more may follow)", NULL, true},
+    {"table", "PATH", "the Delta table: a local path or an s3://, gs:// or az:// URL (created when missing)", NULL, true},
     {"compression", "CODEC", "snappy, zstd, gzip, lz4_raw or none", "snappy", false},
     {"compression-level", "N", "zstd (1-22) or gzip (1-9) level", "codec default", false},
     {"target-file-size", "SIZE", "Parquet bytes per data file (e.g. 128MB)", "128MB", false},
@@ -95,7 +95,7 @@ const m2d_command_t m2d_cmd_load = {
         "values that do not fit their column are kept in _rescued_data. Each commit records the file\n"
         "in the Delta log, so running the command again takes only files it has not taken.\n"
         "A bad record fails its file (nothing of it is committed) unless --rejects sets it aside.\n"
-        "Inputs may be local or in a bucket (s3:// or gs://BUCKET/PREFIX/). With --watch the inputs\n"
+        "Inputs may be local or in a bucket or container (s3://, gs://, az://). With --watch the inputs\n"
         "are listed again every --interval and new files are loaded as they arrive; listings start\n"
         "after the last file taken (names in lexical order, as $out and mongodump write them), with\n"
         "a whole listing every --full-listing-every rounds. A file that changes after it was loaded is\n"

@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"table", "PATH", "the Delta table: a local path, s3:// or gs://BUCKET/PREFIX", NULL, true},
+    {"table", "PATH", "the Delta table: a local path or an s3://, gs:// or az:// URL", NULL, true},
     {"target-size", "SIZE", "bytes per new file (e.g. 128MB)", "128MB", false},
     {"min-file-size", "SIZE", "files smaller than this are compacted", "a quarter of --target-size", false},
     {"compression", "CODEC", "new files' codec: snappy, zstd, gzip, lz4_raw or none", "snappy", false},

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"table", "PATH", "the Delta table (a local path, s3:// or gs://BUCKET/PREFIX), written by anyone", NULL, true},
+    {"table", "PATH", "the Delta table (a local path or an s3://, gs:// or az:// URL), written by anyone", NULL, true},
     {"uri", "URI", "MongoDB connection string", NULL, true},
     {"db", "DB", "database", NULL, true},
     {"collection", "COLL", "target collection", NULL, true},

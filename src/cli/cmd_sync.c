@@ -12,7 +12,7 @@ static const m2d_opt_spec_t opts[] = {
     {"uri", "URI", "MongoDB connection string (a replica set: change streams)", NULL, true},
     {"db", "DB", "database", NULL, true},
     {"collection", "COLL", "collection", NULL, true},
-    {"table", "PATH", "the mirror table (mirror and both modes), or the change log (changelog mode): a local path, s3:// or gs://BUCKET/PREFIX", NULL, true},
+    {"table", "PATH", "the mirror table (mirror and both modes), or the change log (changelog mode): a local path or an s3://, gs:// or az:// URL", NULL, true},
     {"mode", "MODE", "mirror (the table equals the collection), changelog (one row per event) or both", "mirror", false},
     {"changelog-table", "PATH", "with --mode both: the change-log table", NULL, false},
     {"initial", "WHAT", "snapshot (copy the collection first) or skip (changes from now on)", "snapshot", false},

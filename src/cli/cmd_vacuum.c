@@ -8,7 +8,7 @@
 #include <string.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"table", "PATH", "the Delta table: a local path, s3:// or gs://BUCKET/PREFIX", NULL, true},
+    {"table", "PATH", "the Delta table: a local path or an s3://, gs:// or az:// URL", NULL, true},
     {"retain-hours", "H", "keep files unneeded for less than H hours", "the table's retention, 168", false},
     {"force", NULL, "allow --retain-hours below the table's retention (no one may read or write the table meanwhile)",
      NULL, false},

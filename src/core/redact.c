@@ -187,6 +187,8 @@ static void redact_keys(const char *text, char *out, size_t outsz) {
     const char *v = p;
     if (quoted) while (*p && *p != '"') p += (*p == '\\' && p[1]) ? 2 : 1;
     else if (to_line) while (*p && *p != '\n' && *p != '\r') p++;
+    else if (strncasecmp(p - klen, "SharedAccessSignature=", klen) == 0) /* a whole SAS, to the ';' */
+      while (*p && *p != ';' && *p != ' ' && *p != '\n' && *p != '"' && *p != '\'') p++;
     else while (!ends_value(*p)) p++;
     if (p > v)
       for (const char *m = "****"; *m && o + 1 < outsz; m++) out[o++] = *m;

@@ -122,6 +122,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   header_value(p, len, "X-GUploader-UploadID", r->request_id, sizeof r->request_id);
   header_value(p, len, "Location", r->location, sizeof r->location);
   header_value(p, len, "Range", r->range, sizeof r->range);
+  header_value(p, len, "x-ms-error-code", r->error_code, sizeof r->error_code);
   char cl[32] = "";
   header_value(p, len, "Content-Length", cl, sizeof cl);
   if (cl[0]) {

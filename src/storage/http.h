@@ -2,8 +2,9 @@
  * of easy handles so connections are reused across requests (and threads), and one retry
  * policy (jittered exponential backoff, a bounded count) for what a cloud store answers when
  * it is busy or the network drops: timeouts, resets, 429, 500, 502, 503, 504. Signing is the
- * caller's (SigV4 through libcurl's CURLOPT_AWS_SIGV4 for S3, a bearer token header for GCS).
- * Nothing here logs a header: debug lines name the method, the object and the status only. */
+ * caller's (SigV4 through libcurl's CURLOPT_AWS_SIGV4 for S3, a bearer token header for GCS,
+ * Shared Key in azure.c). Nothing here logs a header: debug lines name the method, the object
+ * and the status only. */
 #ifndef M2D_STORAGE_HTTP_H
 #define M2D_STORAGE_HTTP_H
 
@@ -48,6 +49,7 @@ typedef struct {
   char request_id[128];
   char location[4096]; /* Location (a GCS resumable upload session) */
   char range[128];     /* Range of a GCS resumable upload's 308: the bytes the server holds */
+  char error_code[128]; /* x-ms-error-code (Azure names the error in a header: HEAD has no body) */
 } m2d_http_response_t;
 
 m2d_http_t *m2d_http_new(const m2d_http_policy_t *policy, m2d_error_t *err);

@@ -24,6 +24,11 @@ static const struct {
     {"s3://", m2d_store_s3_new},
     {"s3a://", m2d_store_s3_new},
     {"gs://", m2d_store_gcs_new},
+    {"az://", m2d_store_azure_new},
+    {"abfss://", m2d_store_azure_new},
+    {"abfs://", m2d_store_azure_new},
+    {"wasbs://", m2d_store_azure_new},
+    {"wasb://", m2d_store_azure_new},
 };
 #define NREGISTRY (sizeof registry / sizeof registry[0])
 
@@ -42,8 +47,8 @@ m2d_store_t *m2d_store_open_with(const char *url, const m2d_store_options_t *opt
     s = registry[i].open(url, opts, err);
   } else if (strstr(url, "://")) {
     return m2d_error_set(err, M2D_ERR_USAGE, 0,
-                         "%s: unknown table location; use a local path, file://PATH, s3://BUCKET/PREFIX or "
-                         "gs://BUCKET/PREFIX",
+                         "%s: unknown table location; use a local path, file://PATH, s3://BUCKET/PREFIX, "
+                         "gs://BUCKET/PREFIX or az://CONTAINER/PREFIX",
                          url),
            NULL;
   } else {
@@ -57,22 +62,47 @@ m2d_store_t *m2d_store_open(const char *url, m2d_error_t *err) {
   return m2d_store_open_with(url, &m2d_store_default_options, err);
 }
 
-/* The scheme-less part of a URL, with s3a:// read as s3:// (Hadoop's name for the same). */
-static const char *after_scheme(const char *u, char *scheme, size_t n) {
+/* A URL split for comparing locations: the scheme with s3a:// read as s3:// (Hadoop's name for
+ * the same) and the Azure ones as az://, the authority (an Azure container without its
+ * "@account.host", the account apart) and the path after it ("" or "/..."). */
+typedef struct {
+  char scheme[16];
+  char authority[512];
+  char account[128];
+  const char *path;
+} url_parts_t;
+
+static bool split_url(const char *u, url_parts_t *p) {
   const char *sep = strstr(u, "://");
-  if (!sep) return NULL;
-  snprintf(scheme, n, "%.*s", (int)(sep - u), u);
-  if (strcmp(scheme, "s3a") == 0) snprintf(scheme, n, "s3");
-  return sep + 3;
+  if (!sep || sep - u >= (long)sizeof p->scheme) return false;
+  snprintf(p->scheme, sizeof p->scheme, "%.*s", (int)(sep - u), u);
+  const char *a = sep + 3;
+  p->path = a + strcspn(a, "/");
+  snprintf(p->authority, sizeof p->authority, "%.*s", (int)(p->path - a), a);
+  p->account[0] = '\0';
+  if (strcmp(p->scheme, "s3a") == 0) snprintf(p->scheme, sizeof p->scheme, "s3");
+  static const char *const azure[] = {"az", "abfss", "abfs", "wasbs", "wasb"};
+  for (size_t i = 0; i < sizeof azure / sizeof azure[0]; i++) {
+    if (strcmp(p->scheme, azure[i]) != 0) continue;
+    snprintf(p->scheme, sizeof p->scheme, "az");
+    char *at = strchr(p->authority, '@');
+    if (at) {
+      *at = '\0';
+      snprintf(p->account, sizeof p->account, "%.*s", (int)strcspn(at + 1, "."), at + 1);
+    }
+  }
+  return true;
 }
 
 const char *m2d_store_relative_key(const m2d_store_t *s, const char *url) {
-  char sa[16], sb[16];
-  const char *a = after_scheme(s->root, sa, sizeof sa), *b = after_scheme(url, sb, sizeof sb);
-  if (!a || !b || strcmp(sa, sb) != 0) return NULL;
-  size_t n = strlen(a);
-  if (strncmp(a, b, n) != 0 || b[n] != '/') return NULL;
-  return b + n + 1;
+  url_parts_t a, b;
+  if (!split_url(s->root, &a) || !split_url(url, &b) || strcmp(a.scheme, b.scheme) != 0 ||
+      strcmp(a.authority, b.authority) != 0 || (a.account[0] && b.account[0] && strcmp(a.account, b.account) != 0))
+    return NULL;
+  size_t n = strlen(a.path);
+  while (n && a.path[n - 1] == '/') n--;
+  if (strncmp(a.path, b.path, n) != 0 || b.path[n] != '/') return NULL;
+  return b.path + n + 1;
 }
 
 static int cmp_names(const void *a, const void *b) {

@@ -71,8 +71,14 @@ m2d_store_t *m2d_store_s3_new(const char *url, const m2d_store_options_t *opts, 
  * from the environment, STORAGE_EMULATOR_HOST for an emulator (see storage/gcs.c). */
 m2d_store_t *m2d_store_gcs_new(const char *url, const m2d_store_options_t *opts, m2d_error_t *err);
 
-/* Opens "path", "file:///path" (local), "s3://bucket/prefix" or "gs://bucket/prefix", by the scheme registry in
- * store.c. The environment variable MONGO2DELTA_FAULT (tests only) wraps the store in a
+/* Azure Blob Storage (and ADLS Gen2 accounts through their Blob endpoint): "az://container/prefix",
+ * "abfss://container@account.dfs.core.windows.net/prefix" (abfs://, wasbs://, wasb:// too);
+ * Shared Key, SAS token or connection string and the endpoint from the environment (see
+ * storage/azure.c). */
+m2d_store_t *m2d_store_azure_new(const char *url, const m2d_store_options_t *opts, m2d_error_t *err);
+
+/* Opens "path", "file:///path" (local), "s3://bucket/prefix", "gs://bucket/prefix" or
+ * "az://container/prefix" (and the other Azure forms), by the scheme registry in store.c. The environment variable MONGO2DELTA_FAULT (tests only) wraps the store in a
  * fault-injecting one. */
 m2d_store_t *m2d_store_open(const char *url, m2d_error_t *err);
 m2d_store_t *m2d_store_open_with(const char *url, const m2d_store_options_t *opts, m2d_error_t *err);

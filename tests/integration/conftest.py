@@ -398,3 +398,127 @@ def gcs_bucket(gcs_server, request):
     bucket = GcsBucket.create(gcs_server, s3_bucket_name(request.node.name))
     yield bucket
     bucket.delete()
+
+
+# --- Azure Blob Storage (Azurite) ------------------------------------------------------------
+
+class AzureTestServer:
+    """scripts/azure-test-server as a child process: Azurite's blob service (blobs in a temporary
+    directory), the account devstoreaccount1 with Azurite's well-known key, addressed by path."""
+
+    ACCOUNT = "devstoreaccount1"
+    KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+    def __init__(self):
+        self.proc = None
+        self.port = None
+
+    def start(self, timeout=300):
+        """Waits for the "listening on" line (the first run on a machine may install Azurite
+        through scripts/bootstrap)."""
+        self.proc = subprocess.Popen([str(ROOT / "scripts" / "azure-test-server"), "--port", "0"],
+                                     stdout=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith("listening on 127.0.0.1:"):
+            self.stop()
+            raise RuntimeError(f"azure-test-server did not start within {timeout} s: {line!r}")
+        self.port = int(line.split("127.0.0.1:")[1].split()[0])
+        return self
+
+    def endpoint_at(self, port):
+        """The Blob endpoint (with the account, path-style) of this server, or of a proxy to it."""
+        return f"http://127.0.0.1:{port}/{self.ACCOUNT}"
+
+    @property
+    def endpoint(self):
+        return self.endpoint_at(self.port)
+
+    @property
+    def env(self):
+        """The variables that point mongo2delta at this server."""
+        return {"AZURE_STORAGE_ACCOUNT": self.ACCOUNT, "AZURE_STORAGE_KEY": self.KEY,
+                "AZURE_STORAGE_ENDPOINT": self.endpoint}
+
+    def client(self):
+        from azure_rest import AzureBlobClient
+        return AzureBlobClient(self.endpoint, self.ACCOUNT, self.KEY)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+
+class AzureContainer:
+    """A container on an AzureTestServer, what a test needs to point mongo2delta, deltalake and
+    the REST client at it. AzureContainer.create(server, name) makes one; delete() removes it
+    with everything in it."""
+
+    def __init__(self, server, name):
+        self.server = server
+        self.name = name
+        self.client = server.client()
+
+    @classmethod
+    def create(cls, server, name):
+        c = cls(server, name)
+        c.client.create_container(name)
+        return c
+
+    def url(self, prefix=""):
+        """az://CONTAINER/PREFIX (az://CONTAINER for no prefix)."""
+        prefix = prefix.strip("/")
+        return f"az://{self.name}/{prefix}" if prefix else f"az://{self.name}"
+
+    def abfss(self, prefix=""):
+        """The same location as Databricks names it, abfss://CONTAINER@ACCOUNT.dfs.core.windows.net/PREFIX
+        (what delta-rs 1.1.4 needs: it drops the path of az:// URLs, delta-io/delta-rs#3643)."""
+        return f"abfss://{self.name}@{self.server.ACCOUNT}.dfs.core.windows.net/{prefix.strip('/')}"
+
+    @property
+    def env(self):
+        """For run_m2d(env=...): the account, its key and the server's endpoint."""
+        return self.server.env
+
+    @property
+    def storage_options(self):
+        """For deltalake (object_store's Azure options): the account, its key, the endpoint with
+        the account in its path, plain http."""
+        return {"account_name": self.server.ACCOUNT, "account_key": self.server.KEY,
+                "azure_storage_endpoint": self.server.endpoint, "allow_http": "true"}
+
+    def keys(self, prefix=""):
+        """Every blob name under prefix, in Azure's (lexical) order."""
+        return self.client.list_blobs(self.name, prefix)
+
+    def get(self, key):
+        return self.client.get_blob(self.name, key)
+
+    def put(self, key, data):
+        self.client.put_blob(self.name, key, data)
+
+    def delete(self):
+        self.client.delete_container(self.name)
+
+
+@pytest.fixture(scope="session")
+def azure_server():
+    """One Azurite for the whole run; tests use their own containers (azure_container)."""
+    server = AzureTestServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def azure_container(azure_server, request):
+    """A fresh container named after the test (the rules of bucket names hold for containers),
+    deleted afterwards with everything in it."""
+    container = AzureContainer.create(azure_server, s3_bucket_name(request.node.name))
+    yield container
+    container.delete()

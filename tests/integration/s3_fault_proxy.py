@@ -19,7 +19,9 @@ class Rule:
         """action: "503" (answer 503 SlowDown, not forwarded), "reset" (close the connection
         with an RST before forwarding), "reset-mid-body" (read half the body, then RST),
         "lose-answer" (forward, then RST instead of answering), "drop-param:NAME" (forward
-        without the query parameter NAME: a server that ignores it). Applies to requests matching
+        without the query parameter NAME: a server that ignores it), "drop-if-none-match"
+        (forward without the If-None-Match header: a server that ignores the condition; only for
+        servers that do not sign it in). Applies to requests matching
         method and the path regex: the occurrences k (1-based) with k > first and
         (k - first) % every == 0, at most `times` of them."""
         self.action, self.method, self.path = action, method, re.compile(path) if path else None
@@ -92,6 +94,8 @@ class FaultProxy:
                 try:
                     up.putrequest(self.command, path, skip_host=True, skip_accept_encoding=True)
                     for k, v in self.headers.items():
+                        if rule and rule.action == "drop-if-none-match" and k.lower() == "if-none-match":
+                            continue
                         up.putheader(k, v)
                     up.endheaders(body if body else None)
                     resp = up.getresponse()

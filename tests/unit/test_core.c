@@ -117,3 +117,19 @@ TEST(redact_truncates_without_overflow) {
   m2d_redact("mongodb://a:b@c", out, sizeof out);
   CHECK(strlen(out) == 7);
 }
+
+TEST(redact_hides_sas_signatures_account_keys_and_authorization) {
+  char out[512];
+  m2d_redact("GET https://a.blob.core.windows.net/c/k?sv=2021-08-06&sp=rl&sig=AbC%2Bd%3D&se=x failed", out,
+             sizeof out);
+  CHECK_STR(out, "GET https://a.blob.core.windows.net/c/k?sv=2021-08-06&sp=rl&sig=****&se=x failed");
+  m2d_redact("AccountName=a;AccountKey=Zm9vYmFy==;BlobEndpoint=https://a;SharedAccessSignature=sv=1&sig=x",
+             out, sizeof out);
+  CHECK_STR(out, "AccountName=a;AccountKey=****;BlobEndpoint=https://a;SharedAccessSignature=****");
+  m2d_redact("sent Authorization: SharedKey acct:c2lnbmF0dXJl\nnext line", out, sizeof out);
+  CHECK_STR(out, "sent Authorization: ****\nnext line");
+  m2d_redact("config=1 xsig=2 designation", out, sizeof out); /* words that only contain a marker */
+  CHECK_STR(out, "config=1 xsig=2 designation");
+  m2d_redact("mongodb://u:p@h/?x=1 and sig=abc", out, sizeof out); /* both passes */
+  CHECK_STR(out, "mongodb://u:****@h/?x=1 and sig=****");
+}
