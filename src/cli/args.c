@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/redact.h"
+#include "parquet/compress.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -141,6 +142,23 @@ static void print_opts(const m2d_opt_spec_t *opts) {
     if (opts[i].def) printf(" [default: %s]", opts[i].def);
     printf("\n");
   }
+}
+
+bool m2d_args_compression(const m2d_args_t *a, pq_codec_t *codec, int *level, m2d_error_t *err) {
+  pq_codec_t c = PQ_CODEC_SNAPPY;
+  if (!pq_codec_parse(m2d_args_get(a, "compression"), &c))
+    return m2d_error_set(err, M2D_ERR_USAGE, 0, "--compression must be snappy, zstd, gzip, lz4_raw or none");
+  int64_t l = 0;
+  if (m2d_args_flag(a, "compression-level") && !m2d_args_int(a, "compression-level", 1, 22, &l, err)) return false;
+  *codec = c;
+  *level = (int)l;
+  return true;
+}
+
+bool m2d_args_target_file_size(const m2d_args_t *a, uint64_t *bytes, m2d_error_t *err) {
+  *bytes = (uint64_t)128 << 20;
+  return !m2d_args_flag(a, "target-file-size") ||
+         m2d_args_size(a, "target-file-size", 1 << 10, (uint64_t)1 << 40, bytes, err);
 }
 
 bool m2d_args_duration_ms(const m2d_args_t *a, const char *name, int64_t min_ms, int64_t max_ms, int64_t *out,

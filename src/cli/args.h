@@ -4,6 +4,7 @@
 #define M2D_CLI_ARGS_H
 
 #include "core/error.h"
+#include "parquet/format.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -63,6 +64,17 @@ bool m2d_args_duration_ms(const m2d_args_t *a, const char *name, int64_t min_ms,
                           m2d_error_t *err);
 
 void m2d_command_print_help(const m2d_command_t *cmd);
+
+/* The rows of the options every command that writes Parquet files takes, and their parser (one
+ * place for their names, help and limits). */
+#define M2D_OPTS_COMPRESSION                                                                         \
+  {"compression", "CODEC", "data files' codec: snappy, zstd, gzip, lz4_raw or none", "snappy", false}, \
+  {"compression-level", "N", "zstd (1-22) or gzip (1-9) level", "codec default", false}
+#define M2D_OPT_TARGET_FILE_SIZE {"target-file-size", "SIZE", "Parquet bytes per data file (e.g. 128MB)", "128MB", false}
+/* --compression and --compression-level into *codec and *level (0: the codec's default). */
+bool m2d_args_compression(const m2d_args_t *a, pq_codec_t *codec, int *level, m2d_error_t *err);
+/* --target-file-size into *bytes (default 128 MiB). */
+bool m2d_args_target_file_size(const m2d_args_t *a, uint64_t *bytes, m2d_error_t *err);
 
 /* Global options, shared by every command. */
 extern const m2d_opt_spec_t m2d_global_opts[];

@@ -11,9 +11,8 @@
 static const m2d_opt_spec_t opts[] = {
     {"input", "PATH", "an export file or a folder of them, local or an s3://, gs:// or az:// URL (more may follow)", NULL, true},
     {"table", "PATH", "the Delta table: a local path or an s3://, gs:// or az:// URL (created when missing)", NULL, true},
-    {"compression", "CODEC", "snappy, zstd, gzip, lz4_raw or none", "snappy", false},
-    {"compression-level", "N", "zstd (1-22) or gzip (1-9) level", "codec default", false},
-    {"target-file-size", "SIZE", "Parquet bytes per data file (e.g. 128MB)", "128MB", false},
+    M2D_OPTS_COMPRESSION,
+    M2D_OPT_TARGET_FILE_SIZE,
     {"partition-by", "FIELD", "partition a new table by this top-level field", "none", false},
     {"rejects", "FILE", "append bad records to FILE (JSON lines) and go on, instead of failing the file", NULL,
      false},
@@ -39,17 +38,8 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   inputs[n++] = m2d_args_get(args, "input");
   for (int i = 0; i < args->npositional; i++) inputs[n++] = args->positional[i];
   m2d_load_options_t o = {.inputs = inputs, .ninputs = n, .table = m2d_args_get(args, "table"), .codec = PQ_CODEC_SNAPPY};
-  if (!pq_codec_parse(m2d_args_get(args, "compression"), &o.codec)) {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--compression must be snappy, zstd, gzip, lz4_raw or none");
+  if (!m2d_args_compression(args, &o.codec, &o.level, &err) || !m2d_args_target_file_size(args, &o.target_file_size, &err))
     return m2d_cli_fail(&err);
-  }
-  int64_t level = 0;
-  o.target_file_size = (uint64_t)128 << 20;
-  if ((m2d_args_flag(args, "compression-level") && !m2d_args_int(args, "compression-level", 1, 22, &level, &err)) ||
-      (m2d_args_flag(args, "target-file-size") &&
-       !m2d_args_size(args, "target-file-size", 1 << 10, (uint64_t)1 << 40, &o.target_file_size, &err)))
-    return m2d_cli_fail(&err);
-  o.level = (int)level;
   if (m2d_args_flag(args, "partition-by")) o.partition_by = m2d_args_get(args, "partition-by");
   if (m2d_args_flag(args, "rejects")) o.rejects = m2d_args_get(args, "rejects");
   o.watch = m2d_args_flag(args, "watch");

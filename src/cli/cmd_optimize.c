@@ -13,8 +13,7 @@ static const m2d_opt_spec_t opts[] = {
     {"table", "PATH", "the Delta table: a local path or an s3://, gs:// or az:// URL", NULL, true},
     {"target-size", "SIZE", "bytes per new file (e.g. 128MB)", "128MB", false},
     {"min-file-size", "SIZE", "files smaller than this are compacted", "a quarter of --target-size", false},
-    {"compression", "CODEC", "new files' codec: snappy, zstd, gzip, lz4_raw or none", "snappy", false},
-    {"compression-level", "N", "zstd (1-22) or gzip (1-9) level", "codec default", false},
+    M2D_OPTS_COMPRESSION,
     {"dry-run", NULL, "print the files that would be rewritten (stdout) and change nothing", NULL, false},
     {NULL, NULL, NULL, NULL, false},
 };
@@ -25,18 +24,12 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   m2d_error_t err = {0};
   m2d_optimize_options_t o = {.table = m2d_args_get(args, "table"), .codec = PQ_CODEC_SNAPPY,
                               .dry_run = m2d_args_flag(args, "dry-run"), .stop = stop_flag};
-  int64_t level = 0;
   o.target_file_size = (uint64_t)128 << 20;
   if (!m2d_args_size(args, "target-size", 1 << 10, (uint64_t)1 << 40, &o.target_file_size, &err) ||
       (m2d_args_flag(args, "min-file-size") &&
        !m2d_args_size(args, "min-file-size", 1, (uint64_t)1 << 40, &o.min_file_size, &err)) ||
-      (m2d_args_flag(args, "compression-level") && !m2d_args_int(args, "compression-level", 1, 22, &level, &err)))
+      !m2d_args_compression(args, &o.codec, &o.level, &err))
     return m2d_cli_fail(&err);
-  if (!pq_codec_parse(m2d_args_get(args, "compression"), &o.codec)) {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--compression must be snappy, zstd, gzip, lz4_raw or none");
-    return m2d_cli_fail(&err);
-  }
-  o.level = (int)level;
   m2d_optimize_summary_t s;
   bool ok = m2d_optimize_run(&o, &s, &err);
   int status = 0;

@@ -23,9 +23,8 @@ static const m2d_opt_spec_t opts[] = {
     {"workers", "N", "parallel readers, each with its own connection", "4", false},
     {"filter", "JSON", "only documents matching this query (Extended JSON)", NULL, false},
     {"projection", "JSON", "only these fields (Extended JSON projection)", NULL, false},
-    {"compression", "CODEC", "snappy, zstd, gzip, lz4_raw or none", "snappy", false},
-    {"compression-level", "N", "zstd (1-22) or gzip (1-9) level", "codec default", false},
-    {"target-file-size", "SIZE", "Parquet bytes per data file (e.g. 128MB)", "128MB", false},
+    M2D_OPTS_COMPRESSION,
+    M2D_OPT_TARGET_FILE_SIZE,
     {"partition-by", "FIELD", "partition a new table by this top-level field", "none", false},
     {"restart", NULL, "empty the table (in one commit) and load it again from the start", NULL, false},
     {NULL, NULL, NULL, NULL, false},
@@ -95,19 +94,11 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
                   "give --collection C --table PATH, or --all-collections --table-root ROOT");
     return m2d_cli_fail(&err);
   }
-  int64_t workers = 4, level = 0;
-  o.target_file_size = (uint64_t)128 << 20;
-  if (!m2d_args_int(args, "workers", 1, 64, &workers, &err) ||
-      (m2d_args_flag(args, "compression-level") && !m2d_args_int(args, "compression-level", 1, 22, &level, &err)) ||
-      (m2d_args_flag(args, "target-file-size") &&
-       !m2d_args_size(args, "target-file-size", 1 << 10, (uint64_t)1 << 40, &o.target_file_size, &err)))
+  int64_t workers = 4;
+  if (!m2d_args_int(args, "workers", 1, 64, &workers, &err) || !m2d_args_compression(args, &o.codec, &o.level, &err) ||
+      !m2d_args_target_file_size(args, &o.target_file_size, &err))
     return m2d_cli_fail(&err);
-  if (!pq_codec_parse(m2d_args_get(args, "compression"), &o.codec)) {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--compression must be snappy, zstd, gzip, lz4_raw or none");
-    return m2d_cli_fail(&err);
-  }
   o.workers = (int)workers;
-  o.level = (int)level;
   if (m2d_args_flag(args, "filter")) o.filter = m2d_args_get(args, "filter");
   if (m2d_args_flag(args, "projection")) o.projection = m2d_args_get(args, "projection");
   if (m2d_args_flag(args, "partition-by")) o.partition_by = m2d_args_get(args, "partition-by");

@@ -13,6 +13,8 @@ static const m2d_opt_spec_t opts[] = {
     {"db", "DB", "database", NULL, true},
     {"collection", "COLL", "collection", NULL, true},
     {"table", "PATH", "the mirror table (mirror and both modes), or the change log (changelog mode): a local path or an s3://, gs:// or az:// URL", NULL, true},
+    M2D_OPTS_COMPRESSION,
+    M2D_OPT_TARGET_FILE_SIZE,
     {"mode", "MODE", "mirror (the table equals the collection), changelog (one row per event) or both", "mirror", false},
     {"changelog-table", "PATH", "with --mode both: the change-log table", NULL, false},
     {"initial", "WHAT", "snapshot (copy the collection first) or skip (changes from now on)", "snapshot", false},
@@ -108,6 +110,8 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   o.metrics_port = (int)mport;
   if ((o.table && !m2d_store_abort_orphan_uploads(o.table, &err)) ||
       (o.changelog_table && !m2d_store_abort_orphan_uploads(o.changelog_table, &err)))
+    return m2d_cli_fail(&err);
+  if (!m2d_args_compression(args, &o.codec, &o.level, &err) || !m2d_args_target_file_size(args, &o.target_file_size, &err))
     return m2d_cli_fail(&err);
   m2d_sync_summary_t s;
   bool ok = m2d_sync_run(&o, &s, &err);

@@ -509,7 +509,7 @@ static bool mirror_opened(m2d_mirror_t *m, m2d_error_t *err) {
   if (!m->o.change_data_feed) return true;
   m2d_table_writer_enable_feature(m->w, "changeDataFeed", false, "delta.enableChangeDataFeed");
   m2d_table_writer_destroy(m->cdc);
-  m2d_table_writer_options_t co = {.table = m->o.table, .codec = PQ_CODEC_SNAPPY, .data_dir = "_change_data",
+  m2d_table_writer_options_t co = {.table = m->o.table, .codec = m->o.codec, .level = m->o.level, .data_dir = "_change_data",
                                    .file_prefix = "cdc"};
   return (m->cdc = m2d_table_writer_open(&co, err)) != NULL;
 }
@@ -517,7 +517,7 @@ static bool mirror_opened(m2d_mirror_t *m, m2d_error_t *err) {
 /* Reopens the mirror's writer at the table's newest version and rebuilds the key index. */
 static bool reopen_mirror(m2d_mirror_t *m, m2d_error_t *err) {
   m2d_table_writer_destroy(m->w);
-  m2d_table_writer_options_t mo = {.table = m->o.table, .codec = PQ_CODEC_SNAPPY};
+  m2d_table_writer_options_t mo = {.table = m->o.table, .codec = m->o.codec, .level = m->o.level};
   m2d_key_index_free(m->index);
   m->index = NULL;
   return (m->w = m2d_table_writer_open(&mo, err)) && mirror_opened(m, err) && build_index(m, err);
@@ -529,7 +529,7 @@ m2d_mirror_t *m2d_mirror_open(const m2d_mirror_options_t *o, m2d_error_t *err) {
   m2d_mirror_t *m = calloc(1, sizeof *m);
   if (!m) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
   m->o = *o;
-  m2d_table_writer_options_t mo = {.table = o->table, .codec = PQ_CODEC_SNAPPY};
+  m2d_table_writer_options_t mo = {.table = o->table, .codec = o->codec, .level = o->level};
   if (!(m->w = m2d_table_writer_open(&mo, err)) || !mirror_opened(m, err)) {
     m2d_mirror_close(m);
     return NULL;

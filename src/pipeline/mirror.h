@@ -22,6 +22,8 @@ typedef struct {
   bool rewrite;          /* copy-on-write instead of deletion vectors */
   bool soft_delete;      /* deleted documents stay, _deleted = true */
   bool change_data_feed; /* _change_data files and delta.enableChangeDataFeed */
+  pq_codec_t codec;      /* the data files' codec (zero: uncompressed) and level */
+  int level;
 } m2d_mirror_options_t;
 
 typedef struct {

@@ -284,7 +284,9 @@ static bool start_at_now(sync_t *s, mongoc_collection_t *coll, mongoc_change_str
     m2d_mirror_close(s->mirror);
     s->mirror = NULL;
     m2d_snapshot_options_t so = {.uri = o->uri, .db = o->db, .collection = o->collection, .table = o->table,
-                                 .workers = o->workers, .codec = PQ_CODEC_SNAPPY, .restart = had_table, .stop = o->stop,
+                                 .workers = o->workers, .codec = o->codec, .level = o->level,
+                                 .target_file_size = o->target_file_size ? o->target_file_size : (uint64_t)128 << 20,
+                                 .restart = had_table, .stop = o->stop,
                                  .live_flag = o->soft_delete ? "_deleted" : NULL};
     m2d_snapshot_summary_t ss;
     ok = m2d_snapshot_run(&so, &ss, err);
@@ -336,9 +338,10 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
   ok = ok && client;
   mongoc_collection_t *coll = ok ? mongoc_client_get_collection(client, o->db, o->collection) : NULL;
   mongoc_change_stream_t *cs = NULL;
-  m2d_table_writer_options_t lo = {.table = o->changelog_table, .codec = PQ_CODEC_SNAPPY};
+  m2d_table_writer_options_t lo = {.table = o->changelog_table, .codec = o->codec, .level = o->level};
   s.mirror_options = (m2d_mirror_options_t){.table = o->table, .rewrite = o->rewrite, .soft_delete = o->soft_delete,
-                                            .change_data_feed = o->change_data_feed};
+                                            .change_data_feed = o->change_data_feed, .codec = o->codec,
+                                            .level = o->level};
   if (ok && o->mirror)
     ok = (s.mirror = m2d_mirror_open(&s.mirror_options, err)) &&
          read_position(m2d_mirror_writer(s.mirror), s.app, &s.mpos, err);

@@ -16,6 +16,7 @@
 #define M2D_PIPELINE_SYNC_H
 
 #include "core/error.h"
+#include "parquet/format.h"
 
 #include <signal.h>
 #include <stdint.h>
@@ -29,7 +30,10 @@ typedef struct {
   bool rewrite;                /* --merge-strategy rewrite (copy-on-write) instead of deletion vectors */
   bool soft_delete;
   bool change_data_feed;       /* --change-data-feed: _change_data files and cdc actions in the mirror */
-  bool resnapshot_on_history_lost; /* --on-history-lost resnapshot (else: fail with a clear error) */            /* --delete soft: deleted documents stay, marked _deleted */
+  bool resnapshot_on_history_lost; /* --on-history-lost resnapshot (else: fail with a clear error) */
+  pq_codec_t codec;            /* data files of both tables (and the initial snapshot); zero: uncompressed */
+  int level;                   /* codec level, 0: default */
+  uint64_t target_file_size;   /* the initial snapshot's and compaction's files (0: 128 MiB) */
   int max_batch_docs;          /* default 1000 */
   int max_latency_ms;          /* default 1000 */
   int stop_when_idle_s;        /* 0: run until stopped */

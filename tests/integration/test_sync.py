@@ -451,3 +451,27 @@ def test_sync_mirror_with_common_id_types(mongo, mongo_db, tmp_path, spark, ids)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(mongo_db.c.find()))
+
+
+def test_sync_writes_the_codec_it_is_given(mongo, mongo_db, tmp_path):
+    import pyarrow.parquet as pq
+    mongo_db.c.insert_many([{"_id": i, "n": i} for i in range(100)])
+    table, log = tmp_path / "mirror", tmp_path / "log"
+    settle()
+    proc = spawn_m2d(["sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", table,
+                      "--mode", "both", "--changelog-table", log, "--compression", "zstd", "--compression-level", "9",
+                      "--max-latency", "200", "--stop-when-idle", "3"])
+    time.sleep(2)
+    mongo_db.c.update_one({"_id": 1}, {"$set": {"n": -1}})
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    for t in (table, log):
+        files = list(t.glob("*.parquet"))
+        assert files
+        for f in files:
+            md = pq.ParquetFile(f).metadata
+            assert all(md.row_group(g).column(c).compression == "ZSTD"
+                       for g in range(md.num_row_groups) for c in range(md.num_columns)), f
+    p = run_m2d("sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", table,
+                "--compression", "brotli9")
+    assert p.returncode == 2 and "--compression must be" in p.stderr
