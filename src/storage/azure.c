@@ -15,15 +15,17 @@
  *   Nothing needs aborting: blocks never committed belong to no blob (Get Blob and List Blobs do
  *   not see them) and Azure garbage-collects them after a week.
  * - Reads are ranged GETs (x-ms-range) with a read-ahead window; List Blobs pages by NextMarker.
- *   Azure has no start-after: list_all pages from the prefix and skips the keys up to it. */
+ *   Azure has no start-after: list_all pages from the prefix and skips the keys up to it.
+ *
+ * The probe, the read-back, the read-ahead and the listing's bookkeeping are object_store's; this
+ * file holds what is Azure's: Shared Key and SAS, URLs, requests, error codes. */
 #include "storage/azure.h"
 #include "storage/http.h"
-#include "storage/store.h"
+#include "storage/object_store.h"
 
 #include "core/log.h"
 
 #include <ctype.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +38,6 @@
 #include <openssl/rand.h>
 
 #define BLOCK_SIZE (8u << 20) /* one Put Blob up to this, else blocks of this size */
-#define READAHEAD (4u << 20)  /* one ranged GET fetches at least this much */
-#define TAIL_WINDOW (1u << 20) /* a read near the end fetches the last MiB (Parquet's footer) */
 #define MAX_LIST_RESPONSE (64u << 20)
 #define API_VERSION "2021-08-06"
 
@@ -51,9 +51,7 @@ typedef struct {
   unsigned char key[128];
   size_t key_len; /* 0: no key, the SAS token authorizes */
   char *sas;      /* the SAS token's query (no '?'), or NULL */
-  bool unsafe_single_writer;
-  pthread_mutex_t probe_lock;
-  int probed; /* 0 not yet, 1 conditions honoured, -1 ignored (and accepted) */
+  m2d_objstore_commits_t commits;
 } az_t;
 
 /* --- URLs ------------------------------------------------------------------------------------ */
@@ -99,12 +97,6 @@ bool m2d_azure_parse_url(const char *url, m2d_azure_url_t *out, m2d_error_t *err
   return true;
 }
 
-static bool is_loopback(const char *endpoint) {
-  const char *h = strstr(endpoint, "://");
-  h = h ? h + 3 : endpoint;
-  return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost", 9) == 0 || strncmp(h, "[::1]", 5) == 0;
-}
-
 /* The request's URL: endpoint/container[/prefix/key][?query][&sas]. key NULL: the container. */
 static bool request_url(az_t *s, const char *key, const char *query, m2d_buf_t *url, m2d_error_t *err) {
   m2d_buf_reset(url);
@@ -126,24 +118,6 @@ static bool request_url(az_t *s, const char *key, const char *query, m2d_buf_t *
 }
 
 /* --- Shared Key ------------------------------------------------------------------------------ */
-
-static int hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = tolower(c);
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-static void pct_decode(const char *s, size_t n, m2d_buf_t *out, m2d_error_t *err) {
-  for (size_t i = 0; i < n; i++) {
-    int hi, lo;
-    if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 && (lo = hexval(s[i + 2])) >= 0) {
-      m2d_buf_append_byte(out, (uint8_t)(hi * 16 + lo), err);
-      i += 2;
-    } else {
-      m2d_buf_append_byte(out, (uint8_t)s[i], err);
-    }
-  }
-}
 
 typedef struct {
   char *name;  /* lower case */
@@ -246,8 +220,8 @@ bool m2d_azure_string_to_sign(const char *method, const char *url, const char *a
       m2d_buf_t n, v;
       m2d_buf_init(&n, 1 << 16);
       m2d_buf_init(&v, 1 << 16);
-      pct_decode(c, nl, &n, err);
-      if (eq) pct_decode(eq + 1, l - nl - 1, &v, err);
+      m2d_http_decode(c, nl, &n, err);
+      if (eq) m2d_http_decode(eq + 1, l - nl - 1, &v, err);
       m2d_buf_terminate(&n, err);
       m2d_buf_terminate(&v, err);
       if (nl) {
@@ -297,73 +271,14 @@ static void http_date(char *out, size_t n) {
 
 /* --- XML answers ------------------------------------------------------------------------- */
 
-/* The text of the first <tag>...</tag> (attributes allowed) in [p, end), entities decoded, a
- * name with Encoded="true" percent-decoded. */
-static bool xml_text(const char *p, const char *end, const char *tag, char *out, size_t outsz) {
-  size_t tl = strlen(tag);
-  const char *a = p;
-  for (;;) {
-    a = memmem(a, (size_t)(end - a), "<", 1);
-    if (!a || (size_t)(end - a) < tl + 2) return false;
-    if (strncmp(a + 1, tag, tl) == 0 && (a[tl + 1] == '>' || a[tl + 1] == ' ' || a[tl + 1] == '/')) break;
-    a++;
-  }
-  const char *gt = memchr(a, '>', (size_t)(end - a));
-  if (!gt) return false;
-  if (gt[-1] == '/') { /* <Tag /> */
-    out[0] = '\0';
-    return true;
-  }
-  bool encoded = memmem(a, (size_t)(gt - a), "Encoded=\"true\"", 14) != NULL;
-  a = gt + 1;
-  char close[80];
-  snprintf(close, sizeof close, "</%s>", tag);
-  const char *b = memmem(a, (size_t)(end - a), close, strlen(close));
-  if (!b) return false;
-  size_t o = 0;
-  for (const char *q = a; q < b && o + 1 < outsz;) {
-    if (*q == '&') {
-      const char *semi = memchr(q, ';', (size_t)(b - q));
-      if (semi) {
-        size_t n = (size_t)(semi - q - 1);
-        char c = 0;
-        if (n == 3 && strncmp(q + 1, "amp", 3) == 0) c = '&';
-        else if (n == 2 && strncmp(q + 1, "lt", 2) == 0) c = '<';
-        else if (n == 2 && strncmp(q + 1, "gt", 2) == 0) c = '>';
-        else if (n == 4 && strncmp(q + 1, "quot", 4) == 0) c = '"';
-        else if (n == 4 && strncmp(q + 1, "apos", 4) == 0) c = '\'';
-        else if (n >= 2 && q[1] == '#') {
-          long v = q[2] == 'x' ? strtol(q + 3, NULL, 16) : strtol(q + 2, NULL, 10);
-          if (v > 0 && v < 128) c = (char)v;
-        }
-        if (c) {
-          out[o++] = c;
-          q = semi + 1;
-          continue;
-        }
-      }
-    }
-    out[o++] = *q++;
-  }
-  out[o] = '\0';
-  if (encoded) {
-    m2d_buf_t d;
-    m2d_buf_init(&d, outsz);
-    pct_decode(out, o, &d, NULL);
-    snprintf(out, outsz, "%.*s", (int)d.len, d.data ? (const char *)d.data : "");
-    m2d_buf_free(&d);
-  }
-  return true;
-}
-
 /* An error answer as a message: the status, the XML's Code and Message (its first line: the
  * rest is the request id and time), and what to do. */
 static bool az_fail(az_t *s, const char *what, const m2d_http_response_t *r, const m2d_buf_t *body, m2d_error_t *err) {
   char code[128] = "", msg[512] = "";
   if (body && body->data && body->len) {
     const char *p = (const char *)body->data, *end = p + body->len;
-    xml_text(p, end, "Code", code, sizeof code);
-    xml_text(p, end, "Message", msg, sizeof msg);
+    m2d_objstore_xml_text(p, end, "Code", code, sizeof code);
+    m2d_objstore_xml_text(p, end, "Message", msg, sizeof msg);
     msg[strcspn(msg, "\r\n")] = '\0';
   }
   if (!code[0]) snprintf(code, sizeof code, "%s", r->error_code);
@@ -404,17 +319,13 @@ typedef struct {
   const char *what; /* for messages, instead of "METHOD root/key" */
 } az_call_t;
 
-static void describe(az_t *s, const char *op, const char *key, char *out, size_t n) {
-  snprintf(out, n, "%s %s%s%s", op, s->base.root, key && key[0] ? "/" : "", key ? key : "");
-}
-
 static bool az_do(az_t *s, const az_call_t *c, m2d_http_response_t *resp, m2d_error_t *err) {
   m2d_buf_t url, sts;
   m2d_buf_init(&url, 1 << 18);
   m2d_buf_init(&sts, 1 << 18);
   char what[1400], date[64], date_h[80], auth[300];
   if (c->what) snprintf(what, sizeof what, "%s", c->what);
-  else describe(s, c->method, c->key, what, sizeof what);
+  else m2d_objstore_describe(&s->base, c->method, c->key, what, sizeof what);
   http_date(date, sizeof date);
   snprintf(date_h, sizeof date_h, "x-ms-date: %s", date);
   bool ok = request_url(s, c->key, c->query, &url, err);
@@ -470,7 +381,7 @@ static bool az_get(m2d_store_t *st, const char *key, m2d_buf_t *out, bool *missi
   az_call_t c = {.method = "GET", .key = key, .response = out, .max_response = out->max};
   if (!az_do(s, &c, &r, err)) return false;
   char what[1400];
-  describe(s, "reading", key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "reading", key, what, sizeof what);
   if (r.status == 404) {
     if (missing) *missing = true;
     m2d_buf_reset(out);
@@ -500,26 +411,6 @@ static int64_t parse_http_date_ms(const char *t) {
   return (int64_t)timegm(&tm) * 1000;
 }
 
-static int cmp_entries(const void *a, const void *b) {
-  return strcmp(((const m2d_store_entry_t *)a)->name, ((const m2d_store_entry_t *)b)->name);
-}
-
-static bool push_entry(m2d_store_entry_t **out, size_t *n, size_t *cap, const char *name, uint64_t size,
-                       int64_t mtime, bool is_dir, m2d_error_t *err) {
-  if (*n == *cap) {
-    size_t c = *cap ? *cap * 2 : 64;
-    m2d_store_entry_t *p = realloc(*out, c * sizeof *p);
-    if (!p) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory listing");
-    *out = p;
-    *cap = c;
-  }
-  char *dup = strdup(name);
-  if (!dup) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory listing");
-  (*out)[*n] = (m2d_store_entry_t){dup, size, mtime, is_dir};
-  (*n)++;
-  return true;
-}
-
 /* List Blobs of dir: one level (delimiter '/') or every blob under it after start_after. */
 static bool list_blobs(az_t *s, const char *dir, bool recursive, const char *start_after, m2d_store_entry_t **out,
                        size_t *n, m2d_error_t *err) {
@@ -527,8 +418,7 @@ static bool list_blobs(az_t *s, const char *dir, bool recursive, const char *sta
   *n = 0;
   size_t cap = 0;
   char prefix[2048];
-  snprintf(prefix, sizeof prefix, "%s%s%s%s", s->prefix, s->prefix[0] && dir[0] ? "/" : "", dir,
-           (s->prefix[0] || dir[0]) ? "/" : "");
+  m2d_objstore_list_prefix(s->prefix, dir, prefix, sizeof prefix);
   size_t plen = strlen(prefix);
   m2d_buf_t body, query, enc;
   m2d_buf_init(&body, MAX_LIST_RESPONSE);
@@ -569,15 +459,15 @@ static bool list_blobs(az_t *s, const char *dir, bool recursive, const char *sta
     while (ok && (q = memmem(q, (size_t)(end - q), "<Blob>", 6))) {
       const char *qe = memmem(q, (size_t)(end - q), "</Blob>", 7);
       if (!qe) break;
-      bool folder = (xml_text(q, qe, "hdi_isfolder", val, sizeof val) && strcasecmp(val, "true") == 0) ||
-                    (xml_text(q, qe, "ResourceType", val, sizeof val) && strcmp(val, "directory") == 0);
-      if (!folder && xml_text(q, qe, "Name", name, sizeof name) && strlen(name) > plen &&
+      bool folder = (m2d_objstore_xml_text(q, qe, "hdi_isfolder", val, sizeof val) && strcasecmp(val, "true") == 0) ||
+                    (m2d_objstore_xml_text(q, qe, "ResourceType", val, sizeof val) && strcmp(val, "directory") == 0);
+      if (!folder && m2d_objstore_xml_text(q, qe, "Name", name, sizeof name) && strlen(name) > plen &&
           strncmp(name, prefix, plen) == 0 && name[plen] != '.' && !strstr(name + plen, "/.") &&
           (recursive || !strchr(name + plen, '/')) &&
           !(start_after && strcmp(name + plen, start_after) <= 0)) {
-        uint64_t size = xml_text(q, qe, "Content-Length", val, sizeof val) ? strtoull(val, NULL, 10) : 0;
-        int64_t mt = xml_text(q, qe, "Last-Modified", val, sizeof val) ? parse_http_date_ms(val) : 0;
-        ok = push_entry(out, n, &cap, name + plen, size, mt, false, err);
+        uint64_t size = m2d_objstore_xml_text(q, qe, "Content-Length", val, sizeof val) ? strtoull(val, NULL, 10) : 0;
+        int64_t mt = m2d_objstore_xml_text(q, qe, "Last-Modified", val, sizeof val) ? parse_http_date_ms(val) : 0;
+        ok = m2d_objstore_push_entry(out, n, &cap, name + plen, size, mt, false, err);
       }
       q = qe;
     }
@@ -585,27 +475,20 @@ static bool list_blobs(az_t *s, const char *dir, bool recursive, const char *sta
     while (ok && (q = memmem(q, (size_t)(end - q), "<BlobPrefix>", 12))) {
       const char *qe = memmem(q, (size_t)(end - q), "</BlobPrefix>", 13);
       if (!qe) break;
-      if (xml_text(q, qe, "Name", name, sizeof name) && strlen(name) > plen + 1 && strncmp(name, prefix, plen) == 0 &&
-          name[plen] != '.') {
+      if (m2d_objstore_xml_text(q, qe, "Name", name, sizeof name) && strlen(name) > plen + 1 &&
+          strncmp(name, prefix, plen) == 0 && name[plen] != '.') {
         name[strlen(name) - 1] = '\0'; /* the trailing '/' */
-        ok = push_entry(out, n, &cap, name + plen, 0, 0, true, err);
+        ok = m2d_objstore_push_entry(out, n, &cap, name + plen, 0, 0, true, err);
       }
       q = qe;
     }
     marker[0] = '\0';
-    if (ok) xml_text(p, end, "NextMarker", marker, sizeof marker);
+    if (ok) m2d_objstore_xml_text(p, end, "NextMarker", marker, sizeof marker);
   } while (ok && marker[0]);
   m2d_buf_free(&body);
   m2d_buf_free(&query);
   m2d_buf_free(&enc);
-  if (!ok) {
-    m2d_store_entries_free(*out, *n);
-    *out = NULL;
-    *n = 0;
-    return false;
-  }
-  if (*n) qsort(*out, *n, sizeof **out, cmp_entries);
-  return true;
+  return m2d_objstore_entries_done(ok, out, n);
 }
 
 static bool az_list(m2d_store_t *st, const char *dir, m2d_store_entry_t **out, size_t *n, m2d_error_t *err) {
@@ -628,7 +511,7 @@ static bool az_remove(m2d_store_t *st, const char *key, m2d_error_t *err) {
   bool ok = az_do(s, &c, &r, err);
   if (ok && r.status != 202 && r.status != 200 && r.status != 404) {
     char what[1400];
-    describe(s, "removing", key, what, sizeof what);
+    m2d_objstore_describe(&s->base, "removing", key, what, sizeof what);
     ok = az_fail(s, what, &r, &body, err);
   }
   m2d_buf_free(&body);
@@ -638,8 +521,9 @@ static bool az_remove(m2d_store_t *st, const char *key, m2d_error_t *err) {
 /* --- conditional writes ------------------------------------------------------------------ */
 
 /* Put Blob with If-None-Match: *. *exists when the key was there already. */
-static bool put_conditional(az_t *s, const char *key, const void *data, size_t len, bool *exists, bool *lost_answer,
-                            m2d_error_t *err) {
+static bool put_conditional(m2d_store_t *st, const char *key, const void *data, size_t len, bool *exists,
+                            bool *lost_answer, m2d_error_t *err) {
+  az_t *s = (az_t *)st;
   static const char *const cond[] = {"If-None-Match: *", "x-ms-blob-type: BlockBlob", NULL};
   m2d_buf_t body;
   m2d_buf_init(&body, 1 << 20);
@@ -650,9 +534,10 @@ static bool put_conditional(az_t *s, const char *key, const void *data, size_t l
   bool ok = az_do(s, &c, &r, err);
   if (lost_answer) *lost_answer = r.transport_failed_before;
   char what[1400];
-  describe(s, "writing", key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "writing", key, what, sizeof what);
   char code[128] = "";
-  if (ok && body.data) xml_text((const char *)body.data, (const char *)body.data + body.len, "Code", code, sizeof code);
+  if (ok && body.data)
+    m2d_objstore_xml_text((const char *)body.data, (const char *)body.data + body.len, "Code", code, sizeof code);
   if (!code[0]) snprintf(code, sizeof code, "%s", r.error_code);
   if (ok && (r.status == 412 || (r.status == 409 && (!code[0] || strcmp(code, "BlobAlreadyExists") == 0)))) {
     *exists = true;
@@ -664,74 +549,16 @@ static bool put_conditional(az_t *s, const char *key, const void *data, size_t l
   return ok;
 }
 
-/* Whether the server honours If-None-Match: the same hidden key written twice must fail the
- * second time. Once per store. */
-static bool probe_conditions(az_t *s, m2d_error_t *err) {
-  pthread_mutex_lock(&s->probe_lock);
-  bool ok = true;
-  if (s->probed == 0) {
-    unsigned char rnd[8];
-    RAND_bytes(rnd, sizeof rnd);
-    char key[64];
-    snprintf(key, sizeof key, ".mongo2delta-probe-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
-             rnd[4], rnd[5], rnd[6], rnd[7]);
-    bool exists = false;
-    ok = put_conditional(s, key, "1", 1, &exists, NULL, err);
-    if (ok) {
-      bool ok2 = put_conditional(s, key, "2", 1, &exists, NULL, err);
-      if (!ok2 && exists) {
-        s->probed = 1;
-        m2d_error_clear(err);
-      } else if (ok2) {
-        if (s->unsafe_single_writer) {
-          s->probed = -1;
-          m2d_warn("%s: the server ignores conditional writes (If-None-Match); going on because of "
-                   "--unsafe-single-writer: a second writer on this table could overwrite commits",
-                   s->base.root);
-        } else {
-          ok = m2d_error_set(err, M2D_ERR_USAGE, 0,
-                             "%s at %s ignores conditional writes (a Put Blob with If-None-Match: * overwrote an "
-                             "existing blob), so concurrent writers could overwrite each other's commits. Use a "
-                             "server that honours them (Azure Storage, Azurite), or rerun with "
-                             "--unsafe-single-writer if this table never has more than one writer",
-                             s->base.root, s->endpoint);
-        }
-      } else {
-        ok = false;
-      }
-      m2d_error_t ignore = {0};
-      az_remove(&s->base, key, &ignore);
-    }
-  }
-  pthread_mutex_unlock(&s->probe_lock);
-  return ok;
-}
+static const m2d_objstore_cond_t az_cond = {
+    .put_conditional = put_conditional,
+    .condition = "If-None-Match",
+    .overwrote = "a Put Blob with If-None-Match: * overwrote an existing blob",
+    .servers = "Azure Storage, Azurite",
+};
 
 static bool az_put_if_absent(m2d_store_t *st, const char *key, const void *data, size_t len, bool *exists,
                              m2d_error_t *err) {
-  az_t *s = (az_t *)st;
-  *exists = false;
-  if (s->probed == 0 && !probe_conditions(s, err)) return false;
-  bool lost = false;
-  if (put_conditional(s, key, data, len, exists, &lost, err)) return true;
-  if (*exists && lost) {
-    /* an attempt got no answer and the retry found the key: whose is it? Ours if the bytes
-     * are ours (a commit holds a timestamp and a random id, no other writer's is equal). */
-    m2d_buf_t back;
-    m2d_buf_init(&back, len + 1);
-    bool missing = false;
-    m2d_error_t e2 = {0};
-    bool got = az_get(st, key, &back, &missing, &e2);
-    bool ours = got && back.len == len && memcmp(back.data, data, len) == 0;
-    m2d_buf_free(&back);
-    if (ours) {
-      m2d_debug("%s: %s was written by the attempt whose answer was lost", s->base.root, key);
-      *exists = false;
-      m2d_error_clear(err);
-      return true;
-    }
-  }
-  return false;
+  return m2d_objstore_put_if_absent(st, &((az_t *)st)->commits, key, data, len, exists, err);
 }
 
 /* --- sinks: one Put Blob, or blocks and a block list ------------------------------------- */
@@ -766,7 +593,7 @@ static bool put_block(az_sink_t *k, m2d_error_t *err) {
                    .response = &body, .max_response = 1 << 20};
     ok = az_do(s, &c, &r, err);
     char what[1400];
-    describe(s, "uploading a block of", k->key, what, sizeof what);
+    m2d_objstore_describe(&s->base, "uploading a block of", k->key, what, sizeof what);
     if (ok && r.status != 201) ok = az_fail(s, what, &r, &body, err);
   }
   if (ok) {
@@ -811,7 +638,7 @@ static bool put_block_list(az_sink_t *k, m2d_error_t *err) {
                    .body_len = xml.len, .response = &body, .max_response = 1 << 20};
     ok = az_do(k->s, &c, &r, err);
     char what[1400];
-    describe(k->s, "committing the blocks of", k->key, what, sizeof what);
+    m2d_objstore_describe(&k->s->base, "committing the blocks of", k->key, what, sizeof what);
     if (ok && r.status != 201) ok = az_fail(k->s, what, &r, &body, err);
   }
   m2d_buf_free(&xml);
@@ -833,7 +660,7 @@ static bool az_sink_close(m2d_sink_t *sk, bool commit, m2d_error_t *err) {
                      .response = &body, .max_response = 1 << 20};
       ok = az_do(k->s, &c, &r, err);
       char what[1400];
-      describe(k->s, "writing", k->key, what, sizeof what);
+      m2d_objstore_describe(&k->s->base, "writing", k->key, what, sizeof what);
       if (ok && r.status != 201) ok = az_fail(k->s, what, &r, &body, err);
       m2d_buf_free(&body);
     } else {
@@ -866,63 +693,22 @@ static m2d_sink_t *az_create(m2d_store_t *st, const char *key, m2d_error_t *err)
 
 /* --- sources: ranged GETs with read-ahead ---------------------------------------------- */
 
-typedef struct {
-  m2d_source_t base;
-  az_t *s;
-  char *key;
-  m2d_buf_t window;
-  uint64_t window_off;
-} az_source_t;
-
-static bool fetch_range(az_source_t *src, uint64_t off, uint64_t len, m2d_buf_t *into, m2d_error_t *err) {
+static bool fetch_range(m2d_objstore_source_t *src, uint64_t off, uint64_t len, m2d_buf_t *into, m2d_error_t *err) {
+  az_t *s = (az_t *)src->store;
   char range[96];
   snprintf(range, sizeof range, "x-ms-range: bytes=%llu-%llu", (unsigned long long)off,
            (unsigned long long)(off + len - 1));
   const char *extra[] = {range, NULL};
   m2d_http_response_t r;
   az_call_t c = {.method = "GET", .key = src->key, .extra = extra, .response = into, .max_response = (size_t)len};
-  if (!az_do(src->s, &c, &r, err)) return false;
+  if (!az_do(s, &c, &r, err)) return false;
   char what[1400];
-  describe(src->s, "reading", src->key, what, sizeof what);
-  if (r.status != 206 && r.status != 200) return az_fail(src->s, what, &r, into, err);
+  m2d_objstore_describe(&s->base, "reading", src->key, what, sizeof what);
+  if (r.status != 206 && r.status != 200) return az_fail(s, what, &r, into, err);
   if (into->len != len)
     return m2d_error_set(err, M2D_ERR_IO, 0, "%s: asked for %llu bytes at %llu, got %zu (the blob changed?)", what,
                          (unsigned long long)len, (unsigned long long)off, into->len);
   return true;
-}
-
-static bool az_source_read(m2d_source_t *sr, uint64_t offset, size_t len, void *out, m2d_error_t *err) {
-  az_source_t *src = (az_source_t *)sr;
-  if (len == 0) return true;
-  if (offset >= src->window_off && offset + len <= src->window_off + src->window.len) {
-    memcpy(out, src->window.data + (offset - src->window_off), len);
-    return true;
-  }
-  if (len >= READAHEAD) { /* a whole column chunk: straight into the caller's memory */
-    m2d_buf_t direct = {.data = out, .len = 0, .cap = len, .max = len};
-    return fetch_range(src, offset, len, &direct, err);
-  }
-  uint64_t size = sr->size;
-  uint64_t start = offset, want = READAHEAD;
-  if (size - offset <= TAIL_WINDOW) start = size > TAIL_WINDOW ? size - TAIL_WINDOW : 0, want = size - start;
-  if (start + want > size) want = size - start;
-  if (want < len) want = len;
-  m2d_buf_reset(&src->window);
-  src->window.max = (size_t)want;
-  if (!fetch_range(src, start, want, &src->window, err)) {
-    m2d_buf_reset(&src->window);
-    return false;
-  }
-  src->window_off = start;
-  memcpy(out, src->window.data + (offset - start), len);
-  return true;
-}
-
-static void az_source_destroy(m2d_source_t *sr) {
-  az_source_t *src = (az_source_t *)sr;
-  m2d_buf_free(&src->window);
-  free(src->key);
-  free(src);
 }
 
 static m2d_source_t *az_open(m2d_store_t *st, const char *key, m2d_error_t *err) {
@@ -931,23 +717,13 @@ static m2d_source_t *az_open(m2d_store_t *st, const char *key, m2d_error_t *err)
   az_call_t c = {.method = "HEAD", .key = key};
   if (!az_do(s, &c, &r, err)) return NULL;
   char what[1400];
-  describe(s, "opening", key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "opening", key, what, sizeof what);
   if (r.status == 404 && strcmp(r.error_code, "ContainerNotFound") != 0)
     return m2d_error_set(err, M2D_ERR_IO, 2, "%s: no such blob", what), NULL;
   if (r.status != 200) return az_fail(s, what, &r, NULL, err), NULL;
   if (!r.has_content_length) return m2d_error_set(err, M2D_ERR_IO, 0, "%s: Azure gave no Content-Length", what), NULL;
-  az_source_t *src = calloc(1, sizeof *src);
-  if (!src || !(src->key = strdup(key))) {
-    free(src);
-    return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
-  }
-  src->s = s;
-  m2d_buf_init(&src->window, READAHEAD);
-  src->base.size = r.content_length;
-  src->base.read_at = az_source_read;
-  src->base.destroy = az_source_destroy;
-  snprintf(src->base.name, sizeof src->base.name, "%s/%s", s->base.root, key);
-  return &src->base;
+  m2d_objstore_source_t *src = m2d_objstore_source_new(st, key, r.content_length, fetch_range, err);
+  return src ? &src->base : NULL;
 }
 
 /* --- configuration: the environment, as Azure's own tools read it ---------------------- */
@@ -981,7 +757,7 @@ static void az_destroy(m2d_store_t *st) {
     OPENSSL_cleanse(s->sas, strlen(s->sas));
     free(s->sas);
   }
-  pthread_mutex_destroy(&s->probe_lock);
+  m2d_objstore_commits_destroy(&s->commits);
   free(s);
 }
 
@@ -1001,13 +777,15 @@ m2d_store_t *m2d_store_azure_new(const char *url, const m2d_store_options_t *opt
   if (!m2d_azure_parse_url(url, &u, err)) return NULL;
   az_t *s = calloc(1, sizeof *s);
   if (!s) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
-  pthread_mutex_init(&s->probe_lock, NULL);
+  m2d_objstore_commits_init(&s->commits, &az_cond);
   snprintf(s->container, sizeof s->container, "%s", u.container);
   snprintf(s->prefix, sizeof s->prefix, "%s", u.prefix);
   const char *sep = strstr(url, "://");
   const char *slash = strchr(sep + 3, '/');
   size_t head = slash ? (size_t)(slash - url) : strlen(url);
   snprintf(s->base.root, sizeof s->base.root, "%.*s%s%s", (int)head, url, s->prefix[0] ? "/" : "", s->prefix);
+  snprintf(s->commits.where, sizeof s->commits.where, "%s", s->base.root);
+  s->commits.endpoint = s->endpoint;
 
   /* AZURE_STORAGE_CONNECTION_STRING first; the single variables override its parts */
   char account[128] = "", key_b64[256] = "", endpoint[512] = "", sas[4096] = "", v[64] = "";
@@ -1079,17 +857,15 @@ m2d_store_t *m2d_store_azure_new(const char *url, const m2d_store_options_t *opt
   size_t el = strlen(endpoint);
   while (el && endpoint[el - 1] == '/') endpoint[--el] = '\0';
   if (endpoint[0]) {
-    if (strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)
-      return fail_new(s, err, "AZURE_STORAGE_ENDPOINT %s: write it as https://HOST[:PORT]%s", endpoint,
-                      " (Azurite: http://127.0.0.1:10000/devstoreaccount1)");
-    if (strncmp(endpoint, "http://", 7) == 0 && !is_loopback(endpoint))
-      return fail_new(s, err,
-                      "AZURE_STORAGE_ENDPOINT %s: plain HTTP would send the table's data unencrypted; it is "
-                      "accepted for loopback test servers only (use https://)%s",
-                      endpoint, "");
+    if (!m2d_objstore_check_endpoint("AZURE_STORAGE_ENDPOINT", endpoint,
+                                     "https://HOST[:PORT] (Azurite: http://127.0.0.1:10000/devstoreaccount1)",
+                                     "the table's data", err)) {
+      az_destroy(&s->base);
+      return NULL;
+    }
     /* an emulator on loopback is addressed by path, the account first: added when missing */
     const char *host = strstr(endpoint, "://") + 3;
-    if (is_loopback(endpoint) && !strchr(host, '/'))
+    if (m2d_objstore_is_loopback(endpoint) && !strchr(host, '/'))
       snprintf(s->endpoint, sizeof s->endpoint, "%s/%s", endpoint, account);
     else snprintf(s->endpoint, sizeof s->endpoint, "%s", endpoint);
   } else if (u.host[0] && strstr(u.host, ".dfs.")) {
@@ -1101,7 +877,7 @@ m2d_store_t *m2d_store_azure_new(const char *url, const m2d_store_options_t *opt
   } else {
     snprintf(s->endpoint, sizeof s->endpoint, "https://%s.blob.core.windows.net", account);
   }
-  s->unsafe_single_writer = opts && opts->unsafe_single_writer;
+  s->commits.unsafe_single_writer = opts && opts->unsafe_single_writer;
   m2d_http_policy_t policy = {0};
   if (opts) policy.max_attempts = opts->max_attempts;
   s->http = m2d_http_new(&policy, err);

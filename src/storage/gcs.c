@@ -12,7 +12,9 @@
  * (chunks of 8 MiB, a multiple of the 256 KiB GCS asks of every chunk but the last), cancelled
  * when the sink is aborted or a chunk fails. GCS has no listing of open sessions: one left by a
  * killed process holds no object and expires after a week by itself, so abort_uploads is not
- * implemented. Reads are ranged GETs of one generation with a read-ahead window.
+ * implemented. Reads are ranged GETs of one generation with a read-ahead window. The probe, the
+ * read-back, the read-ahead and the listing's bookkeeping are object_store's; this file holds
+ * what is GCS's: OAuth, URLs, requests, JSON errors.
  *
  * Credentials: a bearer token from GOOGLE_OAUTH_ACCESS_TOKEN or CLOUDSDK_AUTH_ACCESS_TOKEN, or
  * the service account key of GOOGLE_APPLICATION_CREDENTIALS (an RS256-signed JWT exchanged at
@@ -21,7 +23,7 @@
  * without any. No token, key or JWT is ever put in a message: request lines name the method,
  * the object and the status. */
 #include "storage/http.h"
-#include "storage/store.h"
+#include "storage/object_store.h"
 
 #include "core/log.h"
 
@@ -36,11 +38,8 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 
 #define CHUNK_SIZE (8u << 20)  /* simple upload up to this; resumable chunks of this size above */
-#define READAHEAD (4u << 20)   /* one ranged GET fetches at least this much */
-#define TAIL_WINDOW (1u << 20) /* a read near the end fetches the last MiB (Parquet's footer) */
 #define MAX_LIST_RESPONSE (64u << 20)
 #define MAX_ANSWER (1u << 20) /* JSON metadata, errors, token answers */
 #define DEFAULT_ENDPOINT "https://storage.googleapis.com"
@@ -58,18 +57,10 @@ typedef struct {
   char *static_token;     /* a token from the environment, or NULL */
   EVP_PKEY *sa_key;       /* a service account's private key, or NULL */
   char sa_email[320], sa_key_id[128], token_uri[512];
-  bool unsafe_single_writer;
-  pthread_mutex_t probe_lock;
-  int probed; /* 0 not yet, 1 conditions honoured, -1 ignored (and accepted) */
+  m2d_objstore_commits_t commits;
 } gcs_t;
 
 /* --- small helpers ------------------------------------------------------------------------ */
-
-static bool is_loopback(const char *url) {
-  const char *h = strstr(url, "://");
-  h = h ? h + 3 : url;
-  return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost", 9) == 0 || strncmp(h, "[::1]", 5) == 0;
-}
 
 static double mono_s(void) {
   struct timespec t;
@@ -93,10 +84,6 @@ static bool object_name(const gcs_t *s, const char *key, m2d_buf_t *out, m2d_err
   m2d_buf_reset(out);
   return m2d_buf_appendf(out, err, "%s%s%s", s->prefix, s->prefix[0] && key[0] ? "/" : "", key) &&
          m2d_buf_terminate(out, err);
-}
-
-static void describe(const gcs_t *s, const char *op, const char *key, char *out, size_t n) {
-  snprintf(out, n, "%s gs://%s/%s%s%s", op, s->bucket, s->prefix, s->prefix[0] && key[0] ? "/" : "", key);
 }
 
 /* Appends the percent-encoding of s (every '/' encoded too: an object name is one path segment). */
@@ -133,20 +120,6 @@ static bool upload_url(const gcs_t *s, const char *key, const char *type, const 
             (!extra || !*extra || m2d_buf_appendf(url, err, "&%s", extra)) && m2d_buf_terminate(url, err);
   m2d_buf_free(&name);
   return ok;
-}
-
-static int64_t parse_rfc3339_ms(const char *t) {
-  struct tm tm = {0};
-  if (sscanf(t, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
-    return 0;
-  int ms = 0;
-  const char *dot = strchr(t, '.');
-  if (dot)
-    for (int i = 1, scale = 100; i <= 3 && dot[i] >= '0' && dot[i] <= '9'; i++, scale /= 10)
-      ms += (dot[i] - '0') * scale;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
 /* A JSON number or a decimal string (GCS writes int64 values as strings), or -1. */
@@ -410,7 +383,7 @@ static bool gcs_get(m2d_store_t *st, const char *key, m2d_buf_t *out, bool *miss
   m2d_buf_t url;
   m2d_buf_init(&url, 1 << 18);
   char what[1200];
-  describe(s, "GET", key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "GET", key, what, sizeof what);
   m2d_http_response_t r;
   bool ok = object_url(s, key, "alt=media", &url, err);
   gcs_call_t c = {.method = "GET", .url = (const char *)url.data, .what = what, .response = out,
@@ -418,7 +391,7 @@ static bool gcs_get(m2d_store_t *st, const char *key, m2d_buf_t *out, bool *miss
   ok = ok && gcs_do(s, &c, &r, err);
   m2d_buf_free(&url);
   if (!ok) return false;
-  describe(s, "reading", key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "reading", key, what, sizeof what);
   if (r.status == 404) {
     if (missing) *missing = true;
     m2d_buf_reset(out);
@@ -432,28 +405,6 @@ static bool gcs_get(m2d_store_t *st, const char *key, m2d_buf_t *out, bool *miss
   return true;
 }
 
-static int cmp_entries(const void *a, const void *b) {
-  const m2d_store_entry_t *x = a, *y = b;
-  int c = strcmp(x->name, y->name);
-  return c ? c : (int)x->is_dir - (int)y->is_dir;
-}
-
-static bool push_entry(m2d_store_entry_t **out, size_t *n, size_t *cap, const char *name, uint64_t size,
-                       int64_t mtime, bool is_dir, m2d_error_t *err) {
-  if (*n == *cap) {
-    size_t c = *cap ? *cap * 2 : 64;
-    m2d_store_entry_t *p = realloc(*out, c * sizeof *p);
-    if (!p) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory listing");
-    *out = p;
-    *cap = c;
-  }
-  char *dup = strdup(name);
-  if (!dup) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory listing");
-  (*out)[*n] = (m2d_store_entry_t){dup, size, mtime, is_dir};
-  (*n)++;
-  return true;
-}
-
 /* objects.list of dir: one level (delimiter '/', prefixes are folders) or every object under
  * it, after start_after (startOffset is inclusive: a name equal to it is skipped). */
 static bool list_objects(gcs_t *s, const char *dir, bool recursive, const char *start_after, m2d_store_entry_t **out,
@@ -462,8 +413,7 @@ static bool list_objects(gcs_t *s, const char *dir, bool recursive, const char *
   *n = 0;
   size_t cap = 0;
   char prefix[2048], offset[4200] = "";
-  snprintf(prefix, sizeof prefix, "%s%s%s%s", s->prefix, s->prefix[0] && dir[0] ? "/" : "", dir,
-           (s->prefix[0] || dir[0]) ? "/" : "");
+  m2d_objstore_list_prefix(s->prefix, dir, prefix, sizeof prefix);
   size_t plen = strlen(prefix);
   if (start_after) snprintf(offset, sizeof offset, "%s%s", prefix, start_after);
   m2d_buf_t body, url;
@@ -511,8 +461,8 @@ static bool list_objects(gcs_t *s, const char *dir, bool recursive, const char *
       if (!recursive && strchr(rel, '/')) continue;
       int64_t size = json_int64(json_object_get(v, "size"));
       const char *upd = json_string_value(json_object_get(v, "updated"));
-      if (!(ok = push_entry(out, n, &cap, rel, size > 0 ? (uint64_t)size : 0, upd ? parse_rfc3339_ms(upd) : 0, false,
-                            err)))
+      if (!(ok = m2d_objstore_push_entry(out, n, &cap, rel, size > 0 ? (uint64_t)size : 0,
+                                         upd ? m2d_objstore_parse_rfc3339_ms(upd) : 0, false, err)))
         break;
     }
     json_array_foreach(json_object_get(j, "prefixes"), i, v) {
@@ -521,7 +471,7 @@ static bool list_objects(gcs_t *s, const char *dir, bool recursive, const char *
       char name[2048];
       snprintf(name, sizeof name, "%s", p + plen);
       name[strlen(name) - 1] = '\0'; /* the trailing '/' */
-      ok = push_entry(out, n, &cap, name, 0, 0, true, err);
+      ok = m2d_objstore_push_entry(out, n, &cap, name, 0, 0, true, err);
     }
     free(token);
     const char *next = json_string_value(json_object_get(j, "nextPageToken"));
@@ -532,14 +482,8 @@ static bool list_objects(gcs_t *s, const char *dir, bool recursive, const char *
   free(token);
   m2d_buf_free(&body);
   m2d_buf_free(&url);
-  if (!ok) {
-    m2d_store_entries_free(*out, *n);
-    *out = NULL;
-    *n = 0;
-    return false;
-  }
+  if (!m2d_objstore_entries_done(ok, out, n)) return false;
   if (*n) {
-    qsort(*out, *n, sizeof **out, cmp_entries);
     /* a folder is named again on every page of a listing (fake-gcs-server does) */
     size_t w = 0;
     for (size_t i = 0; i < *n; i++) {
@@ -569,14 +513,14 @@ static bool gcs_remove(m2d_store_t *st, const char *key, m2d_error_t *err) {
   m2d_buf_init(&body, MAX_ANSWER);
   m2d_buf_init(&url, 1 << 18);
   char what[1200];
-  describe(s, "DELETE", key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "DELETE", key, what, sizeof what);
   m2d_http_response_t r;
   bool ok = object_url(s, key, NULL, &url, err);
   gcs_call_t c = {.method = "DELETE", .url = (const char *)url.data, .what = what, .response = &body,
                   .max_response = MAX_ANSWER};
   ok = ok && gcs_do(s, &c, &r, err);
   if (ok && r.status != 204 && r.status != 200 && r.status != 404) {
-    describe(s, "removing", key, what, sizeof what);
+    m2d_objstore_describe(&s->base, "removing", key, what, sizeof what);
     ok = gcs_fail(s, what, &r, &body, false, err);
   }
   m2d_buf_free(&body);
@@ -594,7 +538,7 @@ static bool media_upload(gcs_t *s, const char *key, const void *data, size_t len
   m2d_buf_init(&body, MAX_ANSWER);
   m2d_buf_init(&url, 1 << 18);
   char what[1200];
-  describe(s, "POST (upload)", key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "POST (upload)", key, what, sizeof what);
   m2d_http_response_t r = {0};
   bool ok = upload_url(s, key, "media", condition, &url, err);
   gcs_call_t c = {.method = "POST", .url = (const char *)url.data, .what = what, .body = data ? data : "",
@@ -602,7 +546,7 @@ static bool media_upload(gcs_t *s, const char *key, const void *data, size_t len
   ok = ok && gcs_do(s, &c, &r, err);
   *status = ok ? r.status : 0;
   if (lost_answer) *lost_answer = r.transport_failed_before;
-  describe(s, "writing", key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "writing", key, what, sizeof what);
   if (ok && r.status == 412) {
     ok = m2d_error_set(err, M2D_ERR_IO, 17, "%s exists already (created by another writer)", what);
   } else if (ok && r.status == 409) {
@@ -619,82 +563,24 @@ static bool media_upload(gcs_t *s, const char *key, const void *data, size_t len
   return ok;
 }
 
-static bool put_conditional(gcs_t *s, const char *key, const void *data, size_t len, bool *exists, bool *lost_answer,
-                            m2d_error_t *err) {
+static bool put_conditional(m2d_store_t *st, const char *key, const void *data, size_t len, bool *exists,
+                            bool *lost_answer, m2d_error_t *err) {
   long status = 0;
-  bool ok = media_upload(s, key, data, len, "ifGenerationMatch=0", &status, lost_answer, err);
+  bool ok = media_upload((gcs_t *)st, key, data, len, "ifGenerationMatch=0", &status, lost_answer, err);
   *exists = !ok && (status == 412 || status == 409);
   return ok;
 }
 
-/* Whether the server honours ifGenerationMatch=0: the same hidden key written twice must fail the
- * second time. Once per store. */
-static bool probe_conditions(gcs_t *s, m2d_error_t *err) {
-  pthread_mutex_lock(&s->probe_lock);
-  bool ok = true;
-  if (s->probed == 0) {
-    unsigned char rnd[8];
-    RAND_bytes(rnd, sizeof rnd);
-    char key[64];
-    snprintf(key, sizeof key, ".mongo2delta-probe-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
-             rnd[4], rnd[5], rnd[6], rnd[7]);
-    bool exists = false;
-    ok = put_conditional(s, key, "1", 1, &exists, NULL, err);
-    if (ok) {
-      bool ok2 = put_conditional(s, key, "2", 1, &exists, NULL, err);
-      if (!ok2 && exists) {
-        s->probed = 1;
-        m2d_error_clear(err);
-      } else if (ok2) {
-        if (s->unsafe_single_writer) {
-          s->probed = -1;
-          m2d_warn("gs://%s: the server ignores conditional writes (ifGenerationMatch=0); going on because of "
-                   "--unsafe-single-writer: a second writer on this table could overwrite commits",
-                   s->bucket);
-        } else {
-          ok = m2d_error_set(err, M2D_ERR_USAGE, 0,
-                             "gs://%s at %s ignores conditional writes (an upload with ifGenerationMatch=0 overwrote "
-                             "an existing object), so concurrent writers could overwrite each other's commits. Use a "
-                             "server that honours them (Google Cloud Storage, fake-gcs-server), or rerun with "
-                             "--unsafe-single-writer if this table never has more than one writer",
-                             s->bucket, s->endpoint);
-        }
-      } else {
-        ok = false;
-      }
-      m2d_error_t ignore = {0};
-      gcs_remove(&s->base, key, &ignore);
-    }
-  }
-  pthread_mutex_unlock(&s->probe_lock);
-  return ok;
-}
+static const m2d_objstore_cond_t gcs_cond = {
+    .put_conditional = put_conditional,
+    .condition = "ifGenerationMatch=0",
+    .overwrote = "an upload with ifGenerationMatch=0 overwrote an existing object",
+    .servers = "Google Cloud Storage, fake-gcs-server",
+};
 
 static bool gcs_put_if_absent(m2d_store_t *st, const char *key, const void *data, size_t len, bool *exists,
                               m2d_error_t *err) {
-  gcs_t *s = (gcs_t *)st;
-  *exists = false;
-  if (s->probed == 0 && !probe_conditions(s, err)) return false;
-  bool lost = false;
-  if (put_conditional(s, key, data, len, exists, &lost, err)) return true;
-  if (*exists && lost) {
-    /* an attempt got no answer and the retry found the object: whose is it? Ours if the bytes
-     * are ours (a commit holds a timestamp and a random id, no other writer's is equal). */
-    m2d_buf_t back;
-    m2d_buf_init(&back, len + 1);
-    bool missing = false;
-    m2d_error_t e2 = {0};
-    bool got = gcs_get(st, key, &back, &missing, &e2);
-    bool ours = got && back.len == len && memcmp(back.data, data, len) == 0;
-    m2d_buf_free(&back);
-    if (ours) {
-      m2d_debug("gs://%s: %s was written by the attempt whose answer was lost", s->bucket, key);
-      *exists = false;
-      m2d_error_clear(err);
-      return true;
-    }
-  }
-  return false;
+  return m2d_objstore_put_if_absent(st, &((gcs_t *)st)->commits, key, data, len, exists, err);
 }
 
 /* --- sinks: one media upload or a resumable session ------------------------------------- */
@@ -715,7 +601,7 @@ static bool start_session(gcs_sink_t *k, m2d_error_t *err) {
   m2d_buf_init(&body, MAX_ANSWER);
   m2d_buf_init(&url, 1 << 18);
   char what[1200];
-  describe(s, "POST (resumable upload)", k->key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "POST (resumable upload)", k->key, what, sizeof what);
   static const char *const extra[] = {"X-Upload-Content-Type: application/octet-stream", NULL};
   m2d_http_response_t r;
   bool ok = upload_url(s, k->key, "resumable", NULL, &url, err);
@@ -723,10 +609,10 @@ static bool start_session(gcs_sink_t *k, m2d_error_t *err) {
                   .content_type = "application/json; charset=UTF-8", .body = "{}", .body_len = 2,
                   .response = &body, .max_response = MAX_ANSWER};
   ok = ok && gcs_do(s, &c, &r, err);
-  describe(s, "starting the upload of", k->key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "starting the upload of", k->key, what, sizeof what);
   if (ok && r.status != 200 && r.status != 201) ok = gcs_fail(s, what, &r, &body, true, err);
   if (ok && strncmp(r.location, "https://", 8) != 0 &&
-      !(strncmp(r.location, "http://", 7) == 0 && is_loopback(r.location)))
+      !(strncmp(r.location, "http://", 7) == 0 && m2d_objstore_is_loopback(r.location)))
     ok = m2d_error_set(err, M2D_ERR_IO, 0, "%s: GCS gave no usable upload session (Location)", what);
   if (ok && !(k->session = strdup(r.location))) ok = m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
   if (ok) {
@@ -750,8 +636,8 @@ static bool send_chunk(gcs_sink_t *k, bool final, m2d_error_t *err) {
   gcs_t *s = k->s;
   if (!k->session && !start_session(k, err)) return false;
   char what[1200], fail[1200];
-  describe(s, "PUT (upload chunk)", k->key, what, sizeof what);
-  describe(s, "uploading", k->key, fail, sizeof fail);
+  m2d_objstore_describe(&s->base, "PUT (upload chunk)", k->key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "uploading", k->key, fail, sizeof fail);
   m2d_buf_t body;
   m2d_buf_init(&body, MAX_ANSWER);
   uint64_t start = k->sent, end = k->sent + k->chunk.len; /* [start, end) */
@@ -828,7 +714,7 @@ static bool send_chunk(gcs_sink_t *k, bool final, m2d_error_t *err) {
 static void cancel_session(gcs_sink_t *k) {
   if (!k->session) return;
   char what[1200];
-  describe(k->s, "DELETE (upload session)", k->key, what, sizeof what);
+  m2d_objstore_describe(&k->s->base, "DELETE (upload session)", k->key, what, sizeof what);
   m2d_error_t e = {0};
   m2d_http_response_t r;
   static const char *const extra[] = {"Content-Length: 0", NULL}; /* as GCS asks of a cancel */
@@ -890,71 +776,26 @@ static m2d_sink_t *gcs_create(m2d_store_t *st, const char *key, m2d_error_t *err
 
 /* --- sources: ranged GETs of one generation with read-ahead ------------------------------ */
 
-typedef struct {
-  m2d_source_t base;
-  gcs_t *s;
-  char *key;
-  char *url; /* ...?alt=media&generation=G */
-  m2d_buf_t window;
-  uint64_t window_off;
-} gcs_source_t;
-
-static bool fetch_range(gcs_source_t *src, uint64_t off, uint64_t len, m2d_buf_t *into, m2d_error_t *err) {
+/* src->extra: the URL of the generation opened (...?alt=media&generation=G) */
+static bool fetch_range(m2d_objstore_source_t *src, uint64_t off, uint64_t len, m2d_buf_t *into, m2d_error_t *err) {
+  gcs_t *s = (gcs_t *)src->store;
   char range[96];
   snprintf(range, sizeof range, "Range: bytes=%llu-%llu", (unsigned long long)off, (unsigned long long)(off + len - 1));
   const char *extra[] = {range, NULL};
   char what[1200];
-  describe(src->s, "GET", src->key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "GET", src->key, what, sizeof what);
   m2d_http_response_t r;
-  gcs_call_t c = {.method = "GET", .url = src->url, .what = what, .extra = extra, .response = into,
+  gcs_call_t c = {.method = "GET", .url = (const char *)src->extra, .what = what, .extra = extra, .response = into,
                   .max_response = (size_t)len};
-  if (!gcs_do(src->s, &c, &r, err)) return false;
-  describe(src->s, "reading", src->key, what, sizeof what);
+  if (!gcs_do(s, &c, &r, err)) return false;
+  m2d_objstore_describe(&s->base, "reading", src->key, what, sizeof what);
   if (r.status == 404)
     return m2d_error_set(err, M2D_ERR_IO, 2, "%s: the object is gone, or was replaced since it was opened", what);
-  if (r.status != 206 && r.status != 200) return gcs_fail(src->s, what, &r, into, false, err);
+  if (r.status != 206 && r.status != 200) return gcs_fail(s, what, &r, into, false, err);
   if (into->len != len)
     return m2d_error_set(err, M2D_ERR_IO, 0, "%s: asked for %llu bytes at %llu, got %zu (the object changed?)", what,
                          (unsigned long long)len, (unsigned long long)off, into->len);
   return true;
-}
-
-static bool gcs_source_read(m2d_source_t *sr, uint64_t offset, size_t len, void *out, m2d_error_t *err) {
-  gcs_source_t *src = (gcs_source_t *)sr;
-  if (len == 0) return true;
-  if (offset + len > sr->size)
-    return m2d_error_set(err, M2D_ERR_FORMAT, 0, "%s: read of %zu bytes at %llu is past its end (%llu bytes)",
-                         sr->name, len, (unsigned long long)offset, (unsigned long long)sr->size);
-  if (offset >= src->window_off && offset + len <= src->window_off + src->window.len) {
-    memcpy(out, src->window.data + (offset - src->window_off), len);
-    return true;
-  }
-  if (len >= READAHEAD) { /* a whole column chunk: straight into the caller's memory */
-    m2d_buf_t direct = {.data = out, .len = 0, .cap = len, .max = len};
-    return fetch_range(src, offset, len, &direct, err);
-  }
-  uint64_t size = sr->size;
-  uint64_t start = offset, want = READAHEAD;
-  if (size - offset <= TAIL_WINDOW) start = size > TAIL_WINDOW ? size - TAIL_WINDOW : 0, want = size - start;
-  if (start + want > size) want = size - start;
-  if (want < len) want = len;
-  m2d_buf_reset(&src->window);
-  src->window.max = (size_t)want;
-  if (!fetch_range(src, start, want, &src->window, err)) {
-    m2d_buf_reset(&src->window);
-    return false;
-  }
-  src->window_off = start;
-  memcpy(out, src->window.data + (offset - start), len);
-  return true;
-}
-
-static void gcs_source_destroy(m2d_source_t *sr) {
-  gcs_source_t *src = (gcs_source_t *)sr;
-  m2d_buf_free(&src->window);
-  free(src->key);
-  free(src->url);
-  free(src);
 }
 
 static m2d_source_t *gcs_open(m2d_store_t *st, const char *key, m2d_error_t *err) {
@@ -963,44 +804,33 @@ static m2d_source_t *gcs_open(m2d_store_t *st, const char *key, m2d_error_t *err
   m2d_buf_init(&url, 1 << 18);
   m2d_buf_init(&body, MAX_ANSWER);
   char what[1200];
-  describe(s, "GET (metadata)", key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "GET (metadata)", key, what, sizeof what);
   m2d_http_response_t r;
   bool ok = object_url(s, key, NULL, &url, err);
   gcs_call_t c = {.method = "GET", .url = (const char *)url.data, .what = what, .response = &body,
                   .max_response = MAX_ANSWER};
   ok = ok && gcs_do(s, &c, &r, err);
-  describe(s, "opening", key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "opening", key, what, sizeof what);
   int64_t size = -1, generation = -1;
   if (ok && r.status == 404) ok = m2d_error_set(err, M2D_ERR_IO, 2, "%s: no such object", what);
   else if (ok && r.status != 200) ok = gcs_fail(s, what, &r, &body, false, err);
   else if (ok && !answer_object(&body, &size, &generation))
     ok = m2d_error_set(err, M2D_ERR_IO, 0, "%s: GCS gave no size for the object", what);
   m2d_buf_free(&body);
-  gcs_source_t *src = NULL;
+  m2d_objstore_source_t *src = NULL;
   if (ok) {
     char q[64];
     if (generation > 0) snprintf(q, sizeof q, "alt=media&generation=%lld", (long long)generation);
     else snprintf(q, sizeof q, "alt=media");
     ok = object_url(s, key, q, &url, err);
   }
-  if (ok && (!(src = calloc(1, sizeof *src)) || !(src->key = strdup(key)))) {
-    free(src);
-    src = NULL;
-    ok = m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
-  }
+  if (ok) ok = (src = m2d_objstore_source_new(st, key, (uint64_t)size, fetch_range, err)) != NULL;
   if (!ok) {
     m2d_buf_free(&url);
     return NULL;
   }
   size_t ulen;
-  src->url = (char *)m2d_buf_steal(&url, &ulen);
-  src->s = s;
-  m2d_buf_init(&src->window, READAHEAD);
-  src->base.size = (uint64_t)size;
-  src->base.read_at = gcs_source_read;
-  src->base.destroy = gcs_source_destroy;
-  snprintf(src->base.name, sizeof src->base.name, "gs://%s/%s%s%s", s->bucket, s->prefix, s->prefix[0] ? "/" : "",
-           key);
+  src->extra = m2d_buf_steal(&url, &ulen);
   return &src->base;
 }
 
@@ -1011,7 +841,7 @@ static void gcs_destroy(m2d_store_t *st) {
   m2d_http_free(s->http);
   wipe_free(s->static_token);
   EVP_PKEY_free(s->sa_key);
-  pthread_mutex_destroy(&s->probe_lock);
+  m2d_objstore_commits_destroy(&s->commits);
   free(s);
 }
 
@@ -1052,7 +882,7 @@ static bool read_service_account(gcs_t *s, const char *path, m2d_error_t *err) {
       ok = m2d_error_set(err, M2D_ERR_USAGE, 0,
                          "GOOGLE_APPLICATION_CREDENTIALS %s: private_key is not an RSA private key in PEM", path);
     else if (strncmp(s->token_uri, "https://", 8) != 0 &&
-             !(strncmp(s->token_uri, "http://", 7) == 0 && is_loopback(s->token_uri)))
+             !(strncmp(s->token_uri, "http://", 7) == 0 && m2d_objstore_is_loopback(s->token_uri)))
       ok = m2d_error_set(err, M2D_ERR_USAGE, 0,
                          "GOOGLE_APPLICATION_CREDENTIALS %s: token_uri %s is not https:// (plain http is accepted "
                          "for loopback test servers only)",
@@ -1070,7 +900,7 @@ m2d_store_t *m2d_store_gcs_new(const char *url, const m2d_store_options_t *opts,
   size_t blen = slash ? (size_t)(slash - b) : strlen(b);
   gcs_t *s = calloc(1, sizeof *s);
   if (!s) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
-  pthread_mutex_init(&s->probe_lock, NULL);
+  m2d_objstore_commits_init(&s->commits, &gcs_cond);
   if (blen == 0 || blen >= sizeof s->bucket) {
     gcs_destroy(&s->base);
     return m2d_error_set(err, M2D_ERR_USAGE, 0, "%s: no bucket name (write gs://BUCKET/PREFIX)", url), NULL;
@@ -1080,6 +910,8 @@ m2d_store_t *m2d_store_gcs_new(const char *url, const m2d_store_options_t *opts,
   size_t pl = strlen(s->prefix);
   while (pl && s->prefix[pl - 1] == '/') s->prefix[--pl] = '\0';
   snprintf(s->base.root, sizeof s->base.root, "gs://%s%s%s", s->bucket, s->prefix[0] ? "/" : "", s->prefix);
+  snprintf(s->commits.where, sizeof s->commits.where, "gs://%s", s->bucket);
+  s->commits.endpoint = s->endpoint;
 
   /* the endpoint: the options', else an emulator's (host:port or a URL), else Google's */
   const char *emu = getenv("STORAGE_EMULATOR_HOST");
@@ -1091,19 +923,10 @@ m2d_store_t *m2d_store_gcs_new(const char *url, const m2d_store_options_t *opts,
   size_t el = strlen(endpoint);
   while (el && endpoint[el - 1] == '/') endpoint[--el] = '\0';
   const char *var = s->emulator ? "STORAGE_EMULATOR_HOST" : "the GCS endpoint";
-  if (strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0) {
+  if (!m2d_objstore_check_endpoint(var, endpoint, "http://HOST:PORT or https://HOST[:PORT]",
+                                   "the table's data (and any token)", err)) {
     gcs_destroy(&s->base);
-    return m2d_error_set(err, M2D_ERR_USAGE, 0, "%s %s: write it as http://HOST:PORT or https://HOST[:PORT]", var,
-                         endpoint),
-           NULL;
-  }
-  if (strncmp(endpoint, "http://", 7) == 0 && !is_loopback(endpoint)) {
-    gcs_destroy(&s->base);
-    return m2d_error_set(err, M2D_ERR_USAGE, 0,
-                         "%s %s: plain HTTP would send the table's data (and any token) unencrypted; it is accepted "
-                         "for loopback test servers only (use https://)",
-                         var, endpoint),
-           NULL;
+    return NULL;
   }
   snprintf(s->endpoint, sizeof s->endpoint, "%s", endpoint);
 
@@ -1140,7 +963,7 @@ m2d_store_t *m2d_store_gcs_new(const char *url, const m2d_store_options_t *opts,
     gcs_destroy(&s->base);
     return NULL;
   }
-  s->unsafe_single_writer = opts && opts->unsafe_single_writer;
+  s->commits.unsafe_single_writer = opts && opts->unsafe_single_writer;
   s->base.get = gcs_get;
   s->base.list = gcs_list;
   s->base.list_all = gcs_list_all;

@@ -2,6 +2,7 @@
 
 #include "core/log.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -260,4 +261,22 @@ bool m2d_http_encode(const char *s, bool keep_slash, m2d_buf_t *out, m2d_error_t
     }
   }
   return m2d_buf_terminate(out, err);
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = tolower(c);
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+void m2d_http_decode(const char *s, size_t n, m2d_buf_t *out, m2d_error_t *err) {
+  for (size_t i = 0; i < n; i++) {
+    int hi, lo;
+    if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 && (lo = hexval(s[i + 2])) >= 0) {
+      m2d_buf_append_byte(out, (uint8_t)(hi * 16 + lo), err);
+      i += 2;
+    } else {
+      m2d_buf_append_byte(out, (uint8_t)s[i], err);
+    }
+  }
 }

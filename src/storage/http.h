@@ -62,6 +62,8 @@ bool m2d_http_do(m2d_http_t *h, const m2d_http_request_t *req, m2d_http_response
 
 /* Percent-encodes s into out (RFC 3986 unreserved kept; '/' kept when keep_slash). */
 bool m2d_http_encode(const char *s, bool keep_slash, m2d_buf_t *out, m2d_error_t *err);
+/* Percent-decodes the n bytes of s onto out (a '%' without two hex digits after it kept as it is). */
+void m2d_http_decode(const char *s, size_t n, m2d_buf_t *out, m2d_error_t *err);
 
 /* Requests made by this process, by method (tests and --verbose summaries count them). */
 uint64_t m2d_http_requests(const char *method);

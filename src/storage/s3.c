@@ -11,9 +11,12 @@
  * Data files are written through a sink that buffers one part: small objects are one PUT,
  * larger ones a multipart upload (aborted when the sink is aborted or a part fails, so no
  * orphan parts stay). Reads are ranged GETs with a read-ahead window, so the Parquet reader's
- * small reads (footer, page headers) do not each become a request. */
+ * small reads (footer, page headers) do not each become a request.
+ *
+ * The probe, the read-back, the read-ahead and the listing's bookkeeping are object_store's (the
+ * same for every object store); this file holds what is S3's: SigV4, URLs, requests, XML errors. */
 #include "storage/http.h"
-#include "storage/store.h"
+#include "storage/object_store.h"
 
 #include "core/log.h"
 
@@ -29,11 +32,8 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #define PART_SIZE (8u << 20)      /* S3's minimum part is 5 MiB (but the last) */
-#define READAHEAD (4u << 20)      /* one ranged GET fetches at least this much */
-#define TAIL_WINDOW (1u << 20)    /* a read near the end fetches the last MiB (Parquet's footer) */
 #define MAX_LIST_RESPONSE (64u << 20)
 
 typedef struct {
@@ -47,18 +47,10 @@ typedef struct {
   char sigv4[128];
   char *userpwd; /* "key:secret" */
   char *session_token_header;
-  bool unsafe_single_writer;
-  pthread_mutex_t probe_lock;
-  int probed; /* 0 not yet, 1 conditions honoured, -1 ignored (and accepted) */
+  m2d_objstore_commits_t commits;
 } s3_t;
 
 /* --- small helpers ------------------------------------------------------------------------ */
-
-static bool is_loopback(const char *endpoint) {
-  const char *h = strstr(endpoint, "://");
-  h = h ? h + 3 : endpoint;
-  return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost", 9) == 0 || strncmp(h, "[::1]", 5) == 0;
-}
 
 /* The object's URL for key (relative to the store's prefix; "" is the prefix itself), with a
  * query string already encoded and sorted (SigV4 signs it as sent). */
@@ -88,53 +80,13 @@ static bool object_url(s3_t *s, const char *key, bool absolute, const char *quer
   return ok && m2d_buf_terminate(url, err);
 }
 
-/* Text of the first <tag>...</tag> in [p, end), entities decoded, into out. */
-static bool xml_text(const char *p, const char *end, const char *tag, char *out, size_t outsz) {
-  char open[64], close[64];
-  snprintf(open, sizeof open, "<%s>", tag);
-  snprintf(close, sizeof close, "</%s>", tag);
-  size_t ol = strlen(open);
-  const char *a = memmem(p, (size_t)(end - p), open, ol);
-  if (!a) return false;
-  a += ol;
-  const char *b = memmem(a, (size_t)(end - a), close, strlen(close));
-  if (!b) return false;
-  size_t o = 0;
-  for (const char *q = a; q < b && o + 1 < outsz;) {
-    if (*q == '&') {
-      const char *semi = memchr(q, ';', (size_t)(b - q));
-      if (semi) {
-        size_t n = (size_t)(semi - q - 1);
-        char c = 0;
-        if (n == 3 && strncmp(q + 1, "amp", 3) == 0) c = '&';
-        else if (n == 2 && strncmp(q + 1, "lt", 2) == 0) c = '<';
-        else if (n == 2 && strncmp(q + 1, "gt", 2) == 0) c = '>';
-        else if (n == 4 && strncmp(q + 1, "quot", 4) == 0) c = '"';
-        else if (n == 4 && strncmp(q + 1, "apos", 4) == 0) c = '\'';
-        else if (n >= 2 && q[1] == '#') {
-          long v = q[2] == 'x' ? strtol(q + 3, NULL, 16) : strtol(q + 2, NULL, 10);
-          if (v > 0 && v < 128) c = (char)v;
-        }
-        if (c) {
-          out[o++] = c;
-          q = semi + 1;
-          continue;
-        }
-      }
-    }
-    out[o++] = *q++;
-  }
-  out[o] = '\0';
-  return true;
-}
-
 /* An S3 error answer as a message: status, the XML's Code and Message, and what to do. */
 static bool s3_fail(s3_t *s, const char *what, const m2d_http_response_t *r, const m2d_buf_t *body, m2d_error_t *err) {
   char code[128] = "", msg[512] = "";
   if (body && body->data && body->len) {
     const char *p = (const char *)body->data, *end = p + body->len;
-    xml_text(p, end, "Code", code, sizeof code);
-    xml_text(p, end, "Message", msg, sizeof msg);
+    m2d_objstore_xml_text(p, end, "Code", code, sizeof code);
+    m2d_objstore_xml_text(p, end, "Message", msg, sizeof msg);
   }
   const char *hint = "";
   if (r->status == 403)
@@ -212,10 +164,6 @@ done:
   return ok;
 }
 
-static void describe(s3_t *s, const char *op, const char *key, char *out, size_t n) {
-  snprintf(out, n, "%s s3://%s/%s%s%s", op, s->bucket, s->prefix, s->prefix[0] && key[0] ? "/" : "", key);
-}
-
 /* --- get, list, remove ------------------------------------------------------------------- */
 
 static bool s3_get(m2d_store_t *st, const char *key, m2d_buf_t *out, bool *missing, m2d_error_t *err) {
@@ -225,7 +173,7 @@ static bool s3_get(m2d_store_t *st, const char *key, m2d_buf_t *out, bool *missi
   s3_call_t c = {.method = "GET", .key = key, .response = out, .max_response = out->max};
   if (!s3_do(s, &c, &r, err)) return false;
   char what[1200];
-  describe(s, "reading", key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "reading", key, what, sizeof what);
   if (r.status == 404) {
     if (missing) *missing = true;
     m2d_buf_reset(out);
@@ -239,38 +187,6 @@ static bool s3_get(m2d_store_t *st, const char *key, m2d_buf_t *out, bool *missi
   return true;
 }
 
-static int64_t parse_iso_ms(const char *t) {
-  struct tm tm = {0};
-  int ms = 0;
-  if (sscanf(t, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
-    return 0;
-  const char *dot = strchr(t, '.');
-  if (dot) ms = atoi(dot + 1) / (strlen(dot + 1) > 4 ? 1000 : 1); /* ".000Z" */
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return (int64_t)timegm(&tm) * 1000 + ms % 1000;
-}
-
-static int cmp_entries(const void *a, const void *b) {
-  return strcmp(((const m2d_store_entry_t *)a)->name, ((const m2d_store_entry_t *)b)->name);
-}
-
-static bool push_entry(m2d_store_entry_t **out, size_t *n, size_t *cap, const char *name, uint64_t size,
-                       int64_t mtime, bool is_dir, m2d_error_t *err) {
-  if (*n == *cap) {
-    size_t c = *cap ? *cap * 2 : 64;
-    m2d_store_entry_t *p = realloc(*out, c * sizeof *p);
-    if (!p) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory listing");
-    *out = p;
-    *cap = c;
-  }
-  char *dup = strdup(name);
-  if (!dup) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory listing");
-  (*out)[*n] = (m2d_store_entry_t){dup, size, mtime, is_dir};
-  (*n)++;
-  return true;
-}
-
 /* ListObjectsV2 of dir: one level (delimiter '/') or every key under it, after start_after. */
 static bool list_keys(s3_t *s, const char *dir, bool recursive, const char *start_after, m2d_store_entry_t **out,
                       size_t *n, m2d_error_t *err) {
@@ -278,8 +194,7 @@ static bool list_keys(s3_t *s, const char *dir, bool recursive, const char *star
   *n = 0;
   size_t cap = 0;
   char prefix[2048];
-  snprintf(prefix, sizeof prefix, "%s%s%s%s", s->prefix, s->prefix[0] && dir[0] ? "/" : "", dir,
-           (s->prefix[0] || dir[0]) ? "/" : "");
+  m2d_objstore_list_prefix(s->prefix, dir, prefix, sizeof prefix);
   size_t plen = strlen(prefix);
   m2d_buf_t body, query, enc;
   m2d_buf_init(&body, MAX_LIST_RESPONSE);
@@ -326,12 +241,13 @@ static bool list_keys(s3_t *s, const char *dir, bool recursive, const char *star
     while ((q = memmem(q, (size_t)(end - q), "<Contents>", 10))) {
       const char *qe = memmem(q, (size_t)(end - q), "</Contents>", 11);
       if (!qe) break;
-      if (xml_text(q, qe, "Key", name, sizeof name) && strlen(name) > plen && strncmp(name, prefix, plen) == 0 &&
-          name[plen] != '.' && !strstr(name + plen, "/.")) {
-        uint64_t size = xml_text(q, qe, "Size", val, sizeof val) ? strtoull(val, NULL, 10) : 0;
-        int64_t mt = xml_text(q, qe, "LastModified", val, sizeof val) ? parse_iso_ms(val) : 0;
+      if (m2d_objstore_xml_text(q, qe, "Key", name, sizeof name) && strlen(name) > plen &&
+          strncmp(name, prefix, plen) == 0 && name[plen] != '.' && !strstr(name + plen, "/.")) {
+        uint64_t size = m2d_objstore_xml_text(q, qe, "Size", val, sizeof val) ? strtoull(val, NULL, 10) : 0;
+        int64_t mt =
+            m2d_objstore_xml_text(q, qe, "LastModified", val, sizeof val) ? m2d_objstore_parse_rfc3339_ms(val) : 0;
         if ((recursive || !strchr(name + plen, '/')) &&
-            !push_entry(out, n, &cap, name + plen, size, mt, false, err)) {
+            !m2d_objstore_push_entry(out, n, &cap, name + plen, size, mt, false, err)) {
           ok = false;
           break;
         }
@@ -342,28 +258,21 @@ static bool list_keys(s3_t *s, const char *dir, bool recursive, const char *star
     while (ok && (q = memmem(q, (size_t)(end - q), "<CommonPrefixes>", 16))) {
       const char *qe = memmem(q, (size_t)(end - q), "</CommonPrefixes>", 17);
       if (!qe) break;
-      if (xml_text(q, qe, "Prefix", name, sizeof name) && strlen(name) > plen + 1 && name[plen] != '.') {
+      if (m2d_objstore_xml_text(q, qe, "Prefix", name, sizeof name) && strlen(name) > plen + 1 && name[plen] != '.') {
         name[strlen(name) - 1] = '\0'; /* the trailing '/' */
-        if (!push_entry(out, n, &cap, name + plen, 0, 0, true, err)) ok = false;
+        if (!m2d_objstore_push_entry(out, n, &cap, name + plen, 0, 0, true, err)) ok = false;
       }
       q = qe;
     }
     char trunc[16] = "";
     token[0] = '\0';
-    if (xml_text(p, end, "IsTruncated", trunc, sizeof trunc) && strcmp(trunc, "true") == 0)
-      xml_text(p, end, "NextContinuationToken", token, sizeof token);
+    if (m2d_objstore_xml_text(p, end, "IsTruncated", trunc, sizeof trunc) && strcmp(trunc, "true") == 0)
+      m2d_objstore_xml_text(p, end, "NextContinuationToken", token, sizeof token);
   } while (ok && token[0]);
   m2d_buf_free(&body);
   m2d_buf_free(&query);
   m2d_buf_free(&enc);
-  if (!ok) {
-    m2d_store_entries_free(*out, *n);
-    *out = NULL;
-    *n = 0;
-    return false;
-  }
-  if (*n) qsort(*out, *n, sizeof **out, cmp_entries);
-  return true;
+  return m2d_objstore_entries_done(ok, out, n);
 }
 
 static bool s3_list(m2d_store_t *st, const char *dir, m2d_store_entry_t **out, size_t *n, m2d_error_t *err) {
@@ -384,7 +293,7 @@ static bool s3_remove(m2d_store_t *st, const char *key, m2d_error_t *err) {
   bool ok = s3_do(s, &c, &r, err);
   if (ok && r.status != 204 && r.status != 200 && r.status != 404) {
     char what[1200];
-    describe(s, "removing", key, what, sizeof what);
+    m2d_objstore_describe(&s->base, "removing", key, what, sizeof what);
     ok = s3_fail(s, what, &r, &body, err);
   }
   m2d_buf_free(&body);
@@ -394,8 +303,9 @@ static bool s3_remove(m2d_store_t *st, const char *key, m2d_error_t *err) {
 /* --- conditional writes ------------------------------------------------------------------ */
 
 /* PUT key with If-None-Match: *. *exists when the key was there already. */
-static bool put_conditional(s3_t *s, const char *key, const void *data, size_t len, bool *exists, bool *lost_answer,
-                            m2d_error_t *err) {
+static bool put_conditional(m2d_store_t *st, const char *key, const void *data, size_t len, bool *exists,
+                            bool *lost_answer, m2d_error_t *err) {
+  s3_t *s = (s3_t *)st;
   static const char *const cond[] = {"If-None-Match: *", NULL};
   m2d_buf_t body;
   m2d_buf_init(&body, 1 << 20);
@@ -406,7 +316,7 @@ static bool put_conditional(s3_t *s, const char *key, const void *data, size_t l
   bool ok = s3_do(s, &c, &r, err);
   if (lost_answer) *lost_answer = r.transport_failed_before;
   char what[1200];
-  describe(s, "writing", key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "writing", key, what, sizeof what);
   if (ok && r.status == 409) {
     /* ConditionalRequestConflict: a concurrent conditional write of the same key is in flight;
      * the caller reads the log again, as for a lost race */
@@ -422,76 +332,16 @@ static bool put_conditional(s3_t *s, const char *key, const void *data, size_t l
   return ok;
 }
 
-/* Whether the server honours If-None-Match: the same hidden key written twice must fail the
- * second time. Once per store. */
-static bool probe_conditions(s3_t *s, m2d_error_t *err) {
-  pthread_mutex_lock(&s->probe_lock);
-  bool ok = true;
-  if (s->probed == 0) {
-    unsigned char rnd[8];
-    RAND_bytes(rnd, sizeof rnd);
-    char key[64];
-    snprintf(key, sizeof key, ".mongo2delta-probe-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
-             rnd[4], rnd[5], rnd[6], rnd[7]);
-    bool exists = false;
-    ok = put_conditional(s, key, "1", 1, &exists, NULL, err);
-    if (ok) {
-      bool ok2 = put_conditional(s, key, "2", 1, &exists, NULL, err);
-      if (!ok2 && exists) {
-        s->probed = 1;
-        m2d_error_clear(err);
-      } else if (ok2) {
-        if (s->unsafe_single_writer) {
-          s->probed = -1;
-          m2d_warn("s3://%s: the server ignores conditional writes (If-None-Match); going on because of "
-                   "--unsafe-single-writer: a second writer on this table could overwrite commits",
-                   s->bucket);
-        } else {
-          ok = m2d_error_set(err, M2D_ERR_USAGE, 0,
-                             "s3://%s at %s ignores conditional writes (a PUT with If-None-Match: * overwrote an "
-                             "existing object), so concurrent writers could overwrite each other's commits. Use a "
-                             "server that honours them (AWS S3, MinIO, Cloudflare R2, Ceph 18+), or rerun with "
-                             "--unsafe-single-writer if this table never has more than one writer",
-                             s->bucket, s->endpoint);
-        }
-      } else {
-        ok = false;
-      }
-      m2d_error_t ignore = {0};
-      s3_remove(&s->base, key, &ignore);
-    }
-  } else if (s->probed == 0) {
-    ok = false;
-  }
-  pthread_mutex_unlock(&s->probe_lock);
-  return ok;
-}
+static const m2d_objstore_cond_t s3_cond = {
+    .put_conditional = put_conditional,
+    .condition = "If-None-Match",
+    .overwrote = "a PUT with If-None-Match: * overwrote an existing object",
+    .servers = "AWS S3, MinIO, Cloudflare R2, Ceph 18+",
+};
 
 static bool s3_put_if_absent(m2d_store_t *st, const char *key, const void *data, size_t len, bool *exists,
                              m2d_error_t *err) {
-  s3_t *s = (s3_t *)st;
-  *exists = false;
-  if (s->probed == 0 && !probe_conditions(s, err)) return false;
-  bool lost = false;
-  if (put_conditional(s, key, data, len, exists, &lost, err)) return true;
-  if (*exists && lost) {
-    /* an attempt got no answer and the retry found the key: whose is it? Ours if the bytes
-     * are ours (a commit holds a timestamp and a random id, no other writer's is equal). */
-    m2d_buf_t back;
-    m2d_buf_init(&back, len + 1);
-    bool missing = false;
-    m2d_error_t e2 = {0};
-    bool got = s3_get(st, key, &back, &missing, &e2);
-    bool ours = got && back.len == len && memcmp(back.data, data, len) == 0;
-    m2d_buf_free(&back);
-    if (ours) {
-      m2d_debug("s3://%s: %s was written by the attempt whose answer was lost", s->bucket, key);
-      *exists = false;
-      m2d_error_clear(err);
-      return true;
-    }
-  }
-  return false;
+  return m2d_objstore_put_if_absent(st, &((s3_t *)st)->commits, key, data, len, exists, err);
 }
 
 /* --- sinks: one PUT or a multipart upload --------------------------------------------- */
@@ -528,13 +378,13 @@ static bool start_upload(s3_sink_t *k, m2d_error_t *err) {
   m2d_buf_t body;
   m2d_buf_init(&body, 1 << 20);
   char what[1200];
-  describe(s, "uploading", k->key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "uploading", k->key, what, sizeof what);
   m2d_http_response_t r;
   s3_call_t c = {.method = "POST", .key = k->key, .query = "uploads=", .response = &body, .max_response = 1 << 20};
   bool ok = s3_do(s, &c, &r, err);
   if (ok && r.status != 200) ok = s3_fail(s, what, &r, &body, err);
-  if (ok && !xml_text((const char *)body.data, (const char *)body.data + body.len, "UploadId", k->upload_id,
-                      sizeof k->upload_id))
+  if (ok && !m2d_objstore_xml_text((const char *)body.data, (const char *)body.data + body.len, "UploadId",
+                                   k->upload_id, sizeof k->upload_id))
     ok = m2d_error_set(err, M2D_ERR_IO, 0, "%s: S3 started a multipart upload without an UploadId", what);
   m2d_buf_free(&body);
   return ok;
@@ -549,7 +399,7 @@ static void *part_thread(void *arg) {
   m2d_buf_init(&q, 4096);
   m2d_buf_init(&enc, 4096);
   char what[1200];
-  describe(s, "uploading", k->key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "uploading", k->key, what, sizeof what);
   m2d_http_response_t r;
   bool ok = m2d_http_encode(k->upload_id, false, &enc, &j->err) &&
             m2d_buf_appendf(&q, &j->err, "partNumber=%d&uploadId=%s", j->number, (const char *)enc.data) &&
@@ -675,7 +525,7 @@ static bool complete_upload(s3_sink_t *k, m2d_error_t *err) {
                    .body_len = xml.len, .response = &body, .max_response = 1 << 20};
     ok = s3_do(s, &c, &r, err);
     char what[1200];
-    describe(s, "completing the upload of", k->key, what, sizeof what);
+    m2d_objstore_describe(&s->base, "completing the upload of", k->key, what, sizeof what);
     /* S3 may answer 200 with an error document in the body */
     if (ok && (r.status != 200 || (body.data && memmem(body.data, body.len, "<Error>", 7))))
       ok = s3_fail(s, what, &r, &body, err);
@@ -700,7 +550,7 @@ static bool s3_sink_close(m2d_sink_t *sk, bool commit, m2d_error_t *err) {
                      .body_len = k->part.len, .response = &body, .max_response = 1 << 20};
       ok = s3_do(k->s, &c, &r, err);
       char what[1200];
-      describe(k->s, "writing", k->key, what, sizeof what);
+      m2d_objstore_describe(&k->s->base, "writing", k->key, what, sizeof what);
       if (ok && r.status != 200) ok = s3_fail(k->s, what, &r, &body, err);
       m2d_buf_free(&body);
     } else {
@@ -732,63 +582,21 @@ static m2d_sink_t *s3_create(m2d_store_t *st, const char *key, m2d_error_t *err)
 
 /* --- sources: ranged GETs with read-ahead ---------------------------------------------- */
 
-typedef struct {
-  m2d_source_t base;
-  s3_t *s;
-  char *key;
-  m2d_buf_t window;
-  uint64_t window_off;
-} s3_source_t;
-
-static bool fetch_range(s3_source_t *src, uint64_t off, uint64_t len, m2d_buf_t *into, m2d_error_t *err) {
+static bool fetch_range(m2d_objstore_source_t *src, uint64_t off, uint64_t len, m2d_buf_t *into, m2d_error_t *err) {
+  s3_t *s = (s3_t *)src->store;
   char range[96];
   snprintf(range, sizeof range, "Range: bytes=%llu-%llu", (unsigned long long)off, (unsigned long long)(off + len - 1));
   const char *extra[] = {range, NULL};
   m2d_http_response_t r;
   s3_call_t c = {.method = "GET", .key = src->key, .extra = extra, .response = into, .max_response = (size_t)len};
-  if (!s3_do(src->s, &c, &r, err)) return false;
+  if (!s3_do(s, &c, &r, err)) return false;
   char what[1200];
-  describe(src->s, "reading", src->key, what, sizeof what);
-  if (r.status != 206 && r.status != 200) return s3_fail(src->s, what, &r, into, err);
+  m2d_objstore_describe(&s->base, "reading", src->key, what, sizeof what);
+  if (r.status != 206 && r.status != 200) return s3_fail(s, what, &r, into, err);
   if (into->len != len)
     return m2d_error_set(err, M2D_ERR_IO, 0, "%s: asked for %llu bytes at %llu, got %zu (the object changed?)", what,
                          (unsigned long long)len, (unsigned long long)off, into->len);
   return true;
-}
-
-static bool s3_source_read(m2d_source_t *sr, uint64_t offset, size_t len, void *out, m2d_error_t *err) {
-  s3_source_t *src = (s3_source_t *)sr;
-  if (len == 0) return true;
-  if (offset >= src->window_off && offset + len <= src->window_off + src->window.len) {
-    memcpy(out, src->window.data + (offset - src->window_off), len);
-    return true;
-  }
-  if (len >= READAHEAD) { /* a whole column chunk: straight into the caller's memory */
-    m2d_buf_t direct = {.data = out, .len = 0, .cap = len, .max = len};
-    bool ok = fetch_range(src, offset, len, &direct, err);
-    return ok;
-  }
-  uint64_t size = sr->size;
-  uint64_t start = offset, want = READAHEAD;
-  if (size - offset <= TAIL_WINDOW) start = size > TAIL_WINDOW ? size - TAIL_WINDOW : 0, want = size - start;
-  if (start + want > size) want = size - start;
-  if (want < len) want = len;
-  m2d_buf_reset(&src->window);
-  src->window.max = (size_t)want;
-  if (!fetch_range(src, start, want, &src->window, err)) {
-    m2d_buf_reset(&src->window);
-    return false;
-  }
-  src->window_off = start;
-  memcpy(out, src->window.data + (offset - start), len);
-  return true;
-}
-
-static void s3_source_destroy(m2d_source_t *sr) {
-  s3_source_t *src = (s3_source_t *)sr;
-  m2d_buf_free(&src->window);
-  free(src->key);
-  free(src);
 }
 
 static m2d_source_t *s3_open(m2d_store_t *st, const char *key, m2d_error_t *err) {
@@ -797,22 +605,12 @@ static m2d_source_t *s3_open(m2d_store_t *st, const char *key, m2d_error_t *err)
   s3_call_t c = {.method = "HEAD", .key = key};
   if (!s3_do(s, &c, &r, err)) return NULL;
   char what[1200];
-  describe(s, "opening", key, what, sizeof what);
+  m2d_objstore_describe(&s->base, "opening", key, what, sizeof what);
   if (r.status == 404) return m2d_error_set(err, M2D_ERR_IO, 2, "%s: no such object", what), NULL;
   if (r.status != 200) return s3_fail(s, what, &r, NULL, err), NULL;
   if (!r.has_content_length) return m2d_error_set(err, M2D_ERR_IO, 0, "%s: S3 gave no Content-Length", what), NULL;
-  s3_source_t *src = calloc(1, sizeof *src);
-  if (!src || !(src->key = strdup(key))) {
-    free(src);
-    return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
-  }
-  src->s = s;
-  m2d_buf_init(&src->window, READAHEAD);
-  src->base.size = r.content_length;
-  src->base.read_at = s3_source_read;
-  src->base.destroy = s3_source_destroy;
-  snprintf(src->base.name, sizeof src->base.name, "s3://%s/%s%s%s", s->bucket, s->prefix, s->prefix[0] ? "/" : "", key);
-  return &src->base;
+  m2d_objstore_source_t *src = m2d_objstore_source_new(st, key, r.content_length, fetch_range, err);
+  return src ? &src->base : NULL;
 }
 
 /* Multipart uploads under the store's prefix started before before_ms, aborted. */
@@ -867,9 +665,10 @@ static bool s3_abort_uploads(m2d_store_t *st, int64_t before_ms, int *aborted, m
       const char *ue = memmem(u, (size_t)(end - u), "</Upload>", 9);
       if (!ue) break;
       listed++;
-      if (xml_text(u, ue, "Key", key, sizeof key) && xml_text(u, ue, "UploadId", id, sizeof id) &&
-          xml_text(u, ue, "Initiated", when, sizeof when) && strncmp(key, prefix, plen) == 0 &&
-          parse_iso_ms(when) < before_ms) {
+      if (m2d_objstore_xml_text(u, ue, "Key", key, sizeof key) &&
+          m2d_objstore_xml_text(u, ue, "UploadId", id, sizeof id) &&
+          m2d_objstore_xml_text(u, ue, "Initiated", when, sizeof when) && strncmp(key, prefix, plen) == 0 &&
+          m2d_objstore_parse_rfc3339_ms(when) < before_ms) {
         s3_sink_t k = {.s = s, .key = key + plen};
         snprintf(k.upload_id, sizeof k.upload_id, "%s", id);
         abort_upload(&k);
@@ -878,9 +677,9 @@ static bool s3_abort_uploads(m2d_store_t *st, int64_t before_ms, int *aborted, m
       u = ue;
     }
     char trunc[16] = "";
-    more = xml_text(p, end, "IsTruncated", trunc, sizeof trunc) && strcmp(trunc, "true") == 0 &&
-           xml_text(p, end, "NextKeyMarker", key_marker, sizeof key_marker);
-    if (more) xml_text(p, end, "NextUploadIdMarker", id_marker, sizeof id_marker);
+    more = m2d_objstore_xml_text(p, end, "IsTruncated", trunc, sizeof trunc) && strcmp(trunc, "true") == 0 &&
+           m2d_objstore_xml_text(p, end, "NextKeyMarker", key_marker, sizeof key_marker);
+    if (more) m2d_objstore_xml_text(p, end, "NextUploadIdMarker", id_marker, sizeof id_marker);
     if (!more && by_prefix && listed == 0) {
       by_prefix = false;
       more = true;
@@ -953,7 +752,7 @@ static void s3_destroy(m2d_store_t *st) {
     free(s->userpwd);
   }
   free(s->session_token_header);
-  pthread_mutex_destroy(&s->probe_lock);
+  m2d_objstore_commits_destroy(&s->commits);
   free(s);
 }
 
@@ -965,7 +764,7 @@ m2d_store_t *m2d_store_s3_new(const char *url, const m2d_store_options_t *opts, 
   size_t blen = slash ? (size_t)(slash - b) : strlen(b);
   s3_t *s = calloc(1, sizeof *s);
   if (!s) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
-  pthread_mutex_init(&s->probe_lock, NULL);
+  m2d_objstore_commits_init(&s->commits, &s3_cond);
   if (blen == 0 || blen >= sizeof s->bucket) {
     s3_destroy(&s->base);
     return m2d_error_set(err, M2D_ERR_USAGE, 0, "%s: no bucket name (write s3://BUCKET/PREFIX)", url), NULL;
@@ -976,6 +775,8 @@ m2d_store_t *m2d_store_s3_new(const char *url, const m2d_store_options_t *opts, 
   size_t pl = strlen(s->prefix);
   while (pl && s->prefix[pl - 1] == '/') s->prefix[--pl] = '\0';
   snprintf(s->base.root, sizeof s->base.root, "s3://%s%s%s", s->bucket, s->prefix[0] ? "/" : "", s->prefix);
+  snprintf(s->commits.where, sizeof s->commits.where, "s3://%s", s->bucket);
+  s->commits.endpoint = s->endpoint;
 
   /* credentials: the environment, else the profile of ~/.aws/credentials (AWS_PROFILE) */
   const char *home = getenv("HOME");
@@ -1019,18 +820,9 @@ m2d_store_t *m2d_store_s3_new(const char *url, const m2d_store_options_t *opts, 
   while (el && endpoint[el - 1] == '/') endpoint[--el] = '\0';
   const char *style = getenv("AWS_S3_ADDRESSING_STYLE");
   if (endpoint[0]) {
-    if (strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0) {
+    if (!m2d_objstore_check_endpoint("AWS_ENDPOINT_URL", endpoint, "https://HOST[:PORT]", "the table's data", err)) {
       s3_destroy(&s->base);
-      return m2d_error_set(err, M2D_ERR_USAGE, 0, "AWS_ENDPOINT_URL %s: write it as https://HOST[:PORT]", endpoint),
-             NULL;
-    }
-    if (strncmp(endpoint, "http://", 7) == 0 && !is_loopback(endpoint)) {
-      s3_destroy(&s->base);
-      return m2d_error_set(err, M2D_ERR_USAGE, 0,
-                           "AWS_ENDPOINT_URL %s: plain HTTP would send the table's data unencrypted; it is accepted "
-                           "for loopback test servers only (use https://)",
-                           endpoint),
-             NULL;
+      return NULL;
     }
     snprintf(s->endpoint, sizeof s->endpoint, "%s", endpoint);
     /* S3-compatible servers are reached by path unless told otherwise */
@@ -1051,7 +843,7 @@ m2d_store_t *m2d_store_s3_new(const char *url, const m2d_store_options_t *opts, 
   }
   memset(secret, 0, sizeof secret);
   memset(token, 0, sizeof token);
-  s->unsafe_single_writer = opts && opts->unsafe_single_writer;
+  s->commits.unsafe_single_writer = opts && opts->unsafe_single_writer;
   m2d_http_policy_t policy = {0};
   if (opts) policy.max_attempts = opts->max_attempts;
   s->http = m2d_http_new(&policy, err);

@@ -15,7 +15,8 @@ static m2d_store_t *open_local(const char *url, const m2d_store_options_t *opts,
   return m2d_store_local_new(url, err);
 }
 
-/* Scheme -> constructor. Adding a store is one file and one row here. */
+/* Scheme -> constructor. Adding a store is one file and one row here (an object store builds on
+ * object_store.h for what every object store does the same way). */
 static const struct {
   const char *scheme; /* with "://" */
   m2d_store_t *(*open)(const char *url, const m2d_store_options_t *opts, m2d_error_t *err);
