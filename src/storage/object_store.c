@@ -106,10 +106,9 @@ static bool source_read(m2d_source_t *sr, uint64_t offset, size_t len, void *out
     memcpy(out, src->window.data + (offset - src->window_off), len);
     return true;
   }
-  if (len >= READAHEAD) { /* a whole column chunk: straight into the caller's memory */
-    m2d_buf_t direct = {.data = out, .len = 0, .cap = len, .max = len};
-    return src->fetch(src, offset, len, &direct, err);
-  }
+  /* a read larger than the window (a whole column chunk) becomes the window: one copy out of
+   * it, and the page headers read next inside the chunk need no request of their own (the
+   * caller's memory is never handed to the HTTP layer, whose buffers may grow) */
   uint64_t size = sr->size;
   uint64_t start = offset, want = READAHEAD;
   if (size - offset <= TAIL_WINDOW) start = size > TAIL_WINDOW ? size - TAIL_WINDOW : 0, want = size - start;

@@ -157,10 +157,9 @@ static bool fake_fetch(m2d_objstore_source_t *src, uint64_t off, uint64_t len, m
   fake_t *f = (fake_t *)src->store;
   f->fetches++;
   m2d_buf_reset(into);
-  /* a direct read hands over the caller's memory (cap == len): written in place here. (http's
-   * appends reserve a byte for a NUL past len and would realloc it: see the report of the
-   * dedupe branch; no test reads 4 MiB from a store yet.) */
-  if (into->cap < len && !m2d_buf_reserve(into, (size_t)len, err)) return false;
+  if (len > into->max) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "fetch of %llu bytes into a buffer of at most %zu",
+                                             (unsigned long long)len, into->max);
+  if (!m2d_buf_reserve(into, (size_t)len, err)) return false;
   for (uint64_t i = 0; i < len; i++) into->data[i] = (uint8_t)((off + i) % 251);
   into->len = (size_t)len;
   return true;
@@ -183,11 +182,13 @@ TEST(objstore_source_reads_ahead_and_reads_the_tail_window) {
   ok = ok && m2d_source_read_at(&src->base, 1, 5u << 20, big, &err) && big[0] == 1 && big[250] == 0;
   free(big);
   int after_big = f->fetches;
+  ok = ok && m2d_source_read_at(&src->base, 3u << 20, 16, b, &err) && b[0] == (3u << 20) % 251; /* inside it */
+  int after_inside = f->fetches;
   bool name_ok = strcmp(src->base.name, "fake://bucket/t/part-0.parquet") == 0;
   m2d_source_destroy(&src->base);
   fake_free(f);
   CHECK(ok && name_ok);
-  CHECK(after_tail == 1 && after_window == 2 && after_big == 3);
+  CHECK(after_tail == 1 && after_window == 2 && after_big == 3 && after_inside == 3);
 }
 
 TEST(objstore_entries_sorted_objects_before_folders_freed_on_failure) {
