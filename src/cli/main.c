@@ -14,6 +14,7 @@ static const m2d_command_t *const commands[] = {
     &m2d_cmd_cat,
     &m2d_cmd_snapshot,
     &m2d_cmd_sync,
+    &m2d_cmd_kafka_produce,
     &m2d_cmd_load,
     &m2d_cmd_publish,
     &m2d_cmd_optimize,
@@ -27,7 +28,7 @@ static void print_usage(FILE *f) {
           "mongo2delta %s: keeps Delta Lake tables in step with MongoDB.\n\n"
           "Usage: mongo2delta COMMAND [OPTIONS]\n\nCommands:\n",
           M2D_VERSION);
-  for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+  for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-13s %s\n", commands[i]->name, commands[i]->summary);
   fprintf(f,
           "\nRun 'mongo2delta COMMAND --help' for a command's options and an example.\n"
           "Global options: --log-format text|json, --quiet, --verbose, --version.\n"

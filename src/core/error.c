@@ -47,6 +47,7 @@ const char *m2d_error_domain_name(m2d_err_domain_t domain) {
   case M2D_ERR_LIMIT: return "limit";
   case M2D_ERR_CONFLICT: return "conflict";
   case M2D_ERR_INTERNAL: return "internal";
+  case M2D_ERR_KAFKA: return "kafka";
   }
   return "unknown";
 }

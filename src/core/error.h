@@ -15,7 +15,8 @@ typedef enum {
   M2D_ERR_FORMAT,   /* corrupt or unsupported input: parquet, delta log, BSON, JSON */
   M2D_ERR_LIMIT,    /* a bounded buffer or size limit was exceeded */
   M2D_ERR_CONFLICT, /* a concurrent writer won */
-  M2D_ERR_INTERNAL
+  M2D_ERR_INTERNAL,
+  M2D_ERR_KAFKA     /* broker or librdkafka */
 } m2d_err_domain_t;
 
 typedef struct {

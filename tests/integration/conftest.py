@@ -522,3 +522,85 @@ def azure_container(azure_server, request):
     container = AzureContainer.create(azure_server, s3_bucket_name(request.node.name))
     yield container
     container.delete()
+
+
+# --- Kafka ---------------------------------------------------------------------------------------
+
+class KafkaTestServer:
+    """scripts/kafka-test-server as a child process: an Apache Kafka 3.9 broker in KRaft mode (one
+    node, broker and controller) on a loopback port; its log in a temporary directory, or in
+    data=DIR across restarts (then start(port=...) again on the same port)."""
+
+    def __init__(self, data=None, tmpdir=None):
+        self.data = data
+        self.tmpdir = tmpdir  # where the temporary log directory goes (TMPDIR), default /tmp
+        self.proc = None
+        self.port = None
+
+    def start(self, port=0, timeout=180):
+        args = [str(ROOT / "scripts" / "kafka-test-server"), "--port", str(port)]
+        if self.data:
+            args += ["--data", str(self.data)]
+        env = dict(os.environ, TMPDIR=str(self.tmpdir)) if self.tmpdir else None
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith("listening on 127.0.0.1:"):
+            self.stop()
+            raise RuntimeError(f"kafka-test-server did not start within {timeout} s: {line!r}")
+        self.port = int(line.split("127.0.0.1:")[1].split()[0])
+        return self
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def producer(self, **conf):
+        from confluent_kafka import Producer
+        return Producer({"bootstrap.servers": self.bootstrap, **conf})
+
+    def consumer(self, group, **conf):
+        """A read_committed consumer from the earliest offset (conf overrides)."""
+        from confluent_kafka import Consumer
+        return Consumer({"bootstrap.servers": self.bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                         "isolation.level": "read_committed", "enable.auto.commit": False, **conf})
+
+    def read_all(self, topic, idle=5.0, timeout=120, **conf):
+        """Every record of topic a read_committed consumer sees (all its partitions, assigned from
+        the start, no group), as [(partition, offset, key bytes, value bytes)] in partition and
+        offset order, once idle seconds pass without one."""
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+        c = self.consumer(f"read-all-{time.time_ns()}", **conf)
+        out, deadline = [], time.time() + timeout
+        try:
+            parts = c.list_topics(topic, timeout=30).topics[topic].partitions
+            c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(parts)])
+            last = time.time()
+            while time.time() - last < idle and time.time() < deadline:
+                m = c.poll(0.5)
+                if m is None or (m.error() and m.error().code() == -191):  # _PARTITION_EOF
+                    continue
+                assert not m.error(), m.error()
+                out.append((m.partition(), m.offset(), m.key(), m.value()))
+                last = time.time()
+        finally:
+            c.close()
+        return sorted(out, key=lambda r: (r[0], r[1]))
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+
+@pytest.fixture(scope="session")
+def kafka():
+    """One broker for the whole run; tests use their own topics."""
+    server = KafkaTestServer().start()
+    yield server
+    server.stop()
