@@ -537,19 +537,33 @@ class KafkaTestServer:
         self.proc = None
         self.port = None
 
-    def start(self, port=0, timeout=180):
-        args = [str(ROOT / "scripts" / "kafka-test-server"), "--port", str(port)]
-        if self.data:
-            args += ["--data", str(self.data)]
-        env = dict(os.environ, TMPDIR=str(self.tmpdir)) if self.tmpdir else None
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        line = self.proc.stdout.readline() if ready else ""
-        if not line.startswith("listening on 127.0.0.1:"):
+    def start(self, port=0, timeout=240, tries=2):
+        """Waits for the "listening on" line; a broker that did not start (a free port taken by
+        another process in the meantime, a slow JVM) is tried once more, on a fresh log
+        directory when it had none before. The error names what the broker said."""
+        import shutil
+        import tempfile
+        fresh = self.data is not None and not pathlib.Path(self.data).exists()
+        for attempt in range(tries):
+            args = [str(ROOT / "scripts" / "kafka-test-server"), "--port", str(port)]
+            if self.data:
+                args += ["--data", str(self.data)]
+            env = dict(os.environ, TMPDIR=str(self.tmpdir)) if self.tmpdir else None
+            errlog = tempfile.TemporaryFile(mode="w+")
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errlog, text=True, env=env)
+            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+            line = self.proc.stdout.readline() if ready else ""
+            if line.startswith("listening on 127.0.0.1:"):
+                errlog.close()  # the broker's own log stays in its directory
+                self.port = int(line.split("127.0.0.1:")[1].split()[0])
+                return self
             self.stop()
-            raise RuntimeError(f"kafka-test-server did not start within {timeout} s: {line!r}")
-        self.port = int(line.split("127.0.0.1:")[1].split()[0])
-        return self
+            errlog.seek(0)
+            said = errlog.read()[-2000:]
+            errlog.close()
+            if fresh:
+                shutil.rmtree(self.data, ignore_errors=True)
+        raise RuntimeError(f"kafka-test-server did not start ({tries} tries, {timeout} s each): {line!r}\n{said}")
 
     @property
     def bootstrap(self):
