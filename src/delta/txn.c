@@ -22,8 +22,8 @@ struct delta_txn {
   json_t *actions;      /* the rest */
   json_t *params, *metrics, *info;
   json_t *removed;      /* decoded path -> true, for each remove of ours */
-  char app_id[512];
-  bool has_app, changes_table;
+  json_t *apps;         /* appId -> true, for each txn action of ours */
+  bool changes_table;
   int checkpoint_interval;
 };
 
@@ -39,6 +39,7 @@ delta_txn_t *delta_txn_new(m2d_store_t *store, int64_t read_version, const char 
   t->metrics = json_object();
   t->info = json_object();
   t->removed = json_object();
+  t->apps = json_object();
   return t;
 }
 
@@ -50,6 +51,7 @@ void delta_txn_destroy(delta_txn_t *t) {
   json_decref(t->metrics);
   json_decref(t->info);
   json_decref(t->removed);
+  json_decref(t->apps);
   free(t);
 }
 
@@ -62,12 +64,12 @@ bool delta_txn_add(delta_txn_t *t, json_t *action, m2d_error_t *err) {
     return true;
   }
   if ((v = json_object_get(action, "txn"))) {
-    if (t->has_app) {
+    const char *app = json_string_value(json_object_get(v, "appId"));
+    if (!app || json_object_get(t->apps, app)) {
       json_decref(action);
-      return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "a commit holds one txn action");
+      return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "a commit holds one txn action per application id");
     }
-    t->has_app = true;
-    snprintf(t->app_id, sizeof t->app_id, "%s", json_string_value(json_object_get(v, "appId")));
+    json_object_set_new(t->apps, app, json_true());
   }
   if ((v = json_object_get(action, "remove"))) {
     char path[4096];
@@ -160,13 +162,13 @@ static bool check_winner(delta_txn_t *t, int64_t v, m2d_error_t *err) {
                          v);
       break;
     }
-    if (t->has_app && (x = json_object_get(a, "txn")) &&
-        strcmp(json_string_value(json_object_get(x, "appId")) ? json_string_value(json_object_get(x, "appId")) : "",
-               t->app_id) == 0) {
+    const char *app;
+    if ((x = json_object_get(a, "txn")) && (app = json_string_value(json_object_get(x, "appId"))) &&
+        json_object_get(t->apps, app)) {
       ok = m2d_error_set(err, M2D_ERR_CONFLICT, DELTA_CONFLICT_APP,
                          "version %" PRId64 " of the table was committed by another writer with the same "
                          "application id '%s'; two writers must not feed one stream: stop the other one",
-                         v, t->app_id);
+                         v, app);
       break;
     }
   }

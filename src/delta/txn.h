@@ -2,7 +2,8 @@
  * put-if-absent (PROTOCOL.md "Delta Log Entries"), retried at the next version after a lost
  * race when the winning commits do not conflict with ours (optimistic concurrency):
  *   - a concurrent metaData or protocol change aborts (the table changed under us);
- *   - a concurrent txn for our appId aborts (another writer owns that stream);
+ *   - a concurrent txn for one of our appIds aborts (another writer owns that stream); a commit
+ *     may carry several txn actions, one per appId (one per Kafka partition, say);
  *   - a concurrent remove of a file our commit removes aborts (the file was deleted, or
  *     rewritten with a new deletion vector, by another writer: what we read is stale);
  *   - concurrent appends do not conflict with our appends: we retry at the next version.
@@ -29,7 +30,7 @@ delta_txn_t *delta_txn_new(m2d_store_t *store, int64_t read_version, const char 
 void delta_txn_destroy(delta_txn_t *t); /* accepts NULL */
 
 /* Takes ownership of action (one of delta/actions.h's). A metaData or protocol action makes
- * the commit a table change; a txn action claims its appId; a remove action claims its path
+ * the commit a table change; a txn action claims its appId (at most one per appId); a remove action claims its path
  * (a concurrent commit that removes the same path is a conflict). */
 bool delta_txn_add(delta_txn_t *t, json_t *action, m2d_error_t *err);
 /* commitInfo.operationParameters / operationMetrics entries (values become strings). */

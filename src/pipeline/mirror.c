@@ -342,8 +342,8 @@ static bool change_data(m2d_mirror_t *m, const delta_snapshot_t *snap, json_t *b
 /* The mirror's batch. Every document of the batch leaves its old row (found in the key index):
  * with deletion vectors the row is marked deleted in a new vector for its file; copy-on-write
  * rewrites the file without it. Then the documents' last versions are appended. */
-static bool apply(m2d_mirror_t *m, const m2d_change_t *ev, int nev, const char *app, int64_t batch, json_t *position,
-                  m2d_mirror_counts_t *counts, m2d_error_t *err) {
+static bool apply(m2d_mirror_t *m, const m2d_change_t *ev, int nev, const m2d_app_txn_t *txns, int ntxns,
+                  json_t *position, m2d_mirror_counts_t *counts, m2d_error_t *err) {
   const m2d_mirror_options_t *o = &m->o;
   m2d_store_t *store = m2d_table_writer_store(m->w);
   bool ok = true, have = false;
@@ -485,7 +485,7 @@ static bool apply(m2d_mirror_t *m, const m2d_change_t *ev, int nev, const char *
   }
   if (ok && dvf) ok = delta_dv_file_finish(dvf, store, err);
   int64_t version;
-  if (ok) ok = m2d_table_writer_commit(m->w, app, batch, json_incref(position), &version, err);
+  if (ok) ok = m2d_table_writer_commit_txns(m->w, txns, ntxns, json_incref(position), &version, err);
   else
     m2d_table_writer_abort(m->w);
   if (!ok && dvf) store->remove(store, delta_dv_file_key(dvf), NULL); /* not referenced */
@@ -553,15 +553,15 @@ bool m2d_mirror_build_index(m2d_mirror_t *m, m2d_error_t *err) {
   return build_index(m, err);
 }
 
-bool m2d_mirror_apply(m2d_mirror_t *m, const m2d_change_t *changes, int n, const char *app, int64_t batch,
+bool m2d_mirror_apply(m2d_mirror_t *m, const m2d_change_t *changes, int n, const m2d_app_txn_t *txns, int ntxns,
                       const json_t *position, m2d_mirror_counts_t *counts, m2d_error_t *err) {
   json_t *pos = (json_t *)position;
-  bool ok = apply(m, changes, n, app, batch, pos, counts, err);
+  bool ok = apply(m, changes, n, txns, ntxns, pos, counts, err);
   for (int retry = 0; !ok && retry < 3 && err && err->domain == M2D_ERR_CONFLICT && err->code == DELTA_CONFLICT_FILES;
        retry++) {
     /* another writer (an optimize run) replaced files the batch changes: read the table again */
     m2d_warn("%s; reading the mirror table again and retrying the batch", err->message);
-    ok = reopen_mirror(m, err) && apply(m, changes, n, app, batch, pos, counts, err);
+    ok = reopen_mirror(m, err) && apply(m, changes, n, txns, ntxns, pos, counts, err);
   }
   return ok;
 }

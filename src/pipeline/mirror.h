@@ -39,11 +39,11 @@ void m2d_mirror_close(m2d_mirror_t *m); /* accepts NULL */
 m2d_table_writer_t *m2d_mirror_writer(m2d_mirror_t *m);
 /* (Re)builds the key index from the table as it is now. */
 bool m2d_mirror_build_index(m2d_mirror_t *m, m2d_error_t *err);
-/* Applies a batch of changes as one commit with the txn (app, batch) and position (borrowed)
- * in commitInfo; counts (added to) says what was done. Applying a change twice is harmless.
+/* Applies a batch of changes as one commit with the txn actions (one per app id: sync's
+ * stream, or each Kafka partition of the batch) and position (borrowed) in commitInfo; counts (added to) says what was done. Applying a change twice is harmless.
  * When another writer (an optimize run) rewrote files the batch changes, the table is read
  * again and the batch retried. */
-bool m2d_mirror_apply(m2d_mirror_t *m, const m2d_change_t *changes, int n, const char *app, int64_t batch,
+bool m2d_mirror_apply(m2d_mirror_t *m, const m2d_change_t *changes, int n, const m2d_app_txn_t *txns, int ntxns,
                       const json_t *position, m2d_mirror_counts_t *counts, m2d_error_t *err);
 /* Compacts the table between batches (pipeline/optimize: small files bin-packed, files with 30%
  * of their rows deleted rewritten) and indexes the rewritten rows again; a failure is logged,

@@ -883,6 +883,12 @@ static json_t *metadata_action(m2d_table_writer_t *w, m2d_error_t *err) {
 
 bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t app_version, json_t *info,
                              int64_t *version, m2d_error_t *err) {
+  m2d_app_txn_t one = {app_id, app_version};
+  return m2d_table_writer_commit_txns(w, &one, app_id ? 1 : 0, info, version, err);
+}
+
+bool m2d_table_writer_commit_txns(m2d_table_writer_t *w, const m2d_app_txn_t *txns, int ntxns, json_t *info,
+                                  int64_t *version, m2d_error_t *err) {
   bool ok = w->open || m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");
   for (int i = 0; ok && i < w->nparts; i++) ok = close_file(w, &w->parts[i], err);
   if (ok && w->rearrange) {
@@ -916,7 +922,8 @@ bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t 
     json_t *a;
     json_array_foreach(w->removes, i, a) if (ok) ok = delta_txn_add(t, json_incref(a), err);
     json_array_foreach(w->adds, i, a) if (ok) ok = delta_txn_add(t, json_incref(a), err);
-    if (ok && app_id) ok = delta_txn_add(t, delta_txn_action(app_id, app_version, delta_now_ms()), err);
+    for (int k = 0; ok && k < ntxns; k++)
+      ok = delta_txn_add(t, delta_txn_action(txns[k].app_id, txns[k].version, delta_now_ms()), err);
     if (ok && w->rearrange) {
       /* what Spark's OPTIMIZE records */
       int64_t removed_bytes = 0, dvs = 0;
@@ -955,12 +962,12 @@ bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t 
     m2d_debug("the table changed under this batch (%s); re-reading it", err->message);
     ok = rebase(w, err);
     /* a concurrent writer may already have taken what this batch meant to take */
-    if (ok && app_id && m2d_table_writer_app_version(w, app_id) >= app_version) {
-      ok = m2d_error_set(err, M2D_ERR_CONFLICT, DELTA_CONFLICT_APP,
-                         "another writer committed application id '%s' version %lld meanwhile; nothing was "
-                         "committed",
-                         app_id, (long long)app_version);
-    }
+    for (int k = 0; ok && k < ntxns; k++)
+      if (m2d_table_writer_app_version(w, txns[k].app_id) >= txns[k].version)
+        ok = m2d_error_set(err, M2D_ERR_CONFLICT, DELTA_CONFLICT_APP,
+                           "another writer committed application id '%s' version %lld meanwhile; nothing was "
+                           "committed",
+                           txns[k].app_id, (long long)txns[k].version);
   }
   json_decref(info);
   if (!ok) {
@@ -975,7 +982,7 @@ bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t 
     json_decref(proto);
   }
   w->version = *version;
-  if (app_id) json_object_set_new(w->txns, app_id, json_integer(app_version));
+  for (int k = 0; k < ntxns; k++) json_object_set_new(w->txns, txns[k].app_id, json_integer(txns[k].version));
   if (meta) {
     /* remember the metaData as committed, for the next batch's schema changes */
     json_decref(w->metadata);

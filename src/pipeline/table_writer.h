@@ -100,6 +100,17 @@ bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *res
  * commitInfo. *version gets the committed version. */
 bool m2d_table_writer_commit(m2d_table_writer_t *w, const char *app_id, int64_t app_version, json_t *info,
                              int64_t *version, m2d_error_t *err);
+/* A txn action of a commit: the application id's new version (PROTOCOL.md "Transaction
+ * Identifiers"). */
+typedef struct {
+  const char *app_id;
+  int64_t version;
+} m2d_app_txn_t;
+/* Commits the batch with several txn actions (one per app id, such as one per Kafka
+ * partition); otherwise as m2d_table_writer_commit. A concurrent commit of one of the app ids
+ * fails the commit with M2D_ERR_CONFLICT / DELTA_CONFLICT_APP. */
+bool m2d_table_writer_commit_txns(m2d_table_writer_t *w, const m2d_app_txn_t *txns, int ntxns, json_t *info,
+                                  int64_t *version, m2d_error_t *err);
 /* Begins a batch with the schema the documents show and adds them all (a batch of a few
  * documents, such as a sync batch; nothing is committed yet). */
 bool m2d_table_writer_write(m2d_table_writer_t *w, bson_t **docs, int n, m2d_error_t *err);
