@@ -4,6 +4,7 @@
 #include "core/metrics.h"
 #include "delta/log.h"
 #include "mongo/client.h"
+#include "pipeline/change_record.h"
 #include "pipeline/mirror.h"
 #include "pipeline/optimize.h"
 #include "pipeline/snapshot.h"
@@ -164,7 +165,8 @@ static bool flush(sync_t *s, m2d_error_t *err) {
     int64_t b = s->mpos.batch + 1;
     json_t *pos = position_info(lastev, lastev->seq, &s->mpos);
     m2d_mirror_counts_t counts = {0};
-    ok = m2d_mirror_apply(s->mirror, s->ev, s->nev, s->app, b, pos, &counts, err);
+    m2d_app_txn_t txn = {s->app, b};
+    ok = m2d_mirror_apply(s->mirror, s->ev, s->nev, &txn, 1, pos, &counts, err);
     json_decref(pos);
     s->sum->upserts += counts.upserts;
     s->sum->deletes += counts.deletes;
@@ -195,41 +197,13 @@ static bool flush(sync_t *s, m2d_error_t *err) {
 
 /* --- the stream --------------------------------------------------------------------------- */
 
+/* A change-stream event; the stream's other kinds (drop, rename, invalidate) end the run. */
 static bool parse_event(const bson_t *ev, m2d_change_t *e, m2d_error_t *err) {
-  memset(e, 0, sizeof *e);
-  bson_iter_t it, sub;
-  if (bson_iter_init_find(&it, ev, "operationType") && BSON_ITER_HOLDS_UTF8(&it))
-    snprintf(e->op, sizeof e->op, "%s", bson_iter_utf8(&it, NULL));
-  if (strcmp(e->op, "insert") && strcmp(e->op, "update") && strcmp(e->op, "replace") && strcmp(e->op, "delete"))
-    return m2d_error_set(err, M2D_ERR_MONGO, 0,
-                         "the change stream says '%s' (the collection was dropped, renamed or the stream "
-                         "invalidated); the tables keep what was applied: start a new sync",
-                         e->op);
-  if (bson_iter_init_find(&it, ev, "documentKey") && BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &sub) &&
-      bson_iter_find(&sub, "_id")) {
-    e->id = bson_new();
-    bson_append_iter(e->id, "_id", 3, &sub);
-  }
-  if (bson_iter_init_find(&it, ev, "fullDocument") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-    uint32_t len;
-    const uint8_t *data;
-    bson_iter_document(&it, &len, &data);
-    e->doc = bson_new_from_data(data, len);
-  }
-  if (bson_iter_init_find(&it, ev, "clusterTime") && BSON_ITER_HOLDS_TIMESTAMP(&it))
-    bson_iter_timestamp(&it, &e->ct_t, &e->ct_i);
-  if (bson_iter_init_find(&it, ev, "_id") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-    uint32_t len;
-    const uint8_t *data;
-    bson_iter_document(&it, &len, &data);
-    bson_t tok;
-    if (bson_init_static(&tok, data, len)) {
-      char *j = bson_as_canonical_extended_json(&tok, NULL);
-      snprintf(e->token, sizeof e->token, "%s", j ? j : "");
-      bson_free(j);
-    }
-  }
-  return true;
+  if (m2d_change_from_event(ev, e, err)) return true;
+  m2d_error_prefix(err, "the change stream ends: ");
+  size_t n = strlen(err->message);
+  snprintf(err->message + n, sizeof err->message - n, "; the tables keep what was applied: start a new sync");
+  return false;
 }
 
 /* Errors of a server that went away (or is restarting), as opposed to a refused stream. */
