@@ -1,8 +1,8 @@
 /* mongo2delta sync: a collection's changes into a mirror table and/or a change log. */
 #include "cli/commands.h"
+#include "cli/target_args.h"
 #include "core/log.h"
 #include "pipeline/sync.h"
-#include "storage/store.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -12,38 +12,13 @@ static const m2d_opt_spec_t opts[] = {
     {"uri", "URI", "MongoDB connection string (a replica set: change streams)", NULL, true},
     {"db", "DB", "database", NULL, true},
     {"collection", "COLL", "collection", NULL, true},
-    {"table", "PATH", "the mirror table (mirror and both modes), or the change log (changelog mode): a local path or an s3://, gs:// or az:// URL", NULL, true},
-    M2D_OPTS_COMPRESSION,
-    M2D_OPT_TARGET_FILE_SIZE,
-    {"mode", "MODE", "mirror (the table equals the collection), changelog (one row per event) or both", "mirror", false},
-    {"changelog-table", "PATH", "with --mode both: the change-log table", NULL, false},
+    M2D_OPTS_TABLE_TARGET,
     {"initial", "WHAT", "snapshot (copy the collection first) or skip (changes from now on)", "snapshot", false},
-    {"merge-strategy", "HOW",
-     "deletion-vectors (rows replaced are marked deleted: cost per batch does not grow with the table; "
-     "Spark, Databricks) or rewrite (copy-on-write: the files touched are rewritten; for readers without "
-     "deletion-vector support such as delta-rs)",
-     "deletion-vectors", false},
-    {"delete", "HOW", "hard (deleted documents leave the mirror) or soft (they stay, _deleted = true)", "hard", false},
-    {"change-data-feed", NULL,
-     "write the mirror's change data (_change_data files, delta.enableChangeDataFeed) so that Databricks "
-     "table_changes and Spark's readChangeFeed read its inserts, updates and deletes",
-     NULL, false},
     {"on-history-lost", "WHAT",
      "fail (a clear error, the tables intact) or resnapshot (copy the collection again) when the server no "
      "longer has the stream's position",
      "fail", false},
-    {"max-batch-docs", "N", "events per commit at most", "1000", false},
-    {"max-latency", "MS", "commit a batch at the latest this long after its first event", "1000", false},
-    {"stop-when-idle", "SECONDS", "exit 0 after this long without an event (scripts, tests)", "0 (never)", false},
     {"workers", "N", "parallel readers of the initial snapshot", "4", false},
-    {"compact-every", "N",
-     "compact the tables every N batches, between batches (small files bin-packed, files with 30% or more "
-     "rows deleted rewritten); 0: never (run 'mongo2delta optimize' yourself)",
-     "50", false},
-    {"metrics-port", "PORT",
-     "serve Prometheus metrics at http://127.0.0.1:PORT/metrics (events applied, batches, commit latency, lag, "
-     "reconnects); 0 picks a free port and logs it",
-     NULL, false},
     {NULL, NULL, NULL, NULL, false},
 };
 
@@ -53,66 +28,37 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   m2d_error_t err = {0};
   m2d_sync_options_t o = {.uri = m2d_args_get(args, "uri"), .db = m2d_args_get(args, "db"),
                           .collection = m2d_args_get(args, "collection"), .stop = stop_flag};
-  const char *mode = m2d_args_get(args, "mode"), *initial = m2d_args_get(args, "initial");
-  if (strcmp(mode, "mirror") == 0) o.mirror = true, o.table = m2d_args_get(args, "table");
-  else if (strcmp(mode, "changelog") == 0) o.changelog = true, o.changelog_table = m2d_args_get(args, "table");
-  else if (strcmp(mode, "both") == 0) {
-    o.mirror = o.changelog = true;
-    o.table = m2d_args_get(args, "table");
-    o.changelog_table = m2d_args_get(args, "changelog-table");
-    if (!m2d_args_flag(args, "changelog-table")) {
-      m2d_error_set(&err, M2D_ERR_USAGE, 0, "--mode both needs --changelog-table PATH");
-      return m2d_cli_fail(&err);
-    }
-  } else {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--mode must be mirror, changelog or both");
-    return m2d_cli_fail(&err);
-  }
+  const char *initial = m2d_args_get(args, "initial"), *lost = m2d_args_get(args, "on-history-lost");
   if (strcmp(initial, "snapshot") && strcmp(initial, "skip")) {
     m2d_error_set(&err, M2D_ERR_USAGE, 0, "--initial must be snapshot or skip");
     return m2d_cli_fail(&err);
   }
-  o.initial_snapshot = strcmp(initial, "snapshot") == 0;
-  const char *merge = m2d_args_get(args, "merge-strategy"), *del = m2d_args_get(args, "delete");
-  if (strcmp(merge, "deletion-vectors") && strcmp(merge, "rewrite")) {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--merge-strategy must be deletion-vectors or rewrite");
-    return m2d_cli_fail(&err);
-  }
-  if (strcmp(del, "hard") && strcmp(del, "soft")) {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--delete must be hard or soft");
-    return m2d_cli_fail(&err);
-  }
-  const char *lost = m2d_args_get(args, "on-history-lost");
   if (strcmp(lost, "fail") && strcmp(lost, "resnapshot")) {
     m2d_error_set(&err, M2D_ERR_USAGE, 0, "--on-history-lost must be fail or resnapshot");
     return m2d_cli_fail(&err);
   }
+  o.initial_snapshot = strcmp(initial, "snapshot") == 0;
   o.resnapshot_on_history_lost = strcmp(lost, "resnapshot") == 0;
-  o.rewrite = strcmp(merge, "rewrite") == 0;
-  o.change_data_feed = m2d_args_flag(args, "change-data-feed");
-  o.soft_delete = strcmp(del, "soft") == 0;
-  int64_t batch = 1000, latency = 1000, idle = 0, workers = 4;
-  if (!m2d_args_int(args, "max-batch-docs", 1, 1000000, &batch, &err) ||
-      !m2d_args_int(args, "max-latency", 1, 3600000, &latency, &err) ||
-      (m2d_args_flag(args, "stop-when-idle") && !m2d_args_int(args, "stop-when-idle", 1, 86400 * 365, &idle, &err)) ||
-      !m2d_args_int(args, "workers", 1, 64, &workers, &err))
+  int64_t workers = 4;
+  m2d_table_target_args_t t;
+  if (!m2d_args_int(args, "workers", 1, 64, &workers, &err) || !m2d_args_table_target(args, &t, &err))
     return m2d_cli_fail(&err);
-  o.max_batch_docs = (int)batch;
-  o.max_latency_ms = (int)latency;
-  o.stop_when_idle_s = (int)idle;
   o.workers = (int)workers;
-  int64_t compact = 50;
-  if (!m2d_args_int(args, "compact-every", 0, 1000000000, &compact, &err)) return m2d_cli_fail(&err);
-  o.compact_every = (int)compact;
-  int64_t mport = -1;
-  if (m2d_args_flag(args, "metrics-port") && !m2d_args_int(args, "metrics-port", 0, 65535, &mport, &err))
-    return m2d_cli_fail(&err);
-  o.metrics_port = (int)mport;
-  if ((o.table && !m2d_store_abort_orphan_uploads(o.table, &err)) ||
-      (o.changelog_table && !m2d_store_abort_orphan_uploads(o.changelog_table, &err)))
-    return m2d_cli_fail(&err);
-  if (!m2d_args_compression(args, &o.codec, &o.level, &err) || !m2d_args_target_file_size(args, &o.target_file_size, &err))
-    return m2d_cli_fail(&err);
+  o.table = t.table;
+  o.changelog_table = t.changelog_table;
+  o.mirror = t.mirror;
+  o.changelog = t.changelog;
+  o.rewrite = t.rewrite;
+  o.soft_delete = t.soft_delete;
+  o.change_data_feed = t.change_data_feed;
+  o.codec = t.codec;
+  o.level = t.level;
+  o.target_file_size = t.target_file_size;
+  o.max_batch_docs = t.max_batch;
+  o.max_latency_ms = t.max_latency_ms;
+  o.stop_when_idle_s = t.stop_when_idle_s;
+  o.compact_every = t.compact_every;
+  o.metrics_port = t.metrics_port;
   m2d_sync_summary_t s;
   bool ok = m2d_sync_run(&o, &s, &err);
   fprintf(stderr,
