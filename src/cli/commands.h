@@ -16,6 +16,7 @@ extern const m2d_command_t m2d_cmd_snapshot;
 extern const m2d_command_t m2d_cmd_publish;
 extern const m2d_command_t m2d_cmd_sync;
 extern const m2d_command_t m2d_cmd_kafka_produce;
+extern const m2d_command_t m2d_cmd_kafka_ingest;
 extern const m2d_command_t m2d_cmd_optimize;
 extern const m2d_command_t m2d_cmd_vacuum;
 extern const m2d_command_t m2d_cmd_parquet_write;

@@ -15,6 +15,7 @@ static const m2d_command_t *const commands[] = {
     &m2d_cmd_snapshot,
     &m2d_cmd_sync,
     &m2d_cmd_kafka_produce,
+    &m2d_cmd_kafka_ingest,
     &m2d_cmd_load,
     &m2d_cmd_publish,
     &m2d_cmd_optimize,
