@@ -76,7 +76,8 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
 m2d_kafka_producer_t *m2d_kafka_producer_new(const m2d_kafka_producer_options_t *o, m2d_error_t *err) {
   m2d_kafka_producer_t *p = calloc(1, sizeof *p);
   if (!p) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
-  char tmo[32], errstr[512];
+  char tmo[32], errstr[512], maxmsg[32];
+  snprintf(maxmsg, sizeof maxmsg, "%d", o->max_message_bytes);
   snprintf(tmo, sizeof tmo, "%d", o->transaction_timeout_ms > 0 ? o->transaction_timeout_ms : 60000);
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   const char *kv[][2] = {
@@ -86,6 +87,7 @@ m2d_kafka_producer_t *m2d_kafka_producer_new(const m2d_kafka_producer_options_t 
       {"transaction.timeout.ms", tmo},
       {"message.timeout.ms", tmo},
       {"linger.ms", "5"},
+      {"message.max.bytes", o->max_message_bytes > 0 ? maxmsg : NULL},
       {"reconnect.backoff.max.ms", "2000"},
       {"socket.keepalive.enable", "true"},
   };

@@ -25,6 +25,7 @@ typedef struct {
   const char *brokers;         /* "host:port[,host:port...]" */
   const char *transactional_id;
   int transaction_timeout_ms;  /* 0: 60000 */
+  int max_message_bytes;       /* 0: librdkafka's default (1 MB) */
 } m2d_kafka_producer_options_t;
 
 /* A record's header (name, value as text). */

@@ -371,7 +371,9 @@ static bool dead_letter(ki_t *k, const rd_kafka_message_t *m, const char *reason
                             {"__connect.errors.offset", offset},
                             {"__connect.errors.connector.name", app},
                             {"__connect.errors.exception.message", reason}};
-  return m2d_kafka_producer_send(k->dlq, k->o->dead_letter_topic, m->key, m->key_len, m->payload, m->len, h, 5, err);
+  return m2d_kafka_producer_send(k->dlq, k->o->dead_letter_topic, m->key, m->key_len, m->payload, m->len, h, 5, err) ||
+         m2d_error_prefix(err, "setting record %s[%" PRId32 "]@%" PRId64 " aside in the dead-letter topic %s: ",
+                          rd_kafka_topic_name(m->rkt), m->partition, m->offset, k->o->dead_letter_topic);
 }
 
 static bool take(ki_t *k, const rd_kafka_message_t *m, m2d_error_t *err) {
@@ -453,7 +455,8 @@ bool m2d_kafka_ingest_run(const m2d_kafka_ingest_options_t *o, m2d_kafka_ingest_
   /* the tables must open (and their features be ours) before any partition is taken */
   ok = ok && open_tables(&k, err);
   if (ok && o->dead_letter_topic) {
-    m2d_kafka_producer_options_t po = {.brokers = o->brokers};
+    /* a record set aside may be as large as the largest the topics hold */
+    m2d_kafka_producer_options_t po = {.brokers = o->brokers, .max_message_bytes = 64 << 20};
     ok = (k.dlq = m2d_kafka_producer_new(&po, err)) != NULL;
   }
   m2d_kafka_consumer_options_t co = {.brokers = o->brokers, .group = o->group,

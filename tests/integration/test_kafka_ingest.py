@@ -102,3 +102,264 @@ def test_produce_and_ingest_follow_a_random_workload(kafka, mongo, mongo_db, tmp
     p = run_m2d("kafka-ingest", "--brokers", kafka.bootstrap, "--topic", topic, "--group", "g1", "--table", table,
                 "--mode", "both", "--changelog-table", log, "--stop-when-idle", "5", check=True, timeout=120)
     assert "0 records" in p.stderr, p.stderr[-2000:]
+
+
+def make_topic(kafka, topic, partitions, **config):
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    fs = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config)])
+    for f in fs.values():
+        f.result(timeout=60)
+
+
+def topic_records(kafka, topic):
+    """{(partition, offset)} of every committed record of the topic (read_committed)."""
+    return {(p, o) for p, o, _, _ in kafka.read_all(topic, idle=4)}
+
+
+def check_exactly_once(kafka, topic, log, table, mongo_db, spark, ids, done):
+    """The change log holds every committed record of the topic once; the mirror equals the collection;
+    the tables' txn versions are each partition's last offset + 1."""
+    rows = changelog(log)
+    got = [(r["_kafka_partition"], r["_kafka_offset"]) for r in rows]
+    assert len(got) == len(set(got)), "a record applied twice"
+    want = topic_records(kafka, topic)
+    assert set(got) == want, (sorted(want - set(got))[:10], sorted(set(got) - want)[:10])
+    assert len(rows) == len(ids) + len(done), (len(rows), len(ids), len(done))
+    # per _id, the operations in the order MongoDB applied them (an _id is in one partition); the
+    # only ones missing are updates the test server could not name (see check_changelog)
+    seen, want = {}, {}
+    for r in rows:
+        if r["_id"] is not None:
+            seen.setdefault(r["_id"], []).append(r["_op"])
+    for i in sorted(ids):
+        want.setdefault(i, []).append("insert")
+    for op, _id in done:
+        want.setdefault(_id, []).append(op)
+    unnamed = sum(r["_id"] is None for r in rows)
+    missing = 0
+    for _id, ops in want.items():
+        applied = seen.get(_id, [])
+        k = 0
+        for op in ops:
+            if k < len(applied) and applied[k] == op:
+                k += 1
+            else:
+                assert op == "update", (_id, applied, ops)
+                missing += 1
+        assert k == len(applied), (_id, applied, ops)
+    assert missing == unnamed, (missing, unnamed)
+    check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(mongo_db.c.find()))
+    last = {}
+    for p, o in got:
+        last[p] = max(last.get(p, -1), o)
+    t_m, t_l = txns(table), txns(log)
+    for p, o in last.items():
+        app = f"mongo2delta-kafka:g:{topic}:{p}"
+        assert t_m[app] >= o + 1 and t_l[app] >= o + 1, (p, o, t_m.get(app), t_l.get(app))
+
+
+def kill_rounds(kafka, mongo, mongo_db, tmp_path, spark, kills, partitions, which, seed_):
+    """A workload while kafka-produce and kafka-ingest run; SIGKILL at random moments (of the
+    commands in `which`), each restarted at once; at the end both finish and the tables are exact."""
+    rnd = random.Random(seed_)
+    ids = seed(mongo_db.c, 500)
+    prefix = f"k{uuid.uuid4().hex[:6]}"
+    topic = f"{prefix}.{mongo_db.name}.c"
+    make_topic(kafka, topic, partitions)
+    table, log = tmp_path / "mirror", tmp_path / "log"
+    settle()
+    produce = start_produce(mongo, mongo_db.name, kafka.bootstrap, prefix)
+    wait_copied(kafka, prefix)
+    ingest = start_ingest(kafka.bootstrap, topic, "g", table, log)
+    done = []
+    per_round = max(N_OPS // (kills + 1), 50)
+    for k in range(kills):
+        done += workload(mongo_db.c, per_round, 500, seed=100 + k)
+        time.sleep(rnd.uniform(0, 1.5))
+        victims = {"produce": ["produce"], "ingest": ["ingest"], "both": ["produce", "ingest"],
+                   "either": [rnd.choice(["produce", "ingest"])]}[which]
+        if "produce" in victims:
+            produce.send_signal(signal.SIGKILL)
+            produce.wait()
+            produce = start_produce(mongo, mongo_db.name, kafka.bootstrap, prefix)
+        if "ingest" in victims:
+            ingest.send_signal(signal.SIGKILL)
+            ingest.wait()
+            ingest = start_ingest(kafka.bootstrap, topic, "g", table, log)
+    done += workload(mongo_db.c, per_round, 500, seed=199)
+    time.sleep(2)
+    produce.send_signal(signal.SIGTERM)
+    finish(produce)
+    # the produce side is done: let ingest drain the topic, then stop it
+    ingest.send_signal(signal.SIGTERM)
+    finish(ingest)
+    p = run_m2d("kafka-ingest", "--brokers", kafka.bootstrap, "--topic", topic, "--group", "g", "--table", table,
+                "--mode", "both", "--changelog-table", log, "--stop-when-idle", "6", check=True, timeout=300)
+    assert "Sanitizer" not in p.stderr
+    check_exactly_once(kafka, topic, log, table, mongo_db, spark, ids, done)
+
+
+def test_killed_and_restarted_exactly_once(kafka, mongo, mongo_db, tmp_path, spark):
+    kill_rounds(kafka, mongo, mongo_db, tmp_path, spark, kills=3, partitions=3, which="either", seed_=7)
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("which", ["produce", "ingest", "both"])
+def test_killed_ten_times_exactly_once(kafka, mongo, mongo_db, tmp_path, spark, which):
+    kill_rounds(kafka, mongo, mongo_db, tmp_path, spark, kills=10, partitions=3, which=which, seed_=11)
+
+
+def test_three_instances_in_a_group_with_a_kill_and_a_join(kafka, mongo, mongo_db, tmp_path, spark):
+    """Three kafka-ingest instances share a 6-partition topic; one is killed and another joins mid-run
+    (two rebalances): the mirror equals the collection, each partition's records applied once."""
+    ids = seed(mongo_db.c, 500)
+    prefix = f"s{uuid.uuid4().hex[:6]}"
+    topic = f"{prefix}.{mongo_db.name}.c"
+    make_topic(kafka, topic, 6)
+    table, log = tmp_path / "mirror", tmp_path / "log"
+    settle()
+    produce = start_produce(mongo, mongo_db.name, kafka.bootstrap, prefix)
+    wait_copied(kafka, prefix)
+    group = [start_ingest(kafka.bootstrap, topic, "g", table, log) for _ in range(3)]
+    done = workload(mongo_db.c, N_OPS // 3, 500, seed=31)
+    group[1].send_signal(signal.SIGKILL)  # its partitions move to the others after the session timeout
+    group[1].wait()
+    done += workload(mongo_db.c, N_OPS // 3, 500, seed=32)
+    group.append(start_ingest(kafka.bootstrap, topic, "g", table, log))  # joins: partitions move to it
+    done += workload(mongo_db.c, N_OPS // 3, 500, seed=33)
+    time.sleep(2)
+    produce.send_signal(signal.SIGTERM)
+    finish(produce)
+    time.sleep(15)  # let the group drain the topic
+    errs = []
+    for p in (group[0], group[2], group[3]):
+        p.send_signal(signal.SIGTERM)
+        errs.append(finish(p))
+    assert all("rebalances" in e for e in errs)
+    # every instance took part: each committed at least one batch
+    assert all("0 records" not in e.split("kafka-ingest g:")[-1] for e in errs[:2]), [e[-500:] for e in errs]
+    p = run_m2d("kafka-ingest", "--brokers", kafka.bootstrap, "--topic", topic, "--group", "g", "--table", table,
+                "--mode", "both", "--changelog-table", log, "--stop-when-idle", "6", check=True, timeout=300)
+    check_exactly_once(kafka, topic, log, table, mongo_db, spark, ids, done)
+    # all six partitions' positions are in both tables
+    assert {a for a in txns(table) if a.startswith(f"mongo2delta-kafka:g:{topic}:")} == \
+        {f"mongo2delta-kafka:g:{topic}:{p}" for p in range(6)}
+
+
+def test_a_broker_restart_under_both_commands(mongo, mongo_db, tmp_path, spark):
+    from conftest import KafkaTestServer
+    server = KafkaTestServer(data=tmp_path / "kafka").start()
+    try:
+        ids = seed(mongo_db.c, 300)
+        prefix = "r"
+        topic = f"{prefix}.{mongo_db.name}.c"
+        table, log = tmp_path / "mirror", tmp_path / "log"
+        settle()
+        produce = start_produce(mongo, mongo_db.name, server.bootstrap, prefix)
+        wait_copied(server, prefix)
+        ingest = start_ingest(server.bootstrap, topic, "g", table, log)
+        done = workload(mongo_db.c, N_OPS // 4, 300, seed=41)
+        port = server.port
+        assert server.stop() == 0
+        done += workload(mongo_db.c, N_OPS // 8, 300, seed=42)  # while the broker is away
+        time.sleep(3)
+        server.start(port=port)
+        done += workload(mongo_db.c, N_OPS // 8, 300, seed=43)
+        time.sleep(3)
+        produce.send_signal(signal.SIGTERM)
+        finish(produce, timeout=600)
+        time.sleep(8)
+        ingest.send_signal(signal.SIGTERM)
+        finish(ingest)
+        run_m2d("kafka-ingest", "--brokers", server.bootstrap, "--topic", topic, "--group", "g", "--table", table,
+                "--mode", "both", "--changelog-table", log, "--stop-when-idle", "6", check=True, timeout=300)
+        check_exactly_once(server, topic, log, table, mongo_db, spark, ids, done)
+    finally:
+        server.stop()
+
+
+# topics that take a 20 MB record (the test broker's segments are smaller than that)
+BIG = {"max.message.bytes": str(25 << 20), "segment.bytes": str(64 << 20)}
+
+
+def poison_topic(kafka, n_good=20):
+    """A topic of good change events with three poison records among them: invalid JSON, a change
+    event without _id, a 20 MB value. Returns (topic, good documents, poison offsets)."""
+    topic = f"poison-{uuid.uuid4().hex[:6]}"
+    make_topic(kafka, topic, 1, **BIG)
+    p = kafka.producer(**{"message.max.bytes": 25 << 20, "enable.idempotence": True})
+    good, poison = [], {}
+
+    def event(i):
+        doc = {"_id": i, "n": i, "s": f"v{i}"}
+        good.append(doc)
+        return json.dumps({"_id": {"_data": f"{i:08x}"}, "operationType": "insert", "documentKey": {"_id": i},
+                           "fullDocument": doc, "ns": {"db": "d", "coll": "c"}})
+
+    values = [event(i) for i in range(n_good // 2)]
+    values.append(("invalid JSON", '{"operationType": "insert", "fullDocument": {"_id": 1'))
+    values.append(("without _id", json.dumps({"operationType": "insert", "fullDocument": {"n": 1},
+                                               "ns": {"db": "d", "coll": "c"}})))
+    values.append(("20 MB", json.dumps({"operationType": "insert", "documentKey": {"_id": "big"},
+                                         "fullDocument": {"_id": "big", "blob": "x" * (20 << 20)}})))
+    values += [event(i) for i in range(n_good // 2, n_good)]
+    for n, v in enumerate(values):
+        if isinstance(v, tuple):
+            poison[n] = v[0]
+            v = v[1]
+        failed = []
+        p.produce(topic, key=json.dumps({"_id": n}), value=v, on_delivery=lambda e, m: e and failed.append(e))
+        p.flush(60)
+        assert not failed, failed
+    return topic, good, poison
+
+
+def test_poison_records_go_to_the_dead_letter_topic(kafka, tmp_path):
+    topic, good, poison = poison_topic(kafka)
+    dlq = f"{topic}.dlq"
+    make_topic(kafka, dlq, 1, **BIG)
+    table = tmp_path / "mirror"
+    p = run_m2d("kafka-ingest", "--brokers", kafka.bootstrap, "--topic", topic, "--group", "g", "--table", table,
+                "--merge-strategy", "rewrite", "--dead-letter-topic", dlq, "--stop-when-idle", "5", check=True,
+                timeout=300)
+    assert "3 dead-lettered" in p.stderr, p.stderr[-2000:]
+    rows = DeltaTable(str(table)).to_pyarrow_table().to_pylist()
+    assert sorted((r["_id"], r["n"], r["s"]) for r in rows) == [(d["_id"], d["n"], d["s"]) for d in good]
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+    c = kafka.consumer(f"dlq-{uuid.uuid4().hex[:6]}", **{"fetch.message.max.bytes": 25 << 20})
+    c.assign([TopicPartition(dlq, 0, OFFSET_BEGINNING)])
+    got, deadline = [], time.time() + 60
+    while len(got) < 3 and time.time() < deadline:
+        m = c.poll(1)
+        if m is not None and not m.error():
+            got.append(m)
+    c.close()
+    assert len(got) == 3
+    reasons = {"invalid JSON": "invalid JSON", "without _id": "without _id", "20 MB": "16 MiB"}
+    for m in got:
+        h = {k: v.decode() for k, v in m.headers()}
+        off = int(h["__connect.errors.offset"])
+        assert h["__connect.errors.topic"] == topic and h["__connect.errors.partition"] == "0"
+        assert reasons[poison[off]] in h["__connect.errors.exception.message"], (poison[off], h)
+        assert json.loads(m.key()) == {"_id": off}  # the original key and value, untouched
+    assert len(got[2].value()) > 20 << 20
+
+
+def test_a_poison_record_without_a_dead_letter_topic_stops_the_run(kafka, tmp_path):
+    topic, good, poison = poison_topic(kafka)
+    table = tmp_path / "mirror"
+    p = run_m2d("kafka-ingest", "--brokers", kafka.bootstrap, "--topic", topic, "--group", "g", "--table", table,
+                "--merge-strategy", "rewrite", "--max-latency", "100000", "--stop-when-idle", "5", timeout=300)
+    assert p.returncode == 1, p.stderr[-2000:]
+    first = min(poison)
+    assert f"topic {topic} partition 0 offset {first} cannot be applied: " in p.stderr and "invalid JSON" in p.stderr
+    assert "--dead-letter-topic" in p.stderr
+    # what came before it is committed, nothing after it
+    rows = DeltaTable(str(table)).to_pyarrow_table().to_pylist()
+    assert sorted(r["_id"] for r in rows) == [d["_id"] for d in good[:first]]
+    assert txns(table)[f"mongo2delta-kafka:g:{topic}:0"] == first
+    # a rerun stops at the same record: nothing is skipped
+    p = run_m2d("kafka-ingest", "--brokers", kafka.bootstrap, "--topic", topic, "--group", "g", "--table", table,
+                "--merge-strategy", "rewrite", "--stop-when-idle", "5", timeout=300)
+    assert p.returncode == 1 and f"offset {first} cannot be applied" in p.stderr
