@@ -136,6 +136,30 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
     }
   }
   json_object_set_new(out, "streams", streams);
+  /* Kafka partitions (kafka-ingest): appId mongo2delta-kafka:<group>:<topic>:<partition>, version
+   * = the next offset; group -> topic -> partition -> next offset */
+  json_t *kafka = json_object();
+  {
+    const char *app;
+    json_t *v;
+    json_object_foreach(s.txns, app, v) {
+      if (strncmp(app, "mongo2delta-kafka:", 18) != 0) continue;
+      const char *rest = app + 18, *pc = strrchr(rest, ':');
+      if (!pc || pc == rest) continue;
+      const char *tc = pc - 1;
+      while (tc > rest && *tc != ':') tc--;
+      if (*tc != ':') continue; /* topics have no ':'; a group may */
+      char group[512], topic[300];
+      snprintf(group, sizeof group, "%.*s", (int)(tc - rest), rest);
+      snprintf(topic, sizeof topic, "%.*s", (int)(pc - tc - 1), tc + 1);
+      json_t *g = json_object_get(kafka, group);
+      if (!g) json_object_set_new(kafka, group, g = json_object());
+      json_t *t = json_object_get(g, topic);
+      if (!t) json_object_set_new(g, topic, t = json_object());
+      json_object_set(t, pc + 1, v);
+    }
+  }
+  json_object_set_new(out, "kafka", kafka);
   json_object_set_new(out, "checkpointVersion", s.checkpoint >= 0 ? json_integer(s.checkpoint) : json_null());
   json_object_set(out, "lastCommits", s.commits);
   json_t *files = json_array();
@@ -162,6 +186,7 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
     const char *app;
     json_t *v;
     json_object_foreach(s.txns, app, v) {
+      if (strncmp(app, "mongo2delta-kafka:", 18) == 0) continue; /* below, per partition */
       json_t *st = json_object_get(streams, app);
       if (st && json_object_get(st, "events"))
         printf("stream:        %s at batch %lld: %lld events applied, the last from %s\n", app,
@@ -169,6 +194,13 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
                json_string_value(json_object_get(st, "lastEventTime")) ?: "?");
       else
         printf("stream:        %s at %lld\n", app, (long long)json_integer_value(v));
+    }
+    const char *gname, *tname, *pname;
+    json_t *g, *tp, *off;
+    json_object_foreach(kafka, gname, g) json_object_foreach(g, tname, tp) {
+      printf("kafka:         group %s, topic %s:", gname, tname);
+      json_object_foreach(tp, pname, off) printf(" [%s] next offset %lld", pname, (long long)json_integer_value(off));
+      printf("\n");
     }
     printf("schema:\n");
     json_t *schema = json_loads(json_string_value(json_object_get(s.metadata, "schemaString")) ?: "{}", 0, NULL);
@@ -199,7 +231,8 @@ const m2d_command_t m2d_cmd_inspect = {
     .summary = "show a Delta table: version, protocol, schema, files, rows, stream positions, commits",
     .description = "Reads a Delta table's log (checkpoint and JSON commits) and prints its version, protocol\n"
                    "and features, partition columns, schema, number of files, bytes and rows (from the files'\n"
-                   "statistics), the version recorded per stream (txn appId) and the last commits.\n"
+                   "statistics), the version recorded per stream (txn appId), the next offset of each Kafka\n"
+                   "partition kafka-ingest applied, and the last commits.\n"
                    "--json prints one object (keys version, numFiles, numRecords, schemaString,\n"
                    "appTransactions, protocol, partitionColumns, sizeInBytes, files, ...).",
     .example = "mongo2delta inspect --table ./demo/lake/users --json",

@@ -363,3 +363,44 @@ def test_a_poison_record_without_a_dead_letter_topic_stops_the_run(kafka, tmp_pa
     p = run_m2d("kafka-ingest", "--brokers", kafka.bootstrap, "--topic", topic, "--group", "g", "--table", table,
                 "--merge-strategy", "rewrite", "--stop-when-idle", "5", timeout=300)
     assert p.returncode == 1 and f"offset {first} cannot be applied" in p.stderr
+
+
+def test_metrics_and_inspect_show_the_partitions(kafka, tmp_path):
+    """--metrics-port: records consumed, batches, commit latency, lag per partition, rebalances;
+    inspect: the next offset of each partition the table holds."""
+    import urllib.request
+    from test_sync import free_port
+    topic = f"m-{uuid.uuid4().hex[:6]}"
+    make_topic(kafka, topic, 2)
+    p = kafka.producer()
+    for i in range(100):
+        doc = {"_id": i, "n": i}
+        p.produce(topic, key=json.dumps({"_id": i}), partition=i % 2,
+                  value=json.dumps({"operationType": "insert", "documentKey": {"_id": i}, "fullDocument": doc}))
+    p.flush(60)
+    table, port = tmp_path / "t", free_port()
+    proc = spawn(["kafka-ingest", "--brokers", kafka.bootstrap, "--topic", topic, "--group", "gm", "--table", table,
+                  "--max-latency", "100", "--metrics-port", port, "--stop-when-idle", "8"])
+    try:
+        deadline, values = time.time() + 60, {}
+        want = f'mongo2delta_kafka_records_consumed_total{{topic="{topic}"}}'
+        while time.time() < deadline:
+            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            values = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in page.splitlines()
+                      if ln and not ln.startswith("#")}
+            lags = [values.get(f'mongo2delta_kafka_consumer_lag{{topic="{topic}",partition="{q}"}}') for q in (0, 1)]
+            if values.get(want) == 100 and lags == [0, 0]:
+                break
+            time.sleep(0.5)
+        assert values.get(want) == 100, values
+        assert lags == [0, 0], lags
+        assert values["mongo2delta_kafka_batches_total"] >= 1
+        assert values["mongo2delta_kafka_commit_seconds_count"] == values["mongo2delta_kafka_batches_total"]
+        assert values["mongo2delta_kafka_rebalances_total"] >= 1
+    finally:
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    info = json.loads(run_m2d("inspect", "--table", table, "--json", check=True).stdout)
+    assert info["kafka"] == {"gm": {topic: {"0": 50, "1": 50}}}, info["kafka"]
+    text = run_m2d("inspect", "--table", table, check=True).stdout
+    assert f"kafka:         group gm, topic {topic}: [0] next offset 50 [1] next offset 50" in text, text
