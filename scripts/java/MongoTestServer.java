@@ -11,6 +11,8 @@
 //   ChangeStreamHistoryLost, as a replica set does once the resume point left its oplog;
 //   a malformed resume token fails with 260 InvalidResumeToken (mongo-java-server answers
 //   "Unknown error: ..." with no code).
+// and (see PostBatchResumeTokens) a change stream's getMore replies carry a postBatchResumeToken,
+// so an idle stream's resume token moves on with the oplog as MongoDB's does.
 import de.bwaldvogel.mongo.MongoBackend;
 import de.bwaldvogel.mongo.MongoCollection;
 import de.bwaldvogel.mongo.MongoDatabase;
@@ -25,6 +27,7 @@ import java.net.InetSocketAddress;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.function.Supplier;
 
@@ -48,20 +51,24 @@ public class MongoTestServer {
             System.exit(2);
         }
         ChangeStreamHistory history = new ChangeStreamHistory();
-        // The same hook on either backend: our commands and checks first, then the backend's own.
+        PostBatchResumeTokens tokens = new PostBatchResumeTokens();
+        // The same hook on either backend: our commands and checks first, then the backend's own
+        // (whose change-stream replies get their postBatchResumeToken on the way out).
         MongoBackend backend = data == null
             ? new MemoryBackend() {
                 @Override
                 public Document handleCommand(Channel channel, String db, String command, Document query) {
                     return history.handleCommand(this, db, command, query,
-                        () -> super.handleCommand(channel, db, command, query));
+                        () -> tokens.handleCommand(this, command, query,
+                            () -> super.handleCommand(channel, db, command, query)));
                 }
             }
             : new H2Backend(data) {
                 @Override
                 public Document handleCommand(Channel channel, String db, String command, Document query) {
                     return history.handleCommand(this, db, command, query,
-                        () -> super.handleCommand(channel, db, command, query));
+                        () -> tokens.handleCommand(this, command, query,
+                            () -> super.handleCommand(channel, db, command, query)));
                 }
             };
         MongoServer server = new MongoServer(backend);
@@ -175,7 +182,7 @@ final class ChangeStreamHistory {
     }
 
     /** The $changeStream spec when the pipeline's first stage is one, else null. */
-    private static Document changeStreamStage(Object pipeline) {
+    static Document changeStreamStage(Object pipeline) {
         if (pipeline instanceof List<?> stages && !stages.isEmpty()
             && stages.get(0) instanceof Document first
             && first.get("$changeStream") instanceof Document spec) {
@@ -215,7 +222,7 @@ final class ChangeStreamHistory {
     }
 
     /** The position a token of this server names; 260 InvalidResumeToken for anything else. */
-    private static long parseToken(String option, Object token) {
+    static long parseToken(String option, Object token) {
         if (!(token instanceof Document doc)) {
             throw invalidToken("'" + option + "' must be a resume token document, got "
                 + bsonTypeName(token));
@@ -251,5 +258,118 @@ final class ChangeStreamHistory {
         if (value instanceof Instant) return "date";
         if (value instanceof BsonTimestamp) return "timestamp";
         return value.getClass().getSimpleName();
+    }
+}
+
+/**
+ * postBatchResumeToken in the replies to a change stream's getMore, which mongo-java-server
+ * leaves out.
+ *
+ * MongoDB (4.0.7 on) puts into every change-stream batch the token of the point the stream has
+ * scanned the oplog to, also when nothing in the batch matched; drivers take it as the
+ * stream's resume token after an empty batch, so a stream on a quiet collection resumes from a
+ * recent point rather than from its last event, which the oplog may have dropped since (what
+ * heartbeats store). Here:
+ *   - a batch with events: the token of its last event (what the driver would take anyway);
+ *   - an empty batch: the newest oplog entry (any namespace) that was there before the getMore
+ *     ran and is at least 2 seconds older than the clock (an entry is stamped before it is
+ *     added; an older one is certainly in place, so nothing before the token is left unseen),
+ *     or the stream's position when that is newer.
+ * The position is known from the stream's start (resumeAfter, startAfter, startAtOperationTime)
+ * or its last event; a stream opened without a start point gets tokens only after its first
+ * event. The aggregate's own reply is left as it is.
+ */
+final class PostBatchResumeTokens {
+    private static final String OPLOG = "oplog.rs"; // in the "local" database
+    private static final String TOKEN = "postBatchResumeToken";
+
+    /** Change-stream cursor id -> the position (unsigned timestamp value) reported to it. */
+    private final Map<Long, Long> positions = new ConcurrentHashMap<>();
+
+    Document handleCommand(MongoBackend backend, String command, Document query, Supplier<Document> next) {
+        if (command.equalsIgnoreCase("aggregate")) {
+            Document spec = ChangeStreamHistory.changeStreamStage(query.get("pipeline"));
+            Document reply = next.get();
+            if (spec != null && reply.get("cursor") instanceof Document cursor
+                && cursor.get("id") instanceof Number id && id.longValue() != 0) {
+                Long position = lastEvent(cursor.get("firstBatch"));
+                if (position == null) {
+                    position = start(spec);
+                }
+                if (position != null) {
+                    positions.put(id.longValue(), position);
+                }
+            }
+            return reply;
+        }
+        if (command.equalsIgnoreCase("getMore") && query.get("getMore") instanceof Number id
+            && positions.containsKey(id.longValue())) {
+            long scanned = settledOplogEnd(backend); // before the getMore, so it saw all of these
+            Document reply = next.get();
+            if (reply.get("cursor") instanceof Document cursor) {
+                Long last = lastEvent(cursor.get("nextBatch"));
+                long position = positions.get(id.longValue());
+                if (last != null) {
+                    position = last;
+                } else if (Long.compareUnsigned(scanned, position) > 0) {
+                    position = scanned;
+                }
+                cursor.put(TOKEN, new Document("_data", Long.toHexString(position)));
+                if (cursor.get("id") instanceof Number left && left.longValue() == 0) {
+                    positions.remove(id.longValue());
+                } else {
+                    positions.put(id.longValue(), position);
+                }
+            }
+            return reply;
+        }
+        if (command.equalsIgnoreCase("killCursors") && query.get("cursors") instanceof List<?> ids) {
+            for (Object id : ids) {
+                if (id instanceof Number n) {
+                    positions.remove(n.longValue());
+                }
+            }
+        }
+        return next.get();
+    }
+
+    /** The position a stream starts after; null when it has no start point. */
+    private static Long start(Document spec) {
+        for (String option : new String[] {"startAfter", "resumeAfter"}) {
+            Object token = spec.get(option);
+            if (token != null) {
+                return ChangeStreamHistory.parseToken(option, token);
+            }
+        }
+        if (spec.get("startAtOperationTime") instanceof BsonTimestamp ts && ts.getValue() != 0) {
+            return ts.getValue() - 1; // inclusive: the stream is after the moment before it
+        }
+        return null;
+    }
+
+    /** The position of the last event of a batch, null for an empty one. */
+    private static Long lastEvent(Object batch) {
+        if (batch instanceof List<?> events && !events.isEmpty()
+            && events.get(events.size() - 1) instanceof Document event
+            && event.get("_id") instanceof Document token && token.get("_data") instanceof String data) {
+            return Long.parseUnsignedLong(data, 16);
+        }
+        return null;
+    }
+
+    /** The newest oplog entry at least 2 seconds older than the clock (0 when none). */
+    private static long settledOplogEnd(MongoBackend backend) {
+        long bound = new BsonTimestamp(Instant.now(backend.getClock()).minusSeconds(2), 0).getValue() | 0xffffffffL;
+        long newest = 0;
+        MongoCollection<?> oplog = backend.resolveDatabase("local").resolveCollection(OPLOG, false);
+        if (oplog != null) {
+            for (Document entry : oplog.queryAll()) {
+                if (entry.get("ts") instanceof BsonTimestamp ts && Long.compareUnsigned(ts.getValue(), bound) <= 0
+                    && Long.compareUnsigned(ts.getValue(), newest) > 0) {
+                    newest = ts.getValue();
+                }
+            }
+        }
+        return newest;
     }
 }

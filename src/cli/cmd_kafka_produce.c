@@ -28,6 +28,18 @@ static const m2d_opt_spec_t opts[] = {
     {"max-latency", "MS", "commit a transaction at the latest this long after its first event", "500", false},
     {"stop-when-idle", "SECONDS", "exit 0 after this long without an event (scripts, tests)", "0 (never)", false},
     {"max-events", "N", "stop after N change events", "0 (no limit)", false},
+    {"heartbeat-interval", "SECONDS",
+     "after this long without a record, write the stream's newest resume token as the position (its own "
+     "transaction, only when it moved), so a quiet collection's position stays inside the oplog; 0: off",
+     "10", false},
+    {"heartbeat-topic", "TOPIC",
+     "also write each heartbeat as a record {\"_id\": <source>} -> {\"_id\": <resume token>} into TOPIC (the "
+     "connector's heartbeat.topic.name is __mongodb_heartbeats)",
+     NULL, false},
+    {"metrics-port", "PORT",
+     "serve Prometheus metrics at http://127.0.0.1:PORT/metrics (records per topic, transactions committed and "
+     "aborted, commit latency, last event time, lag, heartbeats, reconnects); 0 picks a free port and logs it",
+     NULL, false},
     {NULL, NULL, NULL, NULL, false},
 };
 
@@ -62,8 +74,10 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   const char *lost = m2d_args_get(args, "on-history-lost");
   if (strcmp(lost, "fail") && strcmp(lost, "resnapshot")) return usage("--on-history-lost must be fail or resnapshot");
   o.resnapshot_on_history_lost = !strcmp(lost, "resnapshot");
-  int64_t batch = 1000, latency = 500, idle = 0, maxev = 0;
+  int64_t batch = 1000, latency = 500, idle = 0, maxev = 0, hb = 10, mport = -1;
   if (!m2d_args_int(args, "max-batch", 1, 100000, &batch, &err) ||
+      !m2d_args_int(args, "heartbeat-interval", 0, 86400, &hb, &err) ||
+      (m2d_args_flag(args, "metrics-port") && !m2d_args_int(args, "metrics-port", 0, 65535, &mport, &err)) ||
       !m2d_args_int(args, "max-latency", 1, 3600000, &latency, &err) ||
       (m2d_args_flag(args, "stop-when-idle") && !m2d_args_int(args, "stop-when-idle", 1, 86400 * 365, &idle, &err)) ||
       (m2d_args_flag(args, "max-events") && !m2d_args_int(args, "max-events", 1, INT64_MAX, &maxev, &err)))
@@ -72,14 +86,20 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   o.max_latency_ms = (int)latency;
   o.stop_when_idle_s = (int)idle;
   o.max_events = maxev;
+  o.heartbeat_interval_s = (int)hb;
+  o.heartbeat_topic = m2d_args_get(args, "heartbeat-topic");
+  if (o.heartbeat_topic && !*o.heartbeat_topic) return usage("--heartbeat-topic needs a topic name");
+  if (o.heartbeat_topic && !hb) return usage("--heartbeat-topic needs heartbeats: give --heartbeat-interval 1 or more");
+  o.metrics_port = (int)mport;
   o.stop = m2d_cli_stop_on_signals();
   m2d_kafka_produce_summary_t s;
   bool ok = m2d_kafka_produce_run(&o, &s, &err);
   fprintf(stderr,
           "kafka-produce %s.%s: %lld document(s) copied, %lld change event(s); %lld record(s) in %lld transaction(s) "
-          "(%lld aborted and sent again), %lld skipped%s\n",
+          "(%lld aborted and sent again), %lld heartbeat(s), %lld skipped%s\n",
           o.db, o.collection ? o.collection : "*", (long long)s.copied, (long long)s.events, (long long)s.records,
-          (long long)s.transactions, (long long)s.aborted, (long long)s.skipped, s.resumed ? "; resumed" : "");
+          (long long)s.transactions, (long long)s.aborted, (long long)s.heartbeats, (long long)s.skipped,
+          s.resumed ? "; resumed" : "");
   return ok ? 0 : m2d_cli_fail(&err);
 }
 
@@ -95,7 +115,10 @@ const m2d_command_t m2d_cmd_kafka_produce = {
         "the stream's position go in one Kafka transaction (transactional.id\n"
         "mongo2delta-produce:<db>.<collection or *>; the position in the compacted topic\n"
         "<prefix>.mongo2delta-offsets), so after a crash the next run resumes where Kafka is and a\n"
-        "read_committed consumer sees every event once. SIGINT/SIGTERM commit the batch in hand and exit 0.",
+        "read_committed consumer sees every event once. While no event comes, every --heartbeat-interval\n"
+        "seconds the stream's newest resume token (it moves on with the oplog) is written as the position,\n"
+        "so a quiet collection resumes from a point the oplog still has. SIGINT/SIGTERM commit the batch\n"
+        "in hand and exit 0.",
     .example = "mongo2delta kafka-produce --uri mongodb://127.0.0.1:27017 --db shop --collection orders "
                "--brokers 127.0.0.1:9092 --topic-prefix mongo",
     .opts = opts,

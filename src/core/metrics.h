@@ -36,6 +36,25 @@
  *   mongo2delta_sync_last_event_timestamp_seconds    gauge: cluster time of the last applied
  *                                                    event, seconds since the epoch
  *   mongo2delta_sync_reconnects_total                counter: reconnections to the server
+ *
+ * Names kafka-produce uses (labelled source="<db>.<collection>" or "<db>.*", the records by
+ * topic="..."):
+ *   mongo2delta_kafka_produce_records_total          counter: change-event and copy records
+ *                                                    committed (heartbeats and positions not)
+ *   mongo2delta_kafka_produce_transactions_total     counter: Kafka transactions committed
+ *   mongo2delta_kafka_produce_aborted_transactions_total
+ *                                                    counter: transactions aborted (then sent again)
+ *   mongo2delta_kafka_produce_commit_seconds         histogram: from the transaction's first
+ *                                                    send to its commit, retries included
+ *   mongo2delta_kafka_produce_last_event_timestamp_seconds
+ *                                                    gauge: cluster time of the last change
+ *                                                    event committed, seconds since the epoch
+ *   mongo2delta_kafka_produce_lag_seconds            gauge: now minus that cluster time at its commit
+ *   mongo2delta_kafka_produce_heartbeats_total       counter: heartbeat positions written
+ *   mongo2delta_kafka_produce_reconnects_total       counter, also labelled server="mongodb"
+ *                                                    (the stream reopened after the server went
+ *                                                    away) or server="kafka" (a transaction that
+ *                                                    went through after the brokers were away)
  */
 #ifndef M2D_CORE_METRICS_H
 #define M2D_CORE_METRICS_H
@@ -51,6 +70,15 @@
 #define M2D_METRIC_LAG_SECONDS "mongo2delta_sync_lag_seconds"
 #define M2D_METRIC_LAST_EVENT_TIMESTAMP "mongo2delta_sync_last_event_timestamp_seconds"
 #define M2D_METRIC_RECONNECTS "mongo2delta_sync_reconnects_total"
+
+#define M2D_METRIC_KP_RECORDS "mongo2delta_kafka_produce_records_total"
+#define M2D_METRIC_KP_TRANSACTIONS "mongo2delta_kafka_produce_transactions_total"
+#define M2D_METRIC_KP_ABORTED "mongo2delta_kafka_produce_aborted_transactions_total"
+#define M2D_METRIC_KP_COMMIT_SECONDS "mongo2delta_kafka_produce_commit_seconds"
+#define M2D_METRIC_KP_LAST_EVENT_TIMESTAMP "mongo2delta_kafka_produce_last_event_timestamp_seconds"
+#define M2D_METRIC_KP_LAG_SECONDS "mongo2delta_kafka_produce_lag_seconds"
+#define M2D_METRIC_KP_HEARTBEATS "mongo2delta_kafka_produce_heartbeats_total"
+#define M2D_METRIC_KP_RECONNECTS "mongo2delta_kafka_produce_reconnects_total"
 
 /* Upper bound on series (label combinations) over all metrics: a guard against a label that
  * takes unbounded values. */

@@ -1,6 +1,7 @@
 #include "pipeline/kafka_produce.h"
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "kafka/admin.h"
 #include "kafka/offsets.h"
 #include "kafka/producer.h"
@@ -30,7 +31,7 @@ typedef struct {
 typedef struct {
   char *topic, *key, *value;
   size_t klen, vlen;
-  bool copy;
+  bool copy, heartbeat;
 } rec_t;
 
 typedef struct {
@@ -45,6 +46,9 @@ typedef struct {
   char **topics;          /* topics known to exist */
   int ntopics;
   mongoc_client_t *client;
+  m2d_metrics_t *metrics; /* --metrics-port, or NULL */
+  char label[600];        /* the metrics' source label: "<db>.<collection or *>" */
+  double last_write;      /* when the last transaction committed (the heartbeats' clock) */
 } kp_t;
 
 static double now_s(void) {
@@ -180,11 +184,42 @@ done:
   return ok;
 }
 
+/* The metrics of a transaction just committed (the records in hand, before they are cleared). */
+static void note_commit(kp_t *k, const kpos_t *next, double t0, bool waited) {
+  const char *const *lb = M2D_LABELS("source", k->label);
+  bool events = false;
+  for (int i = 0, j; i < k->nrec; i = j) { /* one update per run of records of one topic */
+    for (j = i + 1; j < k->nrec && !strcmp(k->recs[j].topic, k->recs[i].topic); j++) {}
+    int n = 0;
+    for (int r = i; r < j; r++) {
+      n += !k->recs[r].heartbeat;
+      events |= !k->recs[r].heartbeat && !k->recs[r].copy;
+    }
+    if (n)
+      m2d_metrics_counter_add(k->metrics, M2D_METRIC_KP_RECORDS, "change-event and copy records committed",
+                              M2D_LABELS("topic", k->recs[i].topic), n);
+  }
+  m2d_metrics_counter_add(k->metrics, M2D_METRIC_KP_TRANSACTIONS, "Kafka transactions committed", lb, 1);
+  m2d_metrics_observe(k->metrics, M2D_METRIC_KP_COMMIT_SECONDS,
+                      "time from a transaction's first send to its commit, retries included", lb, now_s() - t0);
+  if (waited)
+    m2d_metrics_counter_add(k->metrics, M2D_METRIC_KP_RECONNECTS, "reconnections after a server went away",
+                            M2D_LABELS("source", k->label, "server", "kafka"), 1);
+  if (events && next->t) {
+    m2d_metrics_gauge_set(k->metrics, M2D_METRIC_KP_LAST_EVENT_TIMESTAMP,
+                          "cluster time of the last change event committed (seconds since the epoch)", lb, next->t);
+    m2d_metrics_gauge_set(k->metrics, M2D_METRIC_KP_LAG_SECONDS,
+                          "seconds from the last change event's cluster time to its commit", lb,
+                          (double)time(NULL) - next->t);
+  }
+}
+
 /* The records in hand and the new position in one transaction, retried while the brokers are
  * away; on success the position is the committed one. */
 static bool commit_batch(kp_t *k, const kpos_t *next, m2d_error_t *err) {
   char *pv = pos_json(next);
-  bool ok = true;
+  bool ok = true, waited = false; /* waited: the brokers were away meanwhile */
+  double t0 = now_s();
   for (int i = 0; ok && i < k->nrec; i++) ok = ensure_topic(k, k->recs[i].topic, err);
   double until = now_s() + RETRY_FOR_S;
   while (ok) {
@@ -199,6 +234,7 @@ static bool commit_batch(kp_t *k, const kpos_t *next, m2d_error_t *err) {
     while (done) {
       if (m2d_kafka_producer_commit(k->p, TXN_TIMEOUT_MS, err)) goto committed;
       if (err->code != M2D_KAFKA_RETRY || now_s() > until) break;
+      waited = true;
       m2d_warn("%s", err->message);
       sleep_ms(k, 500); /* a commit that timed out may be called again */
     }
@@ -207,6 +243,7 @@ static bool commit_batch(kp_t *k, const kpos_t *next, m2d_error_t *err) {
       break;
     }
     /* abortable (or a begin/send that failed): abort, then send the batch again */
+    waited |= err->code == M2D_KAFKA_RETRY;
     m2d_warn("%s", err->message);
     m2d_error_t ae = {0};
     while (!m2d_kafka_producer_abort(k->p, TXN_TIMEOUT_MS, &ae)) {
@@ -218,6 +255,8 @@ static bool commit_batch(kp_t *k, const kpos_t *next, m2d_error_t *err) {
       sleep_ms(k, 500);
     }
     k->sum->aborted++;
+    m2d_metrics_counter_add(k->metrics, M2D_METRIC_KP_ABORTED, "Kafka transactions aborted (then sent again)",
+                            M2D_LABELS("source", k->label), 1);
     if (stopping(k)) ok = m2d_error_set(err, M2D_ERR_KAFKA, M2D_KAFKA_FATAL, "stopped while the brokers were away; "
                                                                            "the batch in hand was not written (it is "
                                                                            "read again at the next run)");
@@ -226,8 +265,10 @@ static bool commit_batch(kp_t *k, const kpos_t *next, m2d_error_t *err) {
   if (!ok) return false;
 committed:
   if (ok) {
-    k->sum->records += k->nrec;
+    for (int i = 0; i < k->nrec; i++) k->sum->records += !k->recs[i].heartbeat;
     k->sum->transactions++;
+    note_commit(k, next, t0, waited);
+    k->last_write = now_s();
     k->pos = *next;
     m2d_debug("transaction %lld: %d record(s), through event %lld", (long long)k->sum->transactions, k->nrec,
               (long long)next->seq);
@@ -381,6 +422,52 @@ static bool copy_existing(kp_t *k, m2d_error_t *err) {
 
 /* --- the run ------------------------------------------------------------------------------ */
 
+/* A quiet stream's resume token still moves on (after an empty batch it is the server's
+ * post-batch resume token, which follows the oplog, other collections' writes included); the
+ * position written at the last event would age until the oplog drops it and a restart could no
+ * longer resume. So, as the connector's heartbeats do, the newest token becomes the position, in
+ * a transaction of its own, when it changed; with --heartbeat-topic also as a record there. */
+static bool heartbeat(kp_t *k, mongoc_change_stream_t *cs, kpos_t *next, m2d_error_t *err) {
+  const bson_t *tok = mongoc_change_stream_get_resume_token(cs);
+  if (!tok || bson_empty(tok)) return true;
+  kpos_t hb = *next; /* the events counted (an update skipped with --full-document-only, ...) */
+  char *j = bson_as_canonical_extended_json(tok, NULL);
+  if (!j || strlen(j) >= sizeof hb.token) {
+    m2d_warn("the change stream's resume token is too long to keep as the position; no heartbeat");
+    bson_free(j);
+    return true;
+  }
+  snprintf(hb.token, sizeof hb.token, "%s", j);
+  bson_free(j);
+  if (!strcmp(hb.token, k->pos.token) && hb.seq == k->pos.seq) return true; /* nothing new */
+  if (k->o->heartbeat_topic) {
+    bson_t kd = BSON_INITIALIZER, vd = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&kd, "_id", k->source);
+    BSON_APPEND_DOCUMENT(&vd, "_id", tok);
+    char *key = m2d_bson_json(&kd, k->o->form), *value = m2d_bson_json(&vd, k->o->form);
+    bson_destroy(&kd);
+    bson_destroy(&vd);
+    if (!key || !value) {
+      free(key);
+      free(value);
+      return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the heartbeat record for %s cannot be written as JSON", k->source);
+    }
+    if (k->nrec == k->cap) {
+      k->cap = k->cap ? k->cap * 2 : 256;
+      k->recs = realloc(k->recs, sizeof *k->recs * (size_t)k->cap);
+    }
+    k->recs[k->nrec++] = (rec_t){.topic = strdup(k->o->heartbeat_topic), .key = key, .value = value,
+                                 .klen = strlen(key), .vlen = strlen(value), .heartbeat = true};
+  }
+  if (!commit_batch(k, &hb, err)) return false;
+  k->sum->heartbeats++;
+  m2d_metrics_counter_add(k->metrics, M2D_METRIC_KP_HEARTBEATS, "heartbeat positions written",
+                          M2D_LABELS("source", k->label), 1);
+  m2d_debug("heartbeat: %s is at %s (after event %lld)", k->source, hb.token, (long long)hb.seq);
+  *next = k->pos;
+  return true;
+}
+
 static bool start_fresh(kp_t *k, bool copy, m2d_error_t *err) {
   kpos_t p = {.copy = copy, .seq = k->pos.seq};
   if (k->o->startup == M2D_STARTUP_TIMESTAMP && !copy) p.t = k->o->start_time;
@@ -393,6 +480,19 @@ bool m2d_kafka_produce_run(const m2d_kafka_produce_options_t *o, m2d_kafka_produ
   memset(sum, 0, sizeof *sum);
   kp_t k = {.o = o, .sum = sum};
   snprintf(k.source, sizeof k.source, "mongo2delta-produce:%s.%s", o->db, o->collection ? o->collection : "*");
+  snprintf(k.label, sizeof k.label, "%s.%s", o->db, o->collection ? o->collection : "*");
+  if (o->metrics_port >= 0) {
+    if (!(k.metrics = m2d_metrics_start(NULL, o->metrics_port, err))) return false;
+    m2d_info("metrics (Prometheus text) on http://127.0.0.1:%d/metrics", m2d_metrics_port(k.metrics));
+    const char *const *lb = M2D_LABELS("source", k.label);
+    m2d_metrics_counter_add(k.metrics, M2D_METRIC_KP_TRANSACTIONS, "Kafka transactions committed", lb, 0);
+    m2d_metrics_counter_add(k.metrics, M2D_METRIC_KP_ABORTED, "Kafka transactions aborted (then sent again)", lb, 0);
+    m2d_metrics_counter_add(k.metrics, M2D_METRIC_KP_HEARTBEATS, "heartbeat positions written", lb, 0);
+    m2d_metrics_counter_add(k.metrics, M2D_METRIC_KP_RECONNECTS, "reconnections after a server went away",
+                            M2D_LABELS("source", k.label, "server", "mongodb"), 0);
+    m2d_metrics_counter_add(k.metrics, M2D_METRIC_KP_RECONNECTS, "reconnections after a server went away",
+                            M2D_LABELS("source", k.label, "server", "kafka"), 0);
+  }
   if (o->topic_prefix && *o->topic_prefix)
     snprintf(k.offsets_topic, sizeof k.offsets_topic, "%s.mongo2delta-offsets", o->topic_prefix);
   else snprintf(k.offsets_topic, sizeof k.offsets_topic, "mongo2delta-offsets");
@@ -431,6 +531,7 @@ bool m2d_kafka_produce_run(const m2d_kafka_produce_options_t *o, m2d_kafka_produ
   int batch = o->max_batch > 0 ? o->max_batch : 1000;
   int latency = o->max_latency_ms > 0 ? o->max_latency_ms : 500;
   double batch_start = 0, last_event = now_s();
+  k.last_write = now_s();
   while (ok && cs && !stopping(&k)) {
     const bson_t *ev;
     if (mongoc_change_stream_next(cs, &ev)) {
@@ -527,6 +628,8 @@ bool m2d_kafka_produce_run(const m2d_kafka_produce_options_t *o, m2d_kafka_produ
         /* a probe event is lost this way: reopen once more from the position */
         mongoc_change_stream_destroy(cs);
         cs = open_stream(&k, &k.pos);
+        m2d_metrics_counter_add(k.metrics, M2D_METRIC_KP_RECONNECTS, "reconnections after a server went away",
+                                M2D_LABELS("source", k.label, "server", "mongodb"), 1);
       }
       next = k.pos;
       last_event = now_s();
@@ -535,6 +638,10 @@ bool m2d_kafka_produce_run(const m2d_kafka_produce_options_t *o, m2d_kafka_produ
     if (k.nrec && (now_s() - batch_start) * 1000 >= latency) {
       ok = commit_batch(&k, &next, err);
       batch_start = 0;
+    }
+    if (ok && !k.nrec && o->heartbeat_interval_s > 0 && now_s() - k.last_write >= o->heartbeat_interval_s) {
+      ok = heartbeat(&k, cs, &next, err);
+      k.last_write = now_s(); /* the next look one interval from now, written or not */
     }
     if (o->stop_when_idle_s > 0 && now_s() - last_event >= o->stop_when_idle_s) break;
     usleep(20000);
@@ -547,5 +654,6 @@ bool m2d_kafka_produce_run(const m2d_kafka_produce_options_t *o, m2d_kafka_produ
   if (cs) mongoc_change_stream_destroy(cs);
   m2d_kafka_producer_destroy(k.p);
   if (k.client) mongoc_client_destroy(k.client);
+  m2d_metrics_stop(k.metrics);
   return ok;
 }

@@ -8,7 +8,13 @@
  * "<prefix>.mongo2delta-offsets") in one transaction; a run reads the position back
  * (read_committed) and resumes after it. copy-existing first emits every document (sorted by
  * _id, in batches whose position is the last _id copied) as the connector's copy phase does, then
- * the stream from a position taken before the copy. */
+ * the stream from a position taken before the copy.
+ *
+ * Heartbeats: while no event comes for heartbeat_interval_s, the stream's resume token still
+ * moves on (the server's post-batch resume token follows the oplog); it is written as the
+ * position, in a transaction of its own (and as a record {"_id": <source>} -> {"_id": <token>}
+ * into heartbeat_topic when given), whenever it changed, so a restart after a quiet spell resumes
+ * from a point the oplog still has. */
 #ifndef M2D_PIPELINE_KAFKA_PRODUCE_H
 #define M2D_PIPELINE_KAFKA_PRODUCE_H
 
@@ -33,11 +39,14 @@ typedef struct {
   int max_latency_ms;          /* default 500 */
   int stop_when_idle_s;        /* 0: never */
   int64_t max_events;          /* stop after this many change events (0: no limit) */
+  int heartbeat_interval_s;    /* 0: no heartbeats */
+  const char *heartbeat_topic; /* NULL: heartbeats go into the offsets topic only */
+  int metrics_port;            /* -1: no metrics; 0: any free port */
   volatile sig_atomic_t *stop;
 } m2d_kafka_produce_options_t;
 
 typedef struct {
-  int64_t copied, events, records, transactions, aborted, skipped;
+  int64_t copied, events, records, transactions, aborted, skipped, heartbeats;
   bool resumed;
 } m2d_kafka_produce_summary_t;
 

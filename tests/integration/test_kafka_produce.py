@@ -2,7 +2,9 @@
 format. A random workload runs while kafka-produce follows it with --startup copy-existing; a
 read_committed consumer sees every existing document once (marked as a copy) and then one record
 per operation in order, keyed by the documentKey; the same with kafka-produce killed (SIGKILL)
-and restarted, and with the broker restarted under it; the JSON forms differ as documented."""
+and restarted, and with the broker restarted under it; the JSON forms differ as documented;
+heartbeats move a quiet collection's stored position on with the oplog (so a restart resumes
+after the history before it was lost); --metrics-port counts what the topics hold."""
 import datetime
 import json
 import os
@@ -10,13 +12,16 @@ import random
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 import bson
 import pytest
+from pymongo.errors import OperationFailure
 
-from conftest import SANITIZER_ENV, KafkaTestServer, m2d_bin, run_m2d
-from test_sync import settle, workload
+from conftest import SANITIZER_ENV, KafkaTestServer, MongoTestServer, m2d_bin, run_m2d
+from test_sync import free_port, settle, workload
 
 N_OPS = int(os.environ.get("M2D_KAFKA_OPS", "500"))
 
@@ -195,3 +200,166 @@ def test_output_formats(kafka, mongo, mongo_db):
     finish(proc)
     [(k1, v1), (k2, v2)] = records(kafka, f"{prefix}.{mongo_db.name}.c", idle=3)
     assert k1 == k2 == rel_key and v1["_id"] == {"$oid": str(oid)} and "operationType" not in v1 and v2 is None
+
+
+def positions(kafka, prefix, idle=2):
+    """The positions in the offsets topic, oldest first, parsed."""
+    return [json.loads(v) for _, _, _, v in kafka.read_all(f"{prefix}.mongo2delta-offsets", idle=idle)]
+
+
+def summary_numbers(err):
+    """(records, transactions, heartbeats) from kafka-produce's summary line."""
+    import re
+    m = re.search(r"(\d+) record\(s\) in (\d+) transaction\(s\) \(\d+ aborted and sent again\), (\d+) heartbeat",
+                  err)
+    assert m, err[-2000:]
+    return tuple(int(x) for x in m.groups())
+
+
+def test_heartbeats_keep_an_idle_position_fresh(kafka):
+    """A quiet collection while another one of the database is written: the change stream's resume
+    token moves on with the oplog, and kafka-produce stores it as the position (a heartbeat, no
+    record in the collection's topic). The oplog then drops what came before (m2dForgetHistory,
+    on a server of this test's own): the event's position cannot be resumed from any more, the
+    heartbeat's can, and the restart sees the next event once."""
+    server = MongoTestServer().start()
+    client = server.client()
+    try:
+        db = client.hb
+        prefix = f"h{uuid.uuid4().hex[:6]}"
+        topic, hb_topic = f"{prefix}.hb.c", f"{prefix}.heartbeats"
+        source = "mongo2delta-produce:hb.c"
+        hb_args = ("--heartbeat-interval", "1", "--heartbeat-topic", hb_topic)
+        proc = start_produce(server, "hb", kafka.bootstrap, prefix, *hb_args)
+        wait_copied(kafka, prefix)
+        db.c.insert_one({"_id": 1, "n": 1})
+        deadline = time.time() + 60
+        while time.time() < deadline and len(kafka.read_all(topic, idle=0.5)) < 1:
+            time.sleep(0.3)
+        [(k, v)] = records(kafka, topic, idle=1)
+        assert k == {"_id": 1} and v["operationType"] == "insert"
+        at_event = next(p for p in positions(kafka, prefix) if p["seq"] == 1)
+        assert json.loads(at_event["resumeToken"]) == v["_id"]
+
+        # the oplog rolls over: nothing before this moment can be resumed from
+        client.admin.command("m2dForgetHistory", 1)
+        # c stays quiet while another collection of the database is written
+        for i in range(8):
+            db.other.insert_one({"_id": i})
+            time.sleep(0.5)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            last = positions(kafka, prefix)[-1]
+            if last["resumeToken"] != at_event["resumeToken"]:
+                break
+            time.sleep(0.5)
+        time.sleep(4)  # the last writes' token too (the test server gives it once 2 s old)
+        proc.send_signal(signal.SIGTERM)
+        err = finish(proc)
+        _, _, n_heartbeats = summary_numbers(err)
+
+        stored = positions(kafka, prefix)
+        last = stored[-1]
+        assert last["phase"] == "stream" and last["seq"] == 1, last
+        assert last["resumeToken"] != at_event["resumeToken"], "the position did not move on while c was quiet"
+        assert len(kafka.read_all(topic, idle=1)) == 1, "a heartbeat is no record in the collection's topic"
+        # one record per heartbeat in the heartbeat topic, each a new token; every position after
+        # the event's is one of them (a heartbeat may also have come before the event: the stream's
+        # first token, when it started from a time)
+        beats = records(kafka, hb_topic, idle=1)
+        assert [k for k, _ in beats] == [{"_id": source}] * n_heartbeats
+        beat_tokens = [v["_id"] for _, v in beats]
+        assert len({json.dumps(t, sort_keys=True) for t in beat_tokens}) == len(beat_tokens), beat_tokens
+        after = [json.loads(p["resumeToken"]) for p in stored[stored.index(at_event) + 1:]]
+        assert after and after == beat_tokens[-len(after):], (after, beat_tokens)
+
+        # the event's position is gone from the server's history; the heartbeat's is not
+        with pytest.raises(OperationFailure) as exc:
+            db.c.watch(resume_after=json.loads(at_event["resumeToken"]))
+        assert exc.value.code == 286, exc.value.details
+        db.c.insert_one({"_id": 2, "n": 2})
+        proc = start_produce(server, "hb", kafka.bootstrap, prefix, *hb_args, idle=5)
+        err = finish(proc)
+        assert "resumed" in err and "1 change event(s)" in err and "0 document(s) copied" in err, err
+        recs = records(kafka, topic, idle=2)
+        assert [(v["operationType"], k["_id"]) for k, v in recs] == [("insert", 1), ("insert", 2)]
+        assert positions(kafka, prefix)[-1]["seq"] == 2
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_heartbeats_off(kafka, mongo, mongo_db):
+    """--heartbeat-interval 0: the position stays at the last event however the oplog moves."""
+    prefix = f"z{uuid.uuid4().hex[:6]}"
+    settle()
+    proc = start_produce(mongo, mongo_db.name, kafka.bootstrap, prefix, "--heartbeat-interval", "0")
+    wait_copied(kafka, prefix)
+    mongo_db.c.insert_one({"_id": 1})
+    deadline = time.time() + 60
+    while time.time() < deadline and positions(kafka, prefix, idle=0.5)[-1]["seq"] < 1:
+        time.sleep(0.3)
+    for i in range(6):
+        mongo_db.other.insert_one({"_id": i})
+        time.sleep(0.5)
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    _, _, n_heartbeats = summary_numbers(finish(proc))
+    stored = positions(kafka, prefix)
+    assert n_heartbeats == 0 and stored[-1]["seq"] == 1
+    assert json.loads(stored[-1]["resumeToken"]) == records(kafka, f"{prefix}.{mongo_db.name}.c", idle=1)[0][1]["_id"]
+
+
+def scrape(port):
+    page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in page.splitlines()
+            if ln and not ln.startswith("#")}
+
+
+def test_metrics(kafka, mongo, mongo_db):
+    """--metrics-port: the records counted per topic are those the topic holds, one transaction
+    per position in the offsets topic, one heartbeat per heartbeat record."""
+    ids = seed(mongo_db.c, 50)
+    port = free_port()
+    prefix = f"m{uuid.uuid4().hex[:6]}"
+    topic, hb_topic = f"{prefix}.{mongo_db.name}.c", f"{prefix}.heartbeats"
+    settle()
+    proc = start_produce(mongo, mongo_db.name, kafka.bootstrap, prefix, "--metrics-port", str(port),
+                         "--heartbeat-interval", "1", "--heartbeat-topic", hb_topic)
+    try:
+        wait_copied(kafka, prefix)
+        done = workload(mongo_db.c, 120, 50, seed=7)
+        src = f'source="{mongo_db.name}.c"'
+        deadline, values = time.time() + 60, {}
+        while time.time() < deadline:
+            values = scrape(port)
+            if values.get(f'mongo2delta_kafka_produce_records_total{{topic="{topic}"}}') == len(ids) + len(done):
+                break
+            time.sleep(0.3)
+        assert values.get(f'mongo2delta_kafka_produce_records_total{{topic="{topic}"}}') == len(ids) + len(done), values
+        assert abs(values[f"mongo2delta_kafka_produce_last_event_timestamp_seconds{{{src}}}"] - time.time()) < 120
+        assert 0 <= values[f"mongo2delta_kafka_produce_lag_seconds{{{src}}}"] < 120
+        # quiet, while another collection is written: heartbeats
+        for i in range(6):
+            mongo_db.other.insert_one({"_id": i})
+            time.sleep(0.5)
+        time.sleep(5)  # until the token stops moving (the test server gives it once 2 s old)
+        values = scrape(port)
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        err = finish(proc)
+    assert f"metrics (Prometheus text) on http://127.0.0.1:{port}/metrics" in err
+    n_records, n_transactions, n_heartbeats = summary_numbers(err)
+    assert values[f'mongo2delta_kafka_produce_records_total{{topic="{topic}"}}'] == n_records == len(
+        kafka.read_all(topic, idle=2)) == len(ids) + len(done)
+    assert values[f"mongo2delta_kafka_produce_transactions_total{{{src}}}"] == n_transactions == len(
+        positions(kafka, prefix))
+    assert values[f"mongo2delta_kafka_produce_commit_seconds_count{{{src}}}"] == n_transactions
+    assert values[f"mongo2delta_kafka_produce_heartbeats_total{{{src}}}"] == n_heartbeats == len(
+        kafka.read_all(hb_topic, idle=1)) >= 1
+    assert values[f"mongo2delta_kafka_produce_aborted_transactions_total{{{src}}}"] == 0
+    assert values[f'mongo2delta_kafka_produce_reconnects_total{{{src},server="mongodb"}}'] == 0
+    assert values[f'mongo2delta_kafka_produce_reconnects_total{{{src},server="kafka"}}'] == 0
+    assert f'mongo2delta_kafka_produce_records_total{{topic="{hb_topic}"}}' not in values

@@ -1,7 +1,8 @@
 """The test server's own additions to mongo-java-server (scripts/java/MongoTestServer.java):
 db.adminCommand({m2dForgetHistory: 1}) loses the change-stream history as an oplog rollover
-would (286 ChangeStreamHistoryLost on a resume from before it), and malformed resume tokens
-fail with 260 InvalidResumeToken.
+would (286 ChangeStreamHistoryLost on a resume from before it), malformed resume tokens
+fail with 260 InvalidResumeToken, and a change stream's getMore replies carry a
+postBatchResumeToken that follows the oplog while the stream is quiet.
 
 Each test starts its own server: forgetting history on the shared one would break every later
 test that resumes from an old position."""
@@ -112,6 +113,45 @@ def test_forget_history_then_resume(server):
         later = c.admin.command("m2dForgetHistory", 1)["forgottenThrough"]
         assert later > horizon
         assert_history_lost(lambda: coll.watch(resume_after=new_token))
+
+
+def get_more(db, cursor_id, coll):
+    return db.command("getMore", cursor_id, collection=coll)["cursor"]
+
+
+def test_post_batch_resume_token_follows_the_oplog(server):
+    """A quiet stream's empty batches carry the token of the newest oplog entry (of any
+    collection) once it is 2 s old; a batch with events the last event's; a resume from the
+    quiet stream's token sees only what came after it."""
+    with server.client() as c:
+        db = c.shop
+        reply = change_stream_cmd(db, "orders", {"startAtOperationTime": Timestamp(1, 0)})
+        cursor_id = reply["cursor"]["id"]
+        assert "postBatchResumeToken" not in reply["cursor"]  # the aggregate's reply as it was
+        db.orders.insert_one({"_id": 1})
+        deadline, cur = time.time() + 10, {"nextBatch": []}
+        while not cur["nextBatch"] and time.time() < deadline:
+            cur = get_more(db, cursor_id, "orders")
+        [event] = cur["nextBatch"]
+        assert cur["postBatchResumeToken"] == event["_id"]
+
+        with db.things.watch(start_at_operation_time=Timestamp(1, 0)) as other:
+            db.things.insert_many([{"_id": i} for i in range(3)])
+            things = next_events(other, 3)
+        young = get_more(db, cursor_id, "orders")
+        assert young["nextBatch"] == []
+        # never beyond the newest oplog entry
+        assert int(event["_id"]["_data"], 16) <= int(young["postBatchResumeToken"]["_data"], 16) \
+            <= int(things[-1]["_id"]["_data"], 16)
+        time.sleep(3)
+        quiet = get_more(db, cursor_id, "orders")
+        assert quiet["nextBatch"] == [] and quiet["postBatchResumeToken"] == things[-1]["_id"]
+
+        db.orders.insert_one({"_id": 2})
+        with db.orders.watch(resume_after=quiet["postBatchResumeToken"]) as cs:
+            assert [e["documentKey"] for e in next_events(cs, 1)] == [{"_id": 2}]
+        with db.things.watch(resume_after=quiet["postBatchResumeToken"]) as cs:
+            assert cs.try_next() is None  # the things written before the token are behind it
 
 
 def test_libmongoc_fresh_stream_after_forget(server):
