@@ -50,6 +50,7 @@ typedef struct {
   int64_t *evoff;
   int nev, cap;
   int nrec;          /* records in the batch, dead-lettered ones included */
+  double last_activity; /* the last record or assignment, for --stop-when-idle */
   double batch_start;
   int since_compaction;
   bool failed;       /* an error inside a callback: the run stops with it */
@@ -323,6 +324,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code, rd_kafka_topi
       return; /* assign nothing: the run stops */
     }
     re = rd_kafka_incremental_assign(rk, parts);
+    k->last_activity = now_s(); /* idle counts from here: the partitions may have records waiting */
   } else if (code == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
     k->sum->rebalances++;
     m2d_metrics_counter_add(k->metrics, METRIC_REBALANCES, "partition assignments and revocations", NULL, 1);
@@ -464,7 +466,8 @@ bool m2d_kafka_ingest_run(const m2d_kafka_ingest_options_t *o, m2d_kafka_ingest_
                                      .opaque = &k};
   if (ok) ok = (k.rk = m2d_kafka_consumer_new(&co, err)) != NULL;
   if (ok) ok = m2d_kafka_consumer_subscribe(k.rk, o->topics, o->ntopics, o->topic_pattern, err);
-  double last_record = now_s(), last_lag = 0;
+  double last_lag = 0;
+  k.last_activity = now_s();
   int latency = o->max_latency_ms > 0 ? o->max_latency_ms : 1000;
   while (ok && !stopping(&k)) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(k.rk, 100);
@@ -486,7 +489,7 @@ bool m2d_kafka_ingest_run(const m2d_kafka_ingest_options_t *o, m2d_kafka_ingest_
       }
     } else if (m) {
       ok = take(&k, m, err);
-      last_record = now_s();
+      k.last_activity = now_s();
     }
     if (m) rd_kafka_message_destroy(m);
     if (!ok) break;
@@ -496,7 +499,7 @@ bool m2d_kafka_ingest_run(const m2d_kafka_ingest_options_t *o, m2d_kafka_ingest_
       update_lag(&k);
       last_lag = now_s();
     }
-    if (o->stop_when_idle_s > 0 && k.nrec == 0 && now_s() - last_record >= o->stop_when_idle_s) break;
+    if (o->stop_when_idle_s > 0 && k.nrec == 0 && now_s() - k.last_activity >= o->stop_when_idle_s) break;
   }
   if (ok && !k.failed) ok = flush(&k, err); /* the batch in hand, also on SIGINT/SIGTERM */
   if (k.rk) {

@@ -21,7 +21,8 @@ from spark_fixture import spark  # noqa: F401  (fixture)
 from test_kafka_produce import seed, start_produce, wait_copied
 from test_sync import settle, workload
 
-N_OPS = int(os.environ.get("M2D_KAFKA_INGEST_OPS", "5000"))
+N_OPS = int(os.environ.get("M2D_KAFKA_INGEST_OPS", "5000"))  # the end-to-end run (the 5,000)
+N_OPS_FAULTS = int(os.environ.get("M2D_KAFKA_INGEST_FAULT_OPS", "1500"))  # the runs with kills and restarts
 
 
 def spawn(args):
@@ -173,7 +174,7 @@ def kill_rounds(kafka, mongo, mongo_db, tmp_path, spark, kills, partitions, whic
     wait_copied(kafka, prefix)
     ingest = start_ingest(kafka.bootstrap, topic, "g", table, log)
     done = []
-    per_round = max(N_OPS // (kills + 1), 50)
+    per_round = max(N_OPS_FAULTS // (kills + 1), 50)
     for k in range(kills):
         done += workload(mongo_db.c, per_round, 500, seed=100 + k)
         time.sleep(rnd.uniform(0, 1.5))
@@ -222,12 +223,12 @@ def test_three_instances_in_a_group_with_a_kill_and_a_join(kafka, mongo, mongo_d
     produce = start_produce(mongo, mongo_db.name, kafka.bootstrap, prefix)
     wait_copied(kafka, prefix)
     group = [start_ingest(kafka.bootstrap, topic, "g", table, log) for _ in range(3)]
-    done = workload(mongo_db.c, N_OPS // 3, 500, seed=31)
+    done = workload(mongo_db.c, N_OPS_FAULTS // 3, 500, seed=31)
     group[1].send_signal(signal.SIGKILL)  # its partitions move to the others after the session timeout
     group[1].wait()
-    done += workload(mongo_db.c, N_OPS // 3, 500, seed=32)
+    done += workload(mongo_db.c, N_OPS_FAULTS // 3, 500, seed=32)
     group.append(start_ingest(kafka.bootstrap, topic, "g", table, log))  # joins: partitions move to it
-    done += workload(mongo_db.c, N_OPS // 3, 500, seed=33)
+    done += workload(mongo_db.c, N_OPS_FAULTS // 3, 500, seed=33)
     time.sleep(2)
     produce.send_signal(signal.SIGTERM)
     finish(produce)
@@ -259,21 +260,22 @@ def test_a_broker_restart_under_both_commands(mongo, mongo_db, tmp_path, spark):
         produce = start_produce(mongo, mongo_db.name, server.bootstrap, prefix)
         wait_copied(server, prefix)
         ingest = start_ingest(server.bootstrap, topic, "g", table, log)
-        done = workload(mongo_db.c, N_OPS // 4, 300, seed=41)
+        done = workload(mongo_db.c, N_OPS_FAULTS // 4, 300, seed=41)
         port = server.port
         assert server.stop() == 0
-        done += workload(mongo_db.c, N_OPS // 8, 300, seed=42)  # while the broker is away
+        done += workload(mongo_db.c, N_OPS_FAULTS // 8, 300, seed=42)  # while the broker is away
         time.sleep(3)
         server.start(port=port)
-        done += workload(mongo_db.c, N_OPS // 8, 300, seed=43)
+        done += workload(mongo_db.c, N_OPS_FAULTS // 8, 300, seed=43)
         time.sleep(3)
         produce.send_signal(signal.SIGTERM)
         finish(produce, timeout=600)
         time.sleep(8)
         ingest.send_signal(signal.SIGTERM)
-        finish(ingest)
-        run_m2d("kafka-ingest", "--brokers", server.bootstrap, "--topic", topic, "--group", "g", "--table", table,
-                "--mode", "both", "--changelog-table", log, "--stop-when-idle", "6", check=True, timeout=300)
+        err = finish(ingest)
+        p = run_m2d("kafka-ingest", "--brokers", server.bootstrap, "--topic", topic, "--group", "g", "--table", table,
+                    "--mode", "both", "--changelog-table", log, "--stop-when-idle", "6", check=True, timeout=300)
+        print(err[-5000:], p.stderr[-3000:])
         check_exactly_once(server, topic, log, table, mongo_db, spark, ids, done)
     finally:
         server.stop()
