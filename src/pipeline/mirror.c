@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 struct m2d_mirror {
@@ -557,10 +558,17 @@ bool m2d_mirror_apply(m2d_mirror_t *m, const m2d_change_t *changes, int n, const
                       const json_t *position, m2d_mirror_counts_t *counts, m2d_error_t *err) {
   json_t *pos = (json_t *)position;
   bool ok = apply(m, changes, n, txns, ntxns, pos, counts, err);
-  for (int retry = 0; !ok && retry < 3 && err && err->domain == M2D_ERR_CONFLICT && err->code == DELTA_CONFLICT_FILES;
+  /* several kafka-ingest instances of one group may keep touching the same files: a few more
+   * tries, after a short random pause so that they do not collide again at once */
+  for (int retry = 0; !ok && retry < 8 && err && err->domain == M2D_ERR_CONFLICT && err->code == DELTA_CONFLICT_FILES;
        retry++) {
-    /* another writer (an optimize run) replaced files the batch changes: read the table again */
+    /* another writer (an optimize run, another instance) replaced files the batch changes: read the table again */
     m2d_warn("%s; reading the mirror table again and retrying the batch", err->message);
+    if (retry) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      usleep((useconds_t)(50000 + (ts.tv_nsec / 1000 + getpid() * 7919) % 200000) * (useconds_t)retry);
+    }
     ok = reopen_mirror(m, err) && apply(m, changes, n, txns, ntxns, pos, counts, err);
   }
   return ok;
