@@ -94,15 +94,95 @@ static bson_t *parse_json(const void *data, size_t len, const char *what, m2d_er
   return b;
 }
 
-/* {"_id": v} of the key, or NULL. */
-static bson_t *key_id(const void *key, size_t key_len) {
+/* The value a JSON text holds, whatever its type, as the field "v" of a document; NULL when the
+ * text is not one JSON value. */
+static bson_t *json_value(const char *text, size_t len) {
+  json_t *j = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+  if (!j) return NULL;
+  json_decref(j);
+  char *w = malloc(len + 7);
+  if (!w) return NULL;
+  memcpy(w, "{\"v\":", 5);
+  memcpy(w + 5, text, len);
+  w[len + 5] = '}';
+  bson_t *b = bson_new_from_json((const uint8_t *)w, (ssize_t)len + 6, NULL);
+  free(w);
+  return b;
+}
+
+/* The connector's schema output (output.format.value=schema, its default value schema) holds
+ * these fields as strings of JSON text written by its JSON formatter. */
+static bool string_field(const char *k) {
+  return !strcmp(k, "_id") || !strcmp(k, "documentKey") || !strcmp(k, "fullDocument") || !strcmp(k, "clusterTime");
+}
+
+/* The event with such strings read back into their values (the event the stream gave), or NULL
+ * when it has none; NULL with *failed when one is not JSON. */
+static bson_t *strings_parsed(const bson_t *v, bool *failed, m2d_error_t *err) {
+  bson_iter_t it;
+  bool any = false;
+  if (bson_iter_init(&it, v))
+    while (!any && bson_iter_next(&it)) any = BSON_ITER_HOLDS_UTF8(&it) && string_field(bson_iter_key(&it));
+  if (!any) return NULL;
+  bson_t *out = bson_new();
+  bson_iter_init(&it, v);
+  while (bson_iter_next(&it)) {
+    const char *k = bson_iter_key(&it);
+    if (!BSON_ITER_HOLDS_UTF8(&it) || !string_field(k)) {
+      bson_append_iter(out, k, -1, &it);
+      continue;
+    }
+    uint32_t len;
+    const char *s = bson_iter_utf8(&it, &len);
+    bson_t *jv = json_value(s, len);
+    bson_iter_t vi;
+    if (!jv || !bson_iter_init_find(&vi, jv, "v")) {
+      if (jv) bson_destroy(jv);
+      bson_destroy(out);
+      *failed = true;
+      return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the change event's %s is a string that holds no JSON value: %.80s", k,
+                           s),
+             NULL;
+    }
+    bson_append_iter(out, k, -1, &vi);
+    bson_destroy(jv);
+  }
+  return out;
+}
+
+/* Whether a key's _id is a change event's _id, not a document's: a resume token {_data: ...}, as a
+ * document or a string of JSON (the connector keys its records so unless
+ * change.stream.document.key.as.key is set). */
+static bool event_id(const bson_iter_t *id) {
+  bson_iter_t it = *id, sub;
+  bson_t *parsed = NULL;
+  if (BSON_ITER_HOLDS_UTF8(&it)) {
+    uint32_t len;
+    const char *s = bson_iter_utf8(&it, &len);
+    if (!(parsed = json_value(s, len)) || !bson_iter_init_find(&it, parsed, "v")) {
+      if (parsed) bson_destroy(parsed);
+      return false;
+    }
+  }
+  bool yes = BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &sub) && bson_iter_find(&sub, "_data");
+  if (parsed) bson_destroy(parsed);
+  return yes;
+}
+
+/* {"_id": v} of the key, or NULL with *why. */
+static bson_t *key_id(const void *key, size_t key_len, const char **why) {
+  *why = "a tombstone whose key holds no _id: the document to delete is unknown";
   if (!key || !key_len) return NULL;
   bson_t *k = parse_json(key, key_len, "", NULL);
   if (!k) return NULL;
   bson_iter_t it;
   bson_t *id = NULL;
-  if (bson_iter_init_find(&it, k, "_id") ||
-      (bson_iter_init(&it, k) && bson_iter_find_descendant(&it, "documentKey._id", &it))) {
+  bool found = bson_iter_init_find(&it, k, "_id") ||
+               (bson_iter_init(&it, k) && bson_iter_find_descendant(&it, "documentKey._id", &it));
+  if (found && event_id(&it)) {
+    *why = "a tombstone keyed by its change event's _id (a resume token), not by the document's _id: the document to delete is unknown (set change.stream.document.key.as.key=true on the MongoDB "
+           "source connector)";
+  } else if (found) {
     id = bson_new();
     bson_append_iter(id, "_id", 3, &it);
   }
@@ -123,8 +203,8 @@ bool m2d_change_from_record(const void *key, size_t key_len, const void *value, 
       return m2d_error_set(err, M2D_ERR_FORMAT, 0,
                            "a record without a value (a tombstone) among change events: use --format documents "
                            "for topics whose tombstones are deletes");
-    if (!(e->id = key_id(key, key_len)))
-      return m2d_error_set(err, M2D_ERR_FORMAT, 0, "a tombstone whose key holds no _id: the document to delete is unknown");
+    const char *why;
+    if (!(e->id = key_id(key, key_len, &why))) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "%s", why);
     snprintf(e->op, sizeof e->op, "delete");
     return true;
   }
@@ -143,7 +223,13 @@ bool m2d_change_from_record(const void *key, size_t key_len, const void *value, 
       v = NULL;
     }
   } else {
-    ok = m2d_change_from_event(v, e, err);
+    bool failed = false;
+    bson_t *p = strings_parsed(v, &failed, err);
+    if (p) {
+      bson_destroy(v);
+      v = p;
+    }
+    ok = !failed && m2d_change_from_event(v, e, err);
     bson_iter_t it;
     /* an update whose document was gone when looked up names it only through documentKey; the
      * test server's documentKey of an update is the update itself: such an event changes
