@@ -1,6 +1,7 @@
 #include "delta/scan.h"
 
 #include "delta/dv.h"
+#include "delta/features.h"
 #include "parquet/json_rows.h"
 #include "parquet/reader.h"
 

@@ -3,6 +3,7 @@
 #include "core/log.h"
 #include "delta/actions.h"
 #include "delta/dv.h"
+#include "delta/features.h"
 #include "delta/log.h"
 #include "delta/txn.h"
 #include "storage/store.h"
@@ -156,27 +157,17 @@ static bool check_protocol(const json_t *protocol, bool *can_commit, m2d_error_t
     free(unsupported);
     return false;
   }
-  static const char *const known[] = {"appendOnly", "invariants", "checkConstraints", "changeDataFeed",
-                                      "generatedColumns", "columnMapping", "identityColumns", "deletionVectors",
-                                      "domainMetadata", "vacuumProtocolCheck", "timestampNtz", "rowTracking",
-                                      "clustering", "inCommitTimestamp", NULL};
-  *can_commit = true;
   int wv = (int)json_integer_value(json_object_get(protocol, "minWriterVersion"));
-  if (wv > 7) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table has an unknown writer version %d; not vacuumed", wv);
-  size_t i;
-  json_t *f;
-  json_array_foreach(json_object_get(protocol, "writerFeatures"), i, f) {
-    const char *name = json_string_value(f);
-    bool ok = false;
-    for (int k = 0; known[k] && name; k++) ok |= strcmp(known[k], name) == 0;
-    if (!ok)
-      return m2d_error_set(err, M2D_ERR_FORMAT, 0,
-                           "the table uses the writer feature '%s', which mongo2delta does not know; files it "
-                           "needs might look unreferenced, so it does not vacuum the table",
-                           name ? name : "?");
-    /* its commits must carry an in-commit timestamp, which ours do not */
-    if (name && strcmp(name, "inCommitTimestamp") == 0) *can_commit = false;
-  }
+  if (wv > DELTA_MAX_WRITER_VERSION)
+    return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table has an unknown writer version %d; not vacuumed", wv);
+  char name[256];
+  if (delta_features_first_unsupported(protocol, DELTA_USE_VACUUM, name, sizeof name))
+    return m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                         "the table uses the writer feature '%s', which mongo2delta does not know; files it "
+                         "needs might look unreferenced, so it does not vacuum the table",
+                         name);
+  /* its commits must carry an in-commit timestamp, which ours do not */
+  *can_commit = !delta_protocol_has_feature(protocol, "inCommitTimestamp", false);
   return true;
 }
 

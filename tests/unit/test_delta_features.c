@@ -1,0 +1,117 @@
+/* delta/features: what each use supports, on protocol actions as Spark and Databricks write
+ * them (legacy versions and table features). */
+#include "delta/features.h"
+#include "test.h"
+
+#include <stdlib.h>
+
+static json_t *proto(const char *text) { return json_loads(text, 0, NULL); }
+
+/* The first unsupported feature for use, "" when none. */
+static const char *first(const char *protocol, delta_use_t use) {
+  static char out[128];
+  json_t *p = proto(protocol);
+  bool found = delta_features_first_unsupported(p, use, out, sizeof out);
+  json_decref(p);
+  if (!found && out[0]) return "(found is false but out is not empty)";
+  return out;
+}
+
+TEST(features_legacy_versions) {
+  /* what mongo2delta creates: everything works */
+  CHECK_STR(first("{\"minReaderVersion\":1,\"minWriterVersion\":2}", DELTA_USE_READ), "");
+  CHECK_STR(first("{\"minReaderVersion\":1,\"minWriterVersion\":2}", DELTA_USE_WRITE), "");
+  CHECK_STR(first("{\"minReaderVersion\":1,\"minWriterVersion\":4}", DELTA_USE_WRITE), "");
+  /* writer 5 implies column mapping, which is read but not written */
+  CHECK_STR(first("{\"minReaderVersion\":2,\"minWriterVersion\":5}", DELTA_USE_READ), "");
+  CHECK_STR(first("{\"minReaderVersion\":2,\"minWriterVersion\":5}", DELTA_USE_WRITE), "columnMapping");
+  CHECK_STR(first("{\"minReaderVersion\":2,\"minWriterVersion\":5}", DELTA_USE_VACUUM), "");
+  CHECK_STR(first("{\"minReaderVersion\":2,\"minWriterVersion\":6}", DELTA_USE_VACUUM), "");
+  /* versions newer than table features */
+  CHECK_STR(first("{\"minReaderVersion\":99,\"minWriterVersion\":7}", DELTA_USE_READ), "reader version 99");
+  CHECK_STR(first("{\"minReaderVersion\":1,\"minWriterVersion\":8}", DELTA_USE_WRITE), "writer version 8");
+  CHECK_STR(first("{\"minReaderVersion\":1,\"minWriterVersion\":8}", DELTA_USE_VACUUM), "writer version 8");
+}
+
+TEST(features_named_lists) {
+  const char *dv = "{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"deletionVectors\"],"
+                   "\"writerFeatures\":[\"deletionVectors\",\"appendOnly\",\"invariants\",\"changeDataFeed\"]}";
+  CHECK_STR(first(dv, DELTA_USE_READ), "");
+  CHECK_STR(first(dv, DELTA_USE_WRITE), "");
+  CHECK_STR(first(dv, DELTA_USE_VACUUM), "");
+  /* Spark's type widening: not read (nor written), named */
+  const char *tw = "{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"timestampNtz\","
+                   "\"typeWidening-preview\"],\"writerFeatures\":[\"timestampNtz\",\"typeWidening-preview\"]}";
+  CHECK_STR(first(tw, DELTA_USE_READ), "typeWidening-preview");
+  CHECK_STR(first(tw, DELTA_USE_WRITE), "typeWidening-preview");
+  /* row tracking and liquid clustering: vacuum knows where their files are, the writer does not
+   * keep them up */
+  const char *rt = "{\"minReaderVersion\":1,\"minWriterVersion\":7,\"writerFeatures\":[\"appendOnly\",\"rowTracking\","
+                   "\"clustering\"]}";
+  CHECK_STR(first(rt, DELTA_USE_READ), "");
+  CHECK_STR(first(rt, DELTA_USE_WRITE), "rowTracking");
+  CHECK_STR(first(rt, DELTA_USE_VACUUM), "");
+  /* column mapping by name is read, not written */
+  const char *cm = "{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"columnMapping\"],"
+                   "\"writerFeatures\":[\"columnMapping\"]}";
+  CHECK_STR(first(cm, DELTA_USE_READ), "");
+  CHECK_STR(first(cm, DELTA_USE_WRITE), "columnMapping");
+  /* a name nobody knows is refused by everyone */
+  const char *v2 = "{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"v2Checkpoint\"],"
+                   "\"writerFeatures\":[\"v2Checkpoint\"]}";
+  CHECK_STR(first(v2, DELTA_USE_READ), "v2Checkpoint");
+  CHECK_STR(first(v2, DELTA_USE_WRITE), "v2Checkpoint");
+  CHECK_STR(first(v2, DELTA_USE_VACUUM), "v2Checkpoint");
+  CHECK(delta_feature_supported("inCommitTimestamp", DELTA_USE_VACUUM));
+  CHECK(!delta_feature_supported("inCommitTimestamp", DELTA_USE_WRITE));
+  CHECK(!delta_feature_supported(NULL, DELTA_USE_READ));
+}
+
+TEST(features_unsupported_reader_list_names_all) {
+  json_t *p = proto("{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"v2Checkpoint\","
+                    "\"deletionVectors\",\"variantType-preview\"],\"writerFeatures\":[]}");
+  char *m = delta_unsupported_reader_features(p);
+  json_decref(p);
+  CHECK(m);
+  bool same = strcmp(m, "v2Checkpoint, variantType-preview") == 0;
+  free(m);
+  CHECK(same);
+  p = proto("{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"timestampNtz\"]}");
+  m = delta_unsupported_reader_features(p);
+  json_decref(p);
+  CHECK(m == NULL);
+}
+
+TEST(features_has_and_implied) {
+  json_t *p = proto("{\"minReaderVersion\":1,\"minWriterVersion\":4}");
+  bool cdf = delta_protocol_has_feature(p, "changeDataFeed", false);
+  bool dv = delta_protocol_has_feature(p, "deletionVectors", false);
+  bool cm = delta_protocol_has_feature(p, "columnMapping", false);
+  json_decref(p);
+  CHECK(cdf && !dv && !cm);
+  p = proto("{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"deletionVectors\"],"
+            "\"writerFeatures\":[\"deletionVectors\",\"inCommitTimestamp\"]}");
+  bool dv_r = delta_protocol_has_feature(p, "deletionVectors", true);
+  bool ict = delta_protocol_has_feature(p, "inCommitTimestamp", false);
+  bool ict_r = delta_protocol_has_feature(p, "inCommitTimestamp", true);
+  cdf = delta_protocol_has_feature(p, "changeDataFeed", false); /* writer 7 implies nothing */
+  json_decref(p);
+  CHECK(dv_r && ict && !ict_r && !cdf);
+  /* the upgrade to table features lists what the legacy versions implied, in version order */
+  json_t *w = delta_features_implied(4, false), *r = delta_features_implied(2, true), *none = delta_features_implied(1, false);
+  char *ws = json_dumps(w, JSON_COMPACT), *rs = json_dumps(r, JSON_COMPACT);
+  bool ok = strcmp(ws, "[\"appendOnly\",\"invariants\",\"checkConstraints\",\"changeDataFeed\",\"generatedColumns\"]") == 0 &&
+            strcmp(rs, "[\"columnMapping\"]") == 0 && json_array_size(none) == 0;
+  free(ws);
+  free(rs);
+  json_decref(w);
+  json_decref(r);
+  json_decref(none);
+  CHECK(ok);
+  w = delta_features_implied(6, false);
+  size_t n = json_array_size(w);
+  const char *last = json_string_value(json_array_get(w, n - 1));
+  ok = n == 7 && last && strcmp(last, "identityColumns") == 0;
+  json_decref(w);
+  CHECK(ok);
+}
