@@ -114,6 +114,24 @@ char *delta_unsupported_reader_features(const json_t *protocol) {
   return (char *)m2d_buf_steal(&b, NULL);
 }
 
+bool delta_features_check(const json_t *protocol, delta_use_t use, const char *why, m2d_error_t *err) {
+  why = why ? why : "";
+  char *unread = delta_unsupported_reader_features(protocol);
+  if (unread) {
+    m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table uses reader features mongo2delta does not support: %s%s", unread,
+                  why);
+    free(unread);
+    return false;
+  }
+  char name[256];
+  if (use == DELTA_USE_READ || !delta_features_first_unsupported(protocol, use, name, sizeof name)) return true;
+  long long wv = version(protocol, false);
+  if (wv > DELTA_MAX_WRITER_VERSION)
+    return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table has an unknown writer version %lld%s", wv, why);
+  return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table uses the writer feature '%s', which mongo2delta does not %s%s",
+                       name, use == DELTA_USE_WRITE ? "support" : "know", why);
+}
+
 static bool has_side(const json_t *protocol, const char *name, bool reader) {
   long long v = version(protocol, reader);
   if (v >= (reader ? DELTA_MAX_READER_VERSION : DELTA_MAX_WRITER_VERSION))

@@ -5,6 +5,8 @@
 #ifndef M2D_DELTA_FEATURES_H
 #define M2D_DELTA_FEATURES_H
 
+#include "core/error.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,6 +29,12 @@ bool delta_feature_supported(const char *name, delta_use_t use);
  * (minWriterVersion 5: "columnMapping"), or "reader version N" / "writer version N" for a version
  * newer than table features. Returns false, out "", when `use` supports everything. */
 bool delta_features_first_unsupported(const json_t *protocol, delta_use_t use, char *out, size_t n);
+
+/* Refuses (M2D_ERR_FORMAT) a table whose protocol asks for what `use` does not support, naming
+ * the reader features not read, the unknown writer version or the first writer feature `use`
+ * does not support (writing and vacuum read the table too: the reader side is checked for every
+ * use). why is appended to the message (what it means for the command), or NULL. */
+bool delta_features_check(const json_t *protocol, delta_use_t use, const char *why, m2d_error_t *err);
 
 /* Every reader feature of the protocol that reading does not support, ", "-separated ("reader
  * version N" for a version newer than table features), for messages; NULL when none; caller frees. */

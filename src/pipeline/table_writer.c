@@ -81,12 +81,6 @@ static bool has_commits(m2d_store_t *store, bool *yes, m2d_error_t *err) {
 
 /* Refuses tables whose writer protocol asks for what this writer does not do. */
 static bool check_writable(const json_t *protocol, const json_t *metadata, m2d_error_t *err) {
-  char *unsupported = delta_unsupported_reader_features(protocol);
-  if (unsupported) {
-    m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table uses reader features mongo2delta does not support: %s", unsupported);
-    free(unsupported);
-    return false;
-  }
   int wv = (int)json_integer_value(json_object_get(protocol, "minWriterVersion"));
   if (wv == 5 || wv == 6) {
     return m2d_error_set(err, M2D_ERR_FORMAT, 0,
@@ -94,14 +88,8 @@ static bool check_writable(const json_t *protocol, const json_t *metadata, m2d_e
                          "tables yet: write to a new table",
                          wv, wv == 6 ? ", identity columns" : "");
   }
-  if (wv > DELTA_MAX_WRITER_VERSION || wv < 1)
-    return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table has an unknown writer version %d", wv);
-  char name[256];
-  if (delta_features_first_unsupported(protocol, DELTA_USE_WRITE, name, sizeof name))
-    return m2d_error_set(err, M2D_ERR_FORMAT, 0,
-                         "the table uses the writer feature '%s', which mongo2delta does not support: write "
-                         "to a new table",
-                         name);
+  if (wv < 1) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table has an unknown writer version %d", wv);
+  if (!delta_features_check(protocol, DELTA_USE_WRITE, ": write to a new table", err)) return false;
   /* features we accept only while the table does not use them */
   const char *schema = json_string_value(json_object_get(metadata, "schemaString"));
   static const char *const uses[][2] = {{"delta.invariants", "column invariants"},

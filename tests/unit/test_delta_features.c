@@ -115,3 +115,26 @@ TEST(features_has_and_implied) {
   json_decref(w);
   CHECK(ok);
 }
+
+TEST(features_check_says_what_and_why) {
+  m2d_error_t err = {0};
+  json_t *p = proto("{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"v2Checkpoint\"],"
+                    "\"writerFeatures\":[\"v2Checkpoint\"]}");
+  bool ok = delta_features_check(p, DELTA_USE_VACUUM, "; not vacuumed", &err);
+  json_decref(p);
+  CHECK(!ok && err.domain == M2D_ERR_FORMAT);
+  CHECK_STR(err.message, "the table uses reader features mongo2delta does not support: v2Checkpoint; not vacuumed");
+  p = proto("{\"minReaderVersion\":1,\"minWriterVersion\":7,\"writerFeatures\":[\"appendOnly\",\"rowTracking\"]}");
+  bool read = delta_features_check(p, DELTA_USE_READ, NULL, &err), vacuum = delta_features_check(p, DELTA_USE_VACUUM, NULL, &err);
+  ok = delta_features_check(p, DELTA_USE_WRITE, ": write to a new table", &err);
+  json_decref(p);
+  CHECK(read && vacuum && !ok);
+  CHECK_STR(err.message,
+            "the table uses the writer feature 'rowTracking', which mongo2delta does not support: write to a new table");
+  p = proto("{\"minReaderVersion\":1,\"minWriterVersion\":8}");
+  read = delta_features_check(p, DELTA_USE_READ, NULL, &err);
+  ok = delta_features_check(p, DELTA_USE_WRITE, NULL, &err);
+  json_decref(p);
+  CHECK(read && !ok);
+  CHECK_STR(err.message, "the table has an unknown writer version 8");
+}
