@@ -56,7 +56,8 @@ static long long version(const json_t *protocol, bool reader) {
 static bool listed(const json_t *array, const char *name) {
   size_t i;
   json_t *v;
-  json_array_foreach(array, i, v) if (json_is_string(v) && strcmp(json_string_value(v), name) == 0) return true;
+  json_array_foreach(array, i, v)
+    if (json_is_string(v) && strcmp(json_string_value(v), name) == 0) return true;
   return false;
 }
 
@@ -128,8 +129,9 @@ bool delta_features_check(const json_t *protocol, delta_use_t use, const char *w
   long long wv = version(protocol, false);
   if (wv > DELTA_MAX_WRITER_VERSION)
     return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table has an unknown writer version %lld%s", wv, why);
-  return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table uses the writer feature '%s', which mongo2delta does not %s%s",
-                       name, use == DELTA_USE_WRITE ? "support" : "know", why);
+  return m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                       "the table uses the writer feature '%s', which mongo2delta does not %s%s", name,
+                       use == DELTA_USE_WRITE ? "support" : "know", why);
 }
 
 static bool has_side(const json_t *protocol, const char *name, bool reader) {

@@ -98,9 +98,12 @@ TEST(features_has_and_implied) {
   json_decref(p);
   CHECK(dv_r && ict && !ict_r && !cdf);
   /* the upgrade to table features lists what the legacy versions implied, in version order */
-  json_t *w = delta_features_implied(4, false), *r = delta_features_implied(2, true), *none = delta_features_implied(1, false);
+  json_t *w = delta_features_implied(4, false), *r = delta_features_implied(2, true),
+         *none = delta_features_implied(1, false);
   char *ws = json_dumps(w, JSON_COMPACT), *rs = json_dumps(r, JSON_COMPACT);
-  bool ok = strcmp(ws, "[\"appendOnly\",\"invariants\",\"checkConstraints\",\"changeDataFeed\",\"generatedColumns\"]") == 0 &&
+  bool ok = strcmp(ws,
+                   "[\"appendOnly\",\"invariants\",\"checkConstraints\",\"changeDataFeed\",\"generatedColumns\"]") ==
+                0 &&
             strcmp(rs, "[\"columnMapping\"]") == 0 && json_array_size(none) == 0;
   free(ws);
   free(rs);
@@ -125,12 +128,14 @@ TEST(features_check_says_what_and_why) {
   CHECK(!ok && err.domain == M2D_ERR_FORMAT);
   CHECK_STR(err.message, "the table uses reader features mongo2delta does not support: v2Checkpoint; not vacuumed");
   p = proto("{\"minReaderVersion\":1,\"minWriterVersion\":7,\"writerFeatures\":[\"appendOnly\",\"rowTracking\"]}");
-  bool read = delta_features_check(p, DELTA_USE_READ, NULL, &err), vacuum = delta_features_check(p, DELTA_USE_VACUUM, NULL, &err);
+  bool read = delta_features_check(p, DELTA_USE_READ, NULL, &err),
+       vacuum = delta_features_check(p, DELTA_USE_VACUUM, NULL, &err);
   ok = delta_features_check(p, DELTA_USE_WRITE, ": write to a new table", &err);
   json_decref(p);
   CHECK(read && vacuum && !ok);
-  CHECK_STR(err.message,
-            "the table uses the writer feature 'rowTracking', which mongo2delta does not support: write to a new table");
+  CHECK_STR(
+      err.message,
+      "the table uses the writer feature 'rowTracking', which mongo2delta does not support: write to a new table");
   p = proto("{\"minReaderVersion\":1,\"minWriterVersion\":8}");
   read = delta_features_check(p, DELTA_USE_READ, NULL, &err);
   ok = delta_features_check(p, DELTA_USE_WRITE, NULL, &err);
