@@ -17,51 +17,47 @@ static const char *first(const char *protocol, delta_use_t use) {
   return out;
 }
 
-TEST(features_legacy_versions) {
-  /* what mongo2delta creates: everything works */
-  CHECK_STR(first("{\"minReaderVersion\":1,\"minWriterVersion\":2}", DELTA_USE_READ), "");
-  CHECK_STR(first("{\"minReaderVersion\":1,\"minWriterVersion\":2}", DELTA_USE_WRITE), "");
-  CHECK_STR(first("{\"minReaderVersion\":1,\"minWriterVersion\":4}", DELTA_USE_WRITE), "");
-  /* writer 5 implies column mapping, which is read but not written */
-  CHECK_STR(first("{\"minReaderVersion\":2,\"minWriterVersion\":5}", DELTA_USE_READ), "");
-  CHECK_STR(first("{\"minReaderVersion\":2,\"minWriterVersion\":5}", DELTA_USE_WRITE), "columnMapping");
-  CHECK_STR(first("{\"minReaderVersion\":2,\"minWriterVersion\":5}", DELTA_USE_VACUUM), "");
-  CHECK_STR(first("{\"minReaderVersion\":2,\"minWriterVersion\":6}", DELTA_USE_VACUUM), "");
-  /* versions newer than table features */
-  CHECK_STR(first("{\"minReaderVersion\":99,\"minWriterVersion\":7}", DELTA_USE_READ), "reader version 99");
-  CHECK_STR(first("{\"minReaderVersion\":1,\"minWriterVersion\":8}", DELTA_USE_WRITE), "writer version 8");
-  CHECK_STR(first("{\"minReaderVersion\":1,\"minWriterVersion\":8}", DELTA_USE_VACUUM), "writer version 8");
-}
+/* A protocol action's value and the first feature reading, writing and vacuum do not support. */
+static const struct {
+  const char *protocol, *read, *write, *vacuum;
+} CASES[] = {
+    /* what mongo2delta creates, and the legacy versions it writes */
+    {"{\"minReaderVersion\":1,\"minWriterVersion\":2}", "", "", ""},
+    {"{\"minReaderVersion\":1,\"minWriterVersion\":4}", "", "", ""},
+    /* writer 5 and 6 imply column mapping (read, not written) and identity columns */
+    {"{\"minReaderVersion\":2,\"minWriterVersion\":5}", "", "columnMapping", ""},
+    {"{\"minReaderVersion\":2,\"minWriterVersion\":6}", "", "columnMapping", ""},
+    /* versions newer than table features */
+    {"{\"minReaderVersion\":99,\"minWriterVersion\":7}", "reader version 99", "", ""},
+    {"{\"minReaderVersion\":1,\"minWriterVersion\":8}", "", "writer version 8", "writer version 8"},
+    /* what sync turns on */
+    {"{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"deletionVectors\"],"
+     "\"writerFeatures\":[\"deletionVectors\",\"appendOnly\",\"invariants\",\"changeDataFeed\"]}",
+     "", "", ""},
+    /* Spark's type widening: neither read nor written, named */
+    {"{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"timestampNtz\",\"typeWidening-preview\"],"
+     "\"writerFeatures\":[\"timestampNtz\",\"typeWidening-preview\"]}",
+     "typeWidening-preview", "typeWidening-preview", "typeWidening-preview"},
+    /* row tracking and liquid clustering: vacuum knows their files, the writer does not keep them */
+    {"{\"minReaderVersion\":1,\"minWriterVersion\":7,\"writerFeatures\":[\"appendOnly\",\"rowTracking\","
+     "\"clustering\"]}",
+     "", "rowTracking", ""},
+    /* column mapping as a table feature */
+    {"{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"columnMapping\"],"
+     "\"writerFeatures\":[\"columnMapping\"]}",
+     "", "columnMapping", ""},
+    /* a name nobody knows is refused by everyone */
+    {"{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"v2Checkpoint\"],"
+     "\"writerFeatures\":[\"v2Checkpoint\"]}",
+     "v2Checkpoint", "v2Checkpoint", "v2Checkpoint"},
+};
 
-TEST(features_named_lists) {
-  const char *dv = "{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"deletionVectors\"],"
-                   "\"writerFeatures\":[\"deletionVectors\",\"appendOnly\",\"invariants\",\"changeDataFeed\"]}";
-  CHECK_STR(first(dv, DELTA_USE_READ), "");
-  CHECK_STR(first(dv, DELTA_USE_WRITE), "");
-  CHECK_STR(first(dv, DELTA_USE_VACUUM), "");
-  /* Spark's type widening: not read (nor written), named */
-  const char *tw = "{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"timestampNtz\","
-                   "\"typeWidening-preview\"],\"writerFeatures\":[\"timestampNtz\",\"typeWidening-preview\"]}";
-  CHECK_STR(first(tw, DELTA_USE_READ), "typeWidening-preview");
-  CHECK_STR(first(tw, DELTA_USE_WRITE), "typeWidening-preview");
-  /* row tracking and liquid clustering: vacuum knows where their files are, the writer does not
-   * keep them up */
-  const char *rt = "{\"minReaderVersion\":1,\"minWriterVersion\":7,\"writerFeatures\":[\"appendOnly\",\"rowTracking\","
-                   "\"clustering\"]}";
-  CHECK_STR(first(rt, DELTA_USE_READ), "");
-  CHECK_STR(first(rt, DELTA_USE_WRITE), "rowTracking");
-  CHECK_STR(first(rt, DELTA_USE_VACUUM), "");
-  /* column mapping by name is read, not written */
-  const char *cm = "{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"columnMapping\"],"
-                   "\"writerFeatures\":[\"columnMapping\"]}";
-  CHECK_STR(first(cm, DELTA_USE_READ), "");
-  CHECK_STR(first(cm, DELTA_USE_WRITE), "columnMapping");
-  /* a name nobody knows is refused by everyone */
-  const char *v2 = "{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"v2Checkpoint\"],"
-                   "\"writerFeatures\":[\"v2Checkpoint\"]}";
-  CHECK_STR(first(v2, DELTA_USE_READ), "v2Checkpoint");
-  CHECK_STR(first(v2, DELTA_USE_WRITE), "v2Checkpoint");
-  CHECK_STR(first(v2, DELTA_USE_VACUUM), "v2Checkpoint");
+TEST(features_first_unsupported_per_use) {
+  for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+    CHECK_STR(first(CASES[i].protocol, DELTA_USE_READ), CASES[i].read);
+    CHECK_STR(first(CASES[i].protocol, DELTA_USE_WRITE), CASES[i].write);
+    CHECK_STR(first(CASES[i].protocol, DELTA_USE_VACUUM), CASES[i].vacuum);
+  }
   CHECK(delta_feature_supported("inCommitTimestamp", DELTA_USE_VACUUM));
   CHECK(!delta_feature_supported("inCommitTimestamp", DELTA_USE_WRITE));
   CHECK(!delta_feature_supported(NULL, DELTA_USE_READ));
