@@ -19,7 +19,7 @@ const m2d_opt_spec_t m2d_global_opts[] = {
      "write to an object store that ignores conditional writes (If-None-Match), accepting that a second "
      "writer could overwrite commits",
      NULL, false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 static int find_spec(const m2d_opt_spec_t *specs, const char *name, size_t len) {
@@ -144,12 +144,39 @@ static void print_opts(const m2d_opt_spec_t *opts) {
   }
 }
 
+bool m2d_args_choice(const m2d_args_t *a, const char *name, const char *const *choices, int *out, m2d_error_t *err) {
+  const char *v = m2d_args_get(a, name);
+  int n = 0;
+  for (; choices[n]; n++)
+    if (v && strcmp(v, choices[n]) == 0) {
+      *out = n;
+      return true;
+    }
+  char list[512] = "";
+  size_t len = 0;
+  for (int i = 0; i < n && len < sizeof list; i++) {
+    const char *sep = i == 0 ? "" : i == n - 1 ? " or " : ", ";
+    len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", sep, choices[i]);
+  }
+  return m2d_error_set(err, M2D_ERR_USAGE, 0, "--%s must be %s", name, list);
+}
+
+bool m2d_args_int_if_given(const m2d_args_t *a, const char *name, int64_t min, int64_t max, int64_t *out,
+                           m2d_error_t *err) {
+  return !m2d_args_flag(a, name) || m2d_args_int(a, name, min, max, out, err);
+}
+
+bool m2d_args_codec(const m2d_args_t *a, pq_codec_t *codec, m2d_error_t *err) {
+  if (!pq_codec_parse(m2d_args_get(a, "compression"), codec))
+    return m2d_error_set(err, M2D_ERR_USAGE, 0, "--compression must be " M2D_CODECS);
+  return true;
+}
+
 bool m2d_args_compression(const m2d_args_t *a, pq_codec_t *codec, int *level, m2d_error_t *err) {
   pq_codec_t c = PQ_CODEC_SNAPPY;
-  if (!pq_codec_parse(m2d_args_get(a, "compression"), &c))
-    return m2d_error_set(err, M2D_ERR_USAGE, 0, "--compression must be snappy, zstd, gzip, lz4_raw or none");
+  if (!m2d_args_codec(a, &c, err)) return false;
   int64_t l = 0;
-  if (m2d_args_flag(a, "compression-level") && !m2d_args_int(a, "compression-level", 1, 22, &l, err)) return false;
+  if (!m2d_args_int_if_given(a, "compression-level", 1, 22, &l, err)) return false;
   *codec = c;
   *level = (int)l;
   return true;

@@ -65,12 +65,48 @@ bool m2d_args_duration_ms(const m2d_args_t *a, const char *name, int64_t min_ms,
 
 void m2d_command_print_help(const m2d_command_t *cmd);
 
-/* The rows of the options every command that writes Parquet files takes, and their parser (one
- * place for their names, help and limits). */
-#define M2D_OPTS_COMPRESSION                                                                         \
-  {"compression", "CODEC", "data files' codec: snappy, zstd, gzip, lz4_raw or none", "snappy", false}, \
+/* --NAME's value as the index of one of choices (NULL-terminated) in *out; otherwise a usage
+ * error "--NAME must be a, b or c". */
+bool m2d_args_choice(const m2d_args_t *a, const char *name, const char *const *choices, int *out, m2d_error_t *err);
+/* m2d_args_int for an option whose default is words ("latest", "0 (never)"): *out is left alone
+ * unless the option is given. */
+bool m2d_args_int_if_given(const m2d_args_t *a, const char *name, int64_t min, int64_t max, int64_t *out,
+                           m2d_error_t *err);
+
+/* Rows shared by commands: one place for their names, placeholders, help and limits. (Kept out
+ * of clang-format, which lays braced rows in macros out as code.) */
+/* clang-format off */
+
+/* The end of an option table. */
+#define M2D_OPT_END {NULL, NULL, NULL, NULL, false}
+
+/* The URL forms a table or an input may take besides a local path (the stores of storage/). */
+#define M2D_URL_FORMS "s3://, gs:// or az://"
+/* --table, required; more is appended to the help ("" or " (created when missing)"). */
+#define M2D_OPT_TABLE(more) \
+  {"table", "PATH", "the Delta table: a local path or an " M2D_URL_FORMS " URL" more, NULL, true}
+
+/* --uri, --db and --collection: the collection a command reads or writes. uri_more is appended
+ * to --uri's help; --collection's help and whether it is required are the command's. */
+#define M2D_OPTS_COLLECTION(uri_more, collection_help, collection_required) \
+  {"uri", "URI", "MongoDB connection string" uri_more, NULL, true},         \
+  {"db", "DB", "database", NULL, true},                                     \
+  {"collection", "COLL", collection_help, NULL, collection_required}
+
+/* The options of every command that writes Parquet files, parsed by m2d_args_compression and
+ * m2d_args_target_file_size. M2D_OPT_CODEC(what): --compression alone, what put before the list. */
+#define M2D_CODECS "snappy, zstd, gzip, lz4_raw or none"
+#define M2D_OPT_CODEC(what) {"compression", "CODEC", what M2D_CODECS, "snappy", false}
+#define M2D_OPTS_COMPRESSION            \
+  M2D_OPT_CODEC("data files' codec: "), \
   {"compression-level", "N", "zstd (1-22) or gzip (1-9) level", "codec default", false}
-#define M2D_OPT_TARGET_FILE_SIZE {"target-file-size", "SIZE", "Parquet bytes per data file (e.g. 128MB)", "128MB", false}
+#define M2D_OPT_TARGET_FILE_SIZE \
+  {"target-file-size", "SIZE", "Parquet bytes per data file (e.g. 128MB)", "128MB", false}
+
+/* clang-format on */
+
+/* --compression into *codec. */
+bool m2d_args_codec(const m2d_args_t *a, pq_codec_t *codec, m2d_error_t *err);
 /* --compression and --compression-level into *codec and *level (0: the codec's default). */
 bool m2d_args_compression(const m2d_args_t *a, pq_codec_t *codec, int *level, m2d_error_t *err);
 /* --target-file-size into *bytes (default 128 MiB). */

@@ -5,11 +5,11 @@
 #include <stdio.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"table", "PATH", "the Delta table: a local path or an s3://, gs:// or az:// URL", NULL, true},
+    M2D_OPT_TABLE(""),
     {"version", "N", "read the table as of version N", "latest", false},
     {"columns", "A,B", "only these top-level columns", "all", false},
     {"limit", "N", "stop after N rows", "no limit", false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 static bool print_row(const char *json, size_t len, void *ud) {
@@ -23,8 +23,8 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   (void)cmd;
   m2d_error_t err = {0};
   int64_t version = -1, limit = -1;
-  if ((m2d_args_flag(args, "version") && !m2d_args_int(args, "version", 0, INT64_MAX, &version, &err)) ||
-      (m2d_args_flag(args, "limit") && !m2d_args_int(args, "limit", 0, INT64_MAX, &limit, &err)))
+  if (!m2d_args_int_if_given(args, "version", 0, INT64_MAX, &version, &err) ||
+      !m2d_args_int_if_given(args, "limit", 0, INT64_MAX, &limit, &err))
     return m2d_cli_fail(&err);
   m2d_store_t *store = m2d_store_open(m2d_args_get(args, "table"), &err);
   if (!store) return m2d_cli_fail(&err);

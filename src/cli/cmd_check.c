@@ -9,7 +9,7 @@ static const m2d_opt_spec_t opts[] = {
     {"uri", "URI", "MongoDB connection string", NULL, true},
     {"db", "DB", "database in which to try opening a change stream", "test", false},
     {"require-change-streams", NULL, "fail (exit 1) when change streams cannot be opened", NULL, false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 static int run(const m2d_command_t *cmd, m2d_args_t *args) {

@@ -8,10 +8,10 @@
 #include <time.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"table", "PATH", "the Delta table: a local path or an s3://, gs:// or az:// URL", NULL, true},
+    M2D_OPT_TABLE(""),
     {"version", "N", "read the table as of version N", "latest", false},
     {"json", NULL, "print one JSON object instead of text", NULL, false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 /* Skips one JSON value at *p (strings, numbers, literals, nested objects and arrays). */
@@ -70,8 +70,7 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   (void)cmd;
   m2d_error_t err = {0};
   int64_t version = -1;
-  if (m2d_args_flag(args, "version") && !m2d_args_int(args, "version", 0, INT64_MAX, &version, &err))
-    return m2d_cli_fail(&err);
+  if (!m2d_args_int_if_given(args, "version", 0, INT64_MAX, &version, &err)) return m2d_cli_fail(&err);
   m2d_store_t *store = m2d_store_open(m2d_args_get(args, "table"), &err);
   if (!store) return m2d_cli_fail(&err);
   delta_snapshot_t s;

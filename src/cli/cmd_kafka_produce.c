@@ -9,9 +9,7 @@
 #include <string.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"uri", "URI", "MongoDB connection string (a replica set: change streams)", NULL, true},
-    {"db", "DB", "database", NULL, true},
-    {"collection", "COLL", "the collection to follow (or --all-collections)", NULL, false},
+    M2D_OPTS_COLLECTION(" (a replica set: change streams)", "the collection to follow (or --all-collections)", false),
     {"all-collections", NULL, "follow every collection of the database (one database change stream)", NULL, false},
     {"brokers", "HOST:PORT[,..]", "Kafka bootstrap servers", NULL, true},
     {"topic-prefix", "P", "topics are <P>.<db>.<collection> (<db>.<collection> without), positions in <P>.mongo2delta-offsets", NULL, false},
@@ -40,7 +38,7 @@ static const m2d_opt_spec_t opts[] = {
      "serve Prometheus metrics at http://127.0.0.1:PORT/metrics (records per topic, transactions committed and "
      "aborted, commit latency, last event time, lag, heartbeats, reconnects); 0 picks a free port and logs it",
      NULL, false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 static int usage(const char *msg) {
@@ -71,17 +69,18 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   } else return usage("--startup must be copy-existing, latest or timestamp:T");
   if (!m2d_json_form_parse(m2d_args_get(args, "output-format"), &o.form))
     return usage("--output-format must be extended-json, relaxed-json or simplified-json");
-  const char *lost = m2d_args_get(args, "on-history-lost");
-  if (strcmp(lost, "fail") && strcmp(lost, "resnapshot")) return usage("--on-history-lost must be fail or resnapshot");
-  o.resnapshot_on_history_lost = !strcmp(lost, "resnapshot");
+  static const char *const lost[] = {"fail", "resnapshot", NULL};
+  int resnapshot = 0;
   int64_t batch = 1000, latency = 500, idle = 0, maxev = 0, hb = 10, mport = -1;
-  if (!m2d_args_int(args, "max-batch", 1, 100000, &batch, &err) ||
+  if (!m2d_args_choice(args, "on-history-lost", lost, &resnapshot, &err) ||
+      !m2d_args_int(args, "max-batch", 1, 100000, &batch, &err) ||
       !m2d_args_int(args, "heartbeat-interval", 0, 86400, &hb, &err) ||
-      (m2d_args_flag(args, "metrics-port") && !m2d_args_int(args, "metrics-port", 0, 65535, &mport, &err)) ||
+      !m2d_args_int_if_given(args, "metrics-port", 0, 65535, &mport, &err) ||
       !m2d_args_int(args, "max-latency", 1, 3600000, &latency, &err) ||
-      (m2d_args_flag(args, "stop-when-idle") && !m2d_args_int(args, "stop-when-idle", 1, 86400 * 365, &idle, &err)) ||
-      (m2d_args_flag(args, "max-events") && !m2d_args_int(args, "max-events", 1, INT64_MAX, &maxev, &err)))
+      !m2d_args_int_if_given(args, "stop-when-idle", 1, 86400 * 365, &idle, &err) ||
+      !m2d_args_int_if_given(args, "max-events", 1, INT64_MAX, &maxev, &err))
     return m2d_cli_fail(&err);
+  o.resnapshot_on_history_lost = resnapshot == 1;
   o.max_batch = (int)batch;
   o.max_latency_ms = (int)latency;
   o.stop_when_idle_s = (int)idle;

@@ -9,8 +9,8 @@
 #include <string.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"input", "PATH", "an export file or a folder of them, local or an s3://, gs:// or az:// URL (more may follow)", NULL, true},
-    {"table", "PATH", "the Delta table: a local path or an s3://, gs:// or az:// URL (created when missing)", NULL, true},
+    {"input", "PATH", "an export file or a folder of them, local or an " M2D_URL_FORMS " URL (more may follow)", NULL, true},
+    M2D_OPT_TABLE(" (created when missing)"),
     M2D_OPTS_COMPRESSION,
     M2D_OPT_TARGET_FILE_SIZE,
     {"partition-by", "FIELD", "partition a new table by this top-level field", "none", false},
@@ -27,7 +27,7 @@ static const m2d_opt_spec_t opts[] = {
      "after the last file taken",
      "10", false},
     {"max-rounds", "N", "with --watch: stop after N listings (scripts, tests)", "0 (never)", false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 static int run(const m2d_command_t *cmd, m2d_args_t *args) {
@@ -45,10 +45,9 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   o.watch = m2d_args_flag(args, "watch");
   int64_t max_files = 0, full_every = 10, rounds = 0;
   if (!m2d_args_duration_ms(args, "interval", 1, (int64_t)86400 * 1000, &o.interval_ms, &err) ||
-      (m2d_args_flag(args, "max-files-per-batch") &&
-       !m2d_args_int(args, "max-files-per-batch", 1, 1000000000, &max_files, &err)) ||
+      !m2d_args_int_if_given(args, "max-files-per-batch", 1, 1000000000, &max_files, &err) ||
       !m2d_args_int(args, "full-listing-every", 1, 1000000000, &full_every, &err) ||
-      (m2d_args_flag(args, "max-rounds") && !m2d_args_int(args, "max-rounds", 1, INT64_MAX, &rounds, &err)))
+      !m2d_args_int_if_given(args, "max-rounds", 1, INT64_MAX, &rounds, &err))
     return m2d_cli_fail(&err);
   o.max_files_per_batch = (int)max_files;
   o.full_listing_every = (int)full_every;

@@ -10,12 +10,12 @@
 #include <string.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"table", "PATH", "the Delta table: a local path or an s3://, gs:// or az:// URL", NULL, true},
+    M2D_OPT_TABLE(""),
     {"target-size", "SIZE", "bytes per new file (e.g. 128MB)", "128MB", false},
     {"min-file-size", "SIZE", "files smaller than this are compacted", "a quarter of --target-size", false},
     M2D_OPTS_COMPRESSION,
     {"dry-run", NULL, "print the files that would be rewritten (stdout) and change nothing", NULL, false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 static int run(const m2d_command_t *cmd, m2d_args_t *args) {

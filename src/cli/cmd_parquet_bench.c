@@ -32,8 +32,8 @@ static const char *SCHEMA =
 static const m2d_opt_spec_t write_opts[] = {
     {"rows", "N", "rows to write", "10000000", false},
     {"output", "FILE", "the Parquet file", NULL, true},
-    {"compression", "CODEC", "snappy, zstd, gzip, lz4_raw or none", "snappy", false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_CODEC(""),
+    M2D_OPT_END,
 };
 
 /* prefix + decimal digits of v into buf; returns the length (snprintf would dominate). */
@@ -61,11 +61,8 @@ static int run_write(const m2d_command_t *cmd, m2d_args_t *args) {
   m2d_error_t err = {0};
   int64_t rows;
   pq_writer_options_t wo = {.codec = PQ_CODEC_SNAPPY};
-  if (!m2d_args_int(args, "rows", 0, (int64_t)1 << 40, &rows, &err)) return m2d_cli_fail(&err);
-  if (!pq_codec_parse(m2d_args_get(args, "compression"), &wo.codec)) {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--compression must be snappy, zstd, gzip, lz4_raw or none");
+  if (!m2d_args_int(args, "rows", 0, (int64_t)1 << 40, &rows, &err) || !m2d_args_codec(args, &wo.codec, &err))
     return m2d_cli_fail(&err);
-  }
   pq_schema_t schema;
   if (!pq_schema_from_json(SCHEMA, &schema, &err)) return m2d_cli_fail(&err);
   m2d_column_t cols[9];

@@ -124,7 +124,7 @@ static bool select_columns(const pq_schema_t *s, const char *list, bool *sel, m2
 static const m2d_opt_spec_t dump_opts[] = {
     {"columns", "A,B.C", "only these columns (top-level names or dotted paths)", "all", false},
     {"limit", "N", "stop after N rows", "no limit", false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 static int run_dump(const m2d_command_t *cmd, m2d_args_t *args) {
@@ -136,7 +136,7 @@ static int run_dump(const m2d_command_t *cmd, m2d_args_t *args) {
     m2d_error_set(&err, M2D_ERR_USAGE, 0, "parquet dump takes one FILE");
     return m2d_cli_fail(&err);
   }
-  if (m2d_args_flag(args, "limit") && !m2d_args_int(args, "limit", 0, INT64_MAX, &limit, &err)) return m2d_cli_fail(&err);
+  if (!m2d_args_int_if_given(args, "limit", 0, INT64_MAX, &limit, &err)) return m2d_cli_fail(&err);
   m2d_source_t *src = m2d_file_source_new(args->positional[0], &err);
   pq_reader_t *r = src ? pq_reader_open(src, &err) : NULL;
   bool *sel = NULL;

@@ -15,14 +15,14 @@ static const m2d_opt_spec_t opts[] = {
     {"schema", "FILE", "table schema in the Delta/Spark StructType JSON form", NULL, true},
     {"input", "FILE", "rows as JSON lines ('-' for standard input)", "-", false},
     {"output", "FILE", "the Parquet file to write (replaced only when complete)", NULL, true},
-    {"compression", "CODEC", "snappy, zstd, gzip, lz4_raw or none", "snappy", false},
+    M2D_OPT_CODEC(""),
     {"level", "N", "compression level for zstd (1-22) or gzip (1-9)", "codec default", false},
     {"dictionary", "on|off", "dictionary-encode columns (falls back to PLAIN past --dictionary-size)", "on", false},
     {"dictionary-size", "BYTES", "dictionary bound per column chunk", "1048576", false},
     {"page-size", "BYTES", "target data page size", "1048576", false},
     {"row-group-size", "BYTES", "target row group size", "134217728", false},
     {"metadata", "K=V[,K=V]", "key-value metadata for the footer", NULL, false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 static char *read_file(const char *path, m2d_error_t *err) {
@@ -62,21 +62,14 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   pq_key_value_t kv[64];
   pq_writer_options_t wo = {.codec = PQ_CODEC_SNAPPY};
 
-  if (!pq_codec_parse(m2d_args_get(args, "compression"), &wo.codec)) {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--compression must be snappy, zstd, gzip, lz4_raw or none");
+  static const char *const on_off[] = {"on", "off", NULL};
+  int64_t level = 0;
+  int dict = 0;
+  if (!m2d_args_codec(args, &wo.codec, &err) || !m2d_args_int_if_given(args, "level", 1, 22, &level, &err) ||
+      !m2d_args_choice(args, "dictionary", on_off, &dict, &err))
     goto fail;
-  }
-  if (m2d_args_flag(args, "level")) {
-    int64_t lv;
-    if (!m2d_args_int(args, "level", 1, 22, &lv, &err)) goto fail;
-    wo.level = (int)lv;
-  }
-  const char *dict = m2d_args_get(args, "dictionary");
-  if (strcmp(dict, "on") != 0 && strcmp(dict, "off") != 0) {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--dictionary must be on or off");
-    goto fail;
-  }
-  wo.no_dictionary = strcmp(dict, "off") == 0;
+  wo.level = (int)level;
+  wo.no_dictionary = dict == 1;
   if (!size_opt(args, "dictionary-size", &wo.dictionary_max_bytes, &err) || !size_opt(args, "page-size", &wo.page_size, &err) ||
       !size_opt(args, "row-group-size", &wo.row_group_size, &err))
     goto fail;

@@ -10,10 +10,8 @@
 #include <unistd.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"table", "PATH", "the Delta table (a local path or an s3://, gs:// or az:// URL), written by anyone", NULL, true},
-    {"uri", "URI", "MongoDB connection string", NULL, true},
-    {"db", "DB", "database", NULL, true},
-    {"collection", "COLL", "target collection", NULL, true},
+    M2D_OPT_TABLE(", written by anyone"),
+    M2D_OPTS_COLLECTION("", "target collection", true),
     {"key", "FIELD[,FIELD...]", "fields that identify a document", "_id", false},
     {"mode", "MODE", "upsert ($set the row's fields), replace (the whole document) or insert", "upsert", false},
     {"incremental", NULL, "only what changed since the last publish of this table into this collection", NULL, false},
@@ -21,7 +19,7 @@ static const m2d_opt_spec_t opts[] = {
     {"delete-missing", NULL, "delete documents whose row is gone (deleted rows; with a full publish: every key not in the table)",
      NULL, false},
     {"batch-size", "N", "writes per bulk request", "1000", false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 static int run(const m2d_command_t *cmd, m2d_args_t *args) {
@@ -31,18 +29,15 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   m2d_publish_options_t o = {.table = m2d_args_get(args, "table"), .uri = m2d_args_get(args, "uri"),
                              .db = m2d_args_get(args, "db"), .collection = m2d_args_get(args, "collection"),
                              .from_version = -1, .stop = stop_flag};
-  const char *mode = m2d_args_get(args, "mode");
-  if (strcmp(mode, "upsert") == 0) o.mode = M2D_PUBLISH_UPSERT;
-  else if (strcmp(mode, "replace") == 0) o.mode = M2D_PUBLISH_REPLACE;
-  else if (strcmp(mode, "insert") == 0) o.mode = M2D_PUBLISH_INSERT;
-  else {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--mode must be upsert, replace or insert");
-    return m2d_cli_fail(&err);
-  }
+  static const char *const modes[] = {"upsert", "replace", "insert", NULL};
+  static const m2d_publish_mode_t mode_values[] = {M2D_PUBLISH_UPSERT, M2D_PUBLISH_REPLACE, M2D_PUBLISH_INSERT};
+  int mode = 0;
   int64_t batch = 1000;
-  if (!m2d_args_int(args, "batch-size", 1, 100000, &batch, &err) ||
-      (m2d_args_flag(args, "from-version") && !m2d_args_int(args, "from-version", 0, INT64_MAX, &o.from_version, &err)))
+  if (!m2d_args_choice(args, "mode", modes, &mode, &err) ||
+      !m2d_args_int(args, "batch-size", 1, 100000, &batch, &err) ||
+      !m2d_args_int_if_given(args, "from-version", 0, INT64_MAX, &o.from_version, &err))
     return m2d_cli_fail(&err);
+  o.mode = mode_values[mode];
   o.batch_size = (int)batch;
   o.incremental = m2d_args_flag(args, "incremental");
   o.delete_missing = m2d_args_flag(args, "delete-missing");

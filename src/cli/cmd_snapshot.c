@@ -14,12 +14,10 @@
 #include <unistd.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"uri", "URI", "MongoDB connection string", NULL, true},
-    {"db", "DB", "database", NULL, true},
-    {"collection", "COLL", "collection (or --all-collections)", NULL, false},
-    {"table", "PATH", "the Delta table: a local path or an s3://, gs:// or az:// URL (created when missing)", NULL, false},
+    M2D_OPTS_COLLECTION("", "collection (or --all-collections)", false),
+    {"table", "PATH", "the Delta table: a local path or an " M2D_URL_FORMS " URL (created when missing)", NULL, false},
     {"all-collections", NULL, "every collection of the database, each into ROOT/<collection>", NULL, false},
-    {"table-root", "PATH", "with --all-collections: where the tables go (a folder or an s3://, gs:// or az:// URL)", NULL, false},
+    {"table-root", "PATH", "with --all-collections: where the tables go (a folder or an " M2D_URL_FORMS " URL)", NULL, false},
     {"workers", "N", "parallel readers, each with its own connection", "4", false},
     {"filter", "JSON", "only documents matching this query (Extended JSON)", NULL, false},
     {"projection", "JSON", "only these fields (Extended JSON projection)", NULL, false},
@@ -27,7 +25,7 @@ static const m2d_opt_spec_t opts[] = {
     M2D_OPT_TARGET_FILE_SIZE,
     {"partition-by", "FIELD", "partition a new table by this top-level field", "none", false},
     {"restart", NULL, "empty the table (in one commit) and load it again from the start", NULL, false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 /* Peak resident memory of this program, in MiB: VmHWM of /proc/self/status (getrusage's

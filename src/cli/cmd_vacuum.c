@@ -8,12 +8,12 @@
 #include <string.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"table", "PATH", "the Delta table: a local path or an s3://, gs:// or az:// URL", NULL, true},
+    M2D_OPT_TABLE(""),
     {"retain-hours", "H", "keep files unneeded for less than H hours", "the table's retention, 168", false},
     {"force", NULL, "allow --retain-hours below the table's retention (no one may read or write the table meanwhile)",
      NULL, false},
     {"dry-run", NULL, "print the files that would be deleted (stdout: path and bytes) and delete nothing", NULL, false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 static int run(const m2d_command_t *cmd, m2d_args_t *args) {
@@ -23,7 +23,7 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   m2d_vacuum_options_t o = {.table = m2d_args_get(args, "table"), .retain_hours = -1,
                             .force = m2d_args_flag(args, "force"), .dry_run = m2d_args_flag(args, "dry-run"),
                             .stop = stop_flag};
-  if (m2d_args_flag(args, "retain-hours") && !m2d_args_int(args, "retain-hours", 0, (int64_t)24 * 365 * 100, &o.retain_hours, &err))
+  if (!m2d_args_int_if_given(args, "retain-hours", 0, (int64_t)24 * 365 * 100, &o.retain_hours, &err))
     return m2d_cli_fail(&err);
   m2d_vacuum_summary_t s;
   bool ok = m2d_vacuum_run(&o, &s, &err);

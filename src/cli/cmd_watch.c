@@ -9,12 +9,10 @@
 #include <unistd.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"uri", "URI", "MongoDB connection string", NULL, true},
-    {"db", "DB", "database", NULL, true},
-    {"collection", "COLL", "collection to watch", NULL, true},
+    M2D_OPTS_COLLECTION("", "collection to watch", true),
     {"max-events", "N", "stop after N events", "0 (no limit)", false},
     {"timeout", "SECONDS", "stop after this many seconds without an event", "0 (never)", false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 static double now_s(void) {
@@ -27,9 +25,8 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   (void)cmd;
   m2d_error_t err = {0};
   int64_t max_events = 0, timeout = 0;
-  if (m2d_args_flag(args, "max-events") && !m2d_args_int(args, "max-events", 1, INT64_MAX, &max_events, &err))
-    return m2d_cli_fail(&err);
-  if (m2d_args_flag(args, "timeout") && !m2d_args_int(args, "timeout", 1, 86400 * 365, &timeout, &err))
+  if (!m2d_args_int_if_given(args, "max-events", 1, INT64_MAX, &max_events, &err) ||
+      !m2d_args_int_if_given(args, "timeout", 1, 86400 * 365, &timeout, &err))
     return m2d_cli_fail(&err);
 
   mongoc_client_t *client = m2d_mongo_client_new(m2d_args_get(args, "uri"), &err);

@@ -54,6 +54,17 @@ bool m2d_buf_append_byte(m2d_buf_t *b, uint8_t c, m2d_error_t *err) {
   return m2d_buf_append(b, &c, 1, err);
 }
 
+bool m2d_buf_append_varint(m2d_buf_t *b, uint64_t v, m2d_error_t *err) {
+  uint8_t out[10];
+  int n = 0;
+  while (v >= 0x80) {
+    out[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  out[n++] = (uint8_t)v;
+  return m2d_buf_append(b, out, (size_t)n, err);
+}
+
 bool m2d_buf_appendf(m2d_buf_t *b, m2d_error_t *err, const char *fmt, ...) {
   va_list ap, ap2;
   va_start(ap, fmt);

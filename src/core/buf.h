@@ -25,6 +25,9 @@ bool m2d_buf_append_str(m2d_buf_t *b, const char *s, m2d_error_t *err);
 bool m2d_buf_appendf(m2d_buf_t *b, m2d_error_t *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool m2d_buf_append_byte(m2d_buf_t *b, uint8_t c, m2d_error_t *err);
+/* Appends v as an unsigned LEB128 varint (7 bits a byte, low first), the form of Thrift's
+ * compact protocol and of Parquet's RLE run headers. */
+bool m2d_buf_append_varint(m2d_buf_t *b, uint64_t v, m2d_error_t *err);
 /* Appends a NUL without counting it in len, so data can be used as a C string. */
 bool m2d_buf_terminate(m2d_buf_t *b, m2d_error_t *err);
 /* Sets len to 0, keeps the storage. */

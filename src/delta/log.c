@@ -750,36 +750,6 @@ void delta_snapshot_free(delta_snapshot_t *s) {
   memset(s, 0, sizeof *s);
 }
 
-char *delta_unsupported_reader_features(const json_t *protocol) {
-  /* typeWidening is left out on purpose: files written before a widening hold the narrower
-   * type, and cat does not convert values yet */
-  static const char *supported[] = {"columnMapping", "deletionVectors", "timestampNtz", "vacuumProtocolCheck",
-                                    "domainMetadata", NULL};
-  json_int_t rv = json_integer_value(json_object_get(protocol, "minReaderVersion"));
-  if (rv > 3) {
-    char *m = malloc(64);
-    snprintf(m, 64, "reader version %lld", (long long)rv);
-    return m;
-  }
-  json_t *feats = json_object_get(protocol, "readerFeatures");
-  m2d_buf_t b;
-  m2d_buf_init(&b, 1 << 16);
-  size_t i;
-  json_t *f;
-  json_array_foreach(feats, i, f) {
-    const char *name = json_string_value(f);
-    bool ok = false;
-    for (int k = 0; supported[k] && name; k++) ok |= strcmp(supported[k], name) == 0;
-    if (!ok) m2d_buf_appendf(&b, NULL, "%s%s", b.len ? ", " : "", name ? name : "?");
-  }
-  if (!b.len) {
-    m2d_buf_free(&b);
-    return NULL;
-  }
-  m2d_buf_terminate(&b, NULL);
-  return (char *)m2d_buf_steal(&b, NULL);
-}
-
 json_t *delta_find_txn_commit(m2d_store_t *store, int64_t from, const char *app_id, int64_t txn_version,
                               m2d_error_t *err) {
   m2d_buf_t data;

@@ -35,9 +35,6 @@ json_t *delta_parse_actions(const char *name, const uint8_t *data, size_t len, m
 json_t *delta_find_txn_commit(m2d_store_t *store, int64_t from, const char *app_id, int64_t txn_version,
                               m2d_error_t *err);
 
-/* The reader features of the protocol that we cannot honour (NULL when none); caller frees. */
-char *delta_unsupported_reader_features(const json_t *protocol);
-
 /* The reconciliation key of an add/remove (PROTOCOL.md): its path as the log spells it and its
  * deletion vector's id, written to out. */
 void delta_file_key(const json_t *action, char *out, size_t n);

@@ -1,6 +1,7 @@
 #include "delta/scan.h"
 
 #include "delta/dv.h"
+#include "delta/features.h"
 #include "parquet/json_rows.h"
 #include "parquet/reader.h"
 
@@ -160,11 +161,8 @@ bool delta_scan_at(m2d_store_t *store, const delta_snapshot_t *snap, const char 
                    delta_row_at_fn fn, void *ud, m2d_error_t *err) {
   const char *mode_s = json_string_value(json_object_get(json_object_get(snap->metadata, "configuration"), "delta.columnMapping.mode"));
   cm_mode_t mode = !mode_s || strcmp(mode_s, "none") == 0 ? CM_NONE : strcmp(mode_s, "id") == 0 ? CM_ID : CM_NAME;
-  char *unsupported = delta_unsupported_reader_features(snap->protocol);
-  if (unsupported) {
-    m2d_error_set(err, M2D_ERR_FORMAT, 0, "%s: the table needs reader features mongo2delta does not support: %s", store->root,
-                  unsupported);
-    free(unsupported);
+  if (!delta_features_check(snap->protocol, DELTA_USE_READ, NULL, err)) {
+    m2d_error_prefix(err, "%s: ", store->root);
     return false;
   }
   json_t *schema = json_loads(json_string_value(json_object_get(snap->metadata, "schemaString")) ?: "", 0, NULL);

@@ -16,17 +16,6 @@ int pq_bit_width(uint32_t max) {
  * A run of 8 or more equal values becomes an RLE run; everything else goes into bit-packed
  * runs of whole groups of 8 (the last group of the data padded with zeros). */
 
-static bool put_varint(m2d_buf_t *out, uint64_t v, m2d_error_t *err) {
-  uint8_t b[10];
-  int n = 0;
-  while (v >= 0x80) {
-    b[n++] = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  b[n++] = (uint8_t)v;
-  return m2d_buf_append(out, b, (size_t)n, err);
-}
-
 /* Length of the run of values equal to v[i] starting at i (at least 1), up to max. */
 #define RUN_LENGTH(NAME, T)                                                                         \
   static inline size_t NAME(const T *v, size_t i, size_t n, size_t max) {                         \
@@ -56,7 +45,8 @@ RUN_LENGTH(run_i16, int16_t)
       if (run >= 8 || bw == 0) {                                                                    \
         uint32_t x = (uint32_t)v[i];                                                                \
         uint8_t le[4] = {(uint8_t)x, (uint8_t)(x >> 8), (uint8_t)(x >> 16), (uint8_t)(x >> 24)};     \
-        if (!put_varint(out, (uint64_t)run << 1, err) || !m2d_buf_append(out, le, vbytes, err))     \
+        if (!m2d_buf_append_varint(out, (uint64_t)run << 1, err) ||                                 \
+            !m2d_buf_append(out, le, vbytes, err))                                                  \
           return false;                                                                             \
         i += run;                                                                                   \
         continue;                                                                                   \
@@ -69,7 +59,7 @@ RUN_LENGTH(run_i16, int16_t)
         groups++;                                                                                   \
       }                                                                                             \
       if (i > n) i = n;                                                                             \
-      if (!put_varint(out, (uint64_t)groups << 1 | 1, err)) return false;                           \
+      if (!m2d_buf_append_varint(out, (uint64_t)groups << 1 | 1, err)) return false;                \
       size_t nbytes = groups * (size_t)bw; /* 8 values * bw bits / 8 */                             \
       if (!m2d_buf_reserve(out, nbytes, err)) return false;                                         \
       uint8_t *dst = out->data + out->len;                                                          \

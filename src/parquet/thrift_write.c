@@ -17,14 +17,7 @@ static void put_byte(tw_t *w, uint8_t b) {
 }
 
 void tw_varint(tw_t *w, uint64_t v) {
-  uint8_t b[10];
-  int n = 0;
-  while (v >= 0x80) {
-    b[n++] = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  b[n++] = (uint8_t)v;
-  put(w, b, (size_t)n);
+  if (!w->failed && !m2d_buf_append_varint(w->out, v, w->err)) w->failed = true;
 }
 
 static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }

@@ -33,7 +33,7 @@ typedef struct {
   bool resnapshot_on_history_lost; /* --on-history-lost resnapshot (else: fail with a clear error) */
   pq_codec_t codec;            /* data files of both tables (and the initial snapshot); zero: uncompressed */
   int level;                   /* codec level, 0: default */
-  uint64_t target_file_size;   /* the initial snapshot's and compaction's files (0: 128 MiB) */
+  uint64_t target_file_size;   /* the initial snapshot's files (0: 128 MiB); compaction cuts at optimize's 128 MiB */
   int max_batch_docs;          /* default 1000 */
   int max_latency_ms;          /* default 1000 */
   int stop_when_idle_s;        /* 0: run until stopped */

@@ -3,6 +3,7 @@
 #include "columnar/shred.h"
 #include "core/log.h"
 #include "delta/actions.h"
+#include "delta/features.h"
 #include "delta/log.h"
 #include "delta/stats.h"
 #include "delta/txn.h"
@@ -80,38 +81,15 @@ static bool has_commits(m2d_store_t *store, bool *yes, m2d_error_t *err) {
 
 /* Refuses tables whose writer protocol asks for what this writer does not do. */
 static bool check_writable(const json_t *protocol, const json_t *metadata, m2d_error_t *err) {
-  char *unsupported = delta_unsupported_reader_features(protocol);
-  if (unsupported) {
-    m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table uses reader features mongo2delta does not support: %s", unsupported);
-    free(unsupported);
-    return false;
-  }
   int wv = (int)json_integer_value(json_object_get(protocol, "minWriterVersion"));
-  static const char *const ok_features[] = {"appendOnly", "invariants", "checkConstraints", "changeDataFeed",
-                                            "generatedColumns", "deletionVectors", "domainMetadata",
-                                            "vacuumProtocolCheck", "timestampNtz", NULL};
   if (wv == 5 || wv == 6) {
     return m2d_error_set(err, M2D_ERR_FORMAT, 0,
                          "the table needs writer version %d (column mapping%s); mongo2delta does not write such "
                          "tables yet: write to a new table",
                          wv, wv == 6 ? ", identity columns" : "");
   }
-  if (wv >= 7) {
-    size_t i;
-    json_t *f;
-    json_array_foreach(json_object_get(protocol, "writerFeatures"), i, f) {
-      const char *name = json_string_value(f);
-      bool known = false;
-      for (int k = 0; ok_features[k] && name; k++) known |= strcmp(ok_features[k], name) == 0;
-      if (!known)
-        return m2d_error_set(err, M2D_ERR_FORMAT, 0,
-                             "the table uses the writer feature '%s', which mongo2delta does not support: write "
-                             "to a new table",
-                             name ? name : "?");
-    }
-  } else if (wv > 7 || wv < 1) {
-    return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table has an unknown writer version %d", wv);
-  }
+  if (wv < 1) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table has an unknown writer version %d", wv);
+  if (!delta_features_check(protocol, DELTA_USE_WRITE, ": write to a new table", err)) return false;
   /* features we accept only while the table does not use them */
   const char *schema = json_string_value(json_object_get(metadata, "schemaString"));
   static const char *const uses[][2] = {{"delta.invariants", "column invariants"},
@@ -778,10 +756,7 @@ static void add_name(json_t *array, const char *name) {
 }
 
 bool m2d_table_writer_has_feature(const m2d_table_writer_t *w, const char *feature) {
-  if (!w->protocol) return false;
-  int wv = (int)json_integer_value(json_object_get(w->protocol, "minWriterVersion"));
-  if (wv >= 7) return has_name(json_object_get(w->protocol, "writerFeatures"), feature);
-  return strcmp(feature, "changeDataFeed") == 0 && wv >= 4;
+  return w->protocol && delta_protocol_has_feature(w->protocol, feature, false);
 }
 
 void m2d_table_writer_enable_feature(m2d_table_writer_t *w, const char *feature, bool reader, const char *config_key) {
@@ -804,27 +779,17 @@ static json_t *protocol_action(const m2d_table_writer_t *w) {
     int rv = (int)json_integer_value(json_object_get(p, "minReaderVersion"));
     int wv = (int)json_integer_value(json_object_get(p, "minWriterVersion"));
     bool reader = json_is_true(json_object_get(f, "reader"));
-    bool have_w = wv >= 7 ? has_name(json_object_get(p, "writerFeatures"), name) : strcmp(name, "changeDataFeed") == 0 && wv >= 4;
-    bool have_r = !reader || (rv >= 3 && has_name(json_object_get(p, "readerFeatures"), name));
-    if (have_w && have_r) continue;
+    if (delta_protocol_has_feature(p, name, reader)) continue;
     changed = true;
-    if (wv < 7) {
-      static const char *const legacy[] = {"appendOnly", "invariants", "checkConstraints", "changeDataFeed",
-                                           "generatedColumns", "columnMapping", "identityColumns"};
-      static const int since[] = {2, 2, 3, 4, 4, 5, 6};
-      json_t *wf = json_array();
-      for (int i = 0; i < 7; i++)
-        if (wv >= since[i]) json_array_append_new(wf, json_string(legacy[i]));
-      json_object_set_new(p, "writerFeatures", wf);
-      json_object_set_new(p, "minWriterVersion", json_integer(7));
+    if (wv < DELTA_MAX_WRITER_VERSION) {
+      json_object_set_new(p, "writerFeatures", delta_features_implied(wv, false));
+      json_object_set_new(p, "minWriterVersion", json_integer(DELTA_MAX_WRITER_VERSION));
     }
     add_name(json_object_get(p, "writerFeatures"), name);
     if (reader) {
-      if (rv < 3) {
-        json_t *rf = json_array();
-        if (rv >= 2) json_array_append_new(rf, json_string("columnMapping"));
-        json_object_set_new(p, "readerFeatures", rf);
-        json_object_set_new(p, "minReaderVersion", json_integer(3));
+      if (rv < DELTA_MAX_READER_VERSION) {
+        json_object_set_new(p, "readerFeatures", delta_features_implied(rv, true));
+        json_object_set_new(p, "minReaderVersion", json_integer(DELTA_MAX_READER_VERSION));
       }
       add_name(json_object_get(p, "readerFeatures"), name);
     }

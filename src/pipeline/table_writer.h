@@ -16,8 +16,8 @@
 #include <jansson.h>
 
 typedef struct {
-  const char *table;          /* local path or file:// URL */
-  pq_codec_t codec;           /* default snappy */
+  const char *table;          /* a local path or a store URL (storage/store.h) */
+  pq_codec_t codec;           /* zero: uncompressed (the commands' snappy default is cli/args.c's) */
   int level;                  /* codec level, 0: default */
   uint64_t target_file_size;  /* bytes of Parquet per file, default 128 MiB */
   const char *partition_by;   /* a top-level field, or NULL (an existing table keeps its own) */

@@ -3,6 +3,7 @@
 #include "core/log.h"
 #include "delta/actions.h"
 #include "delta/dv.h"
+#include "delta/features.h"
 #include "delta/log.h"
 #include "delta/txn.h"
 #include "storage/store.h"
@@ -147,36 +148,11 @@ static bool walk(vac_t *v, const char *dir, int depth, m2d_error_t *err) {
 /* PROTOCOL.md "VACUUM Protocol Check": the writer protocol is checked too. Features that put
  * files where this vacuum would not know them are refused, as are unknown ones. */
 static bool check_protocol(const json_t *protocol, bool *can_commit, m2d_error_t *err) {
-  char *unsupported = delta_unsupported_reader_features(protocol);
-  if (unsupported) {
-    m2d_error_set(err, M2D_ERR_FORMAT, 0,
-                  "the table uses reader features mongo2delta does not support (%s); it cannot tell which files "
-                  "the table needs, so it does not vacuum it",
-                  unsupported);
-    free(unsupported);
+  if (!delta_features_check(protocol, DELTA_USE_VACUUM,
+                            "; files the table needs might look unreferenced, so it is not vacuumed", err))
     return false;
-  }
-  static const char *const known[] = {"appendOnly", "invariants", "checkConstraints", "changeDataFeed",
-                                      "generatedColumns", "columnMapping", "identityColumns", "deletionVectors",
-                                      "domainMetadata", "vacuumProtocolCheck", "timestampNtz", "rowTracking",
-                                      "clustering", "inCommitTimestamp", NULL};
-  *can_commit = true;
-  int wv = (int)json_integer_value(json_object_get(protocol, "minWriterVersion"));
-  if (wv > 7) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table has an unknown writer version %d; not vacuumed", wv);
-  size_t i;
-  json_t *f;
-  json_array_foreach(json_object_get(protocol, "writerFeatures"), i, f) {
-    const char *name = json_string_value(f);
-    bool ok = false;
-    for (int k = 0; known[k] && name; k++) ok |= strcmp(known[k], name) == 0;
-    if (!ok)
-      return m2d_error_set(err, M2D_ERR_FORMAT, 0,
-                           "the table uses the writer feature '%s', which mongo2delta does not know; files it "
-                           "needs might look unreferenced, so it does not vacuum the table",
-                           name ? name : "?");
-    /* its commits must carry an in-commit timestamp, which ours do not */
-    if (name && strcmp(name, "inCommitTimestamp") == 0) *can_commit = false;
-  }
+  /* its commits must carry an in-commit timestamp, which ours do not */
+  *can_commit = !delta_protocol_has_feature(protocol, "inCommitTimestamp", false);
   return true;
 }
 

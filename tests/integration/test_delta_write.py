@@ -255,3 +255,38 @@ def test_partition_by_a_document_is_refused(tmp_path):
     p = run_m2d("load", "--input", src, "--table", tmp_path / "t", "--partition-by", "sub")
     assert p.returncode == 2 and "cannot partition by 'sub'" in p.stderr
     assert not (tmp_path / "t" / "_delta_log").exists() or not list((tmp_path / "t" / "_delta_log").glob("*.json"))
+
+
+def test_tables_with_features_the_writer_does_not_keep_are_refused(tmp_path):
+    """A table another writer upgraded to a feature mongo2delta does not keep up (row tracking,
+    column mapping, Spark's v2 checkpoints) or to a writer version beyond 7: load refuses it,
+    naming the feature, and commits nothing; a table with only features it keeps (change data
+    feed, domain metadata) takes the rows."""
+    src = tmp_path / "d.json"
+    write_json(src, [{"_id": 1, "n": 1}])
+    more = tmp_path / "more.json"
+    write_json(more, [{"_id": 2, "n": 2}])
+    cases = {
+        "rows": ({"minReaderVersion": 1, "minWriterVersion": 7, "writerFeatures": ["appendOnly", "rowTracking"]},
+                 "'rowTracking'"),
+        "cm": ({"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["columnMapping"],
+                "writerFeatures": ["columnMapping"]}, "'columnMapping'"),
+        "v2": ({"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["v2Checkpoint"],
+                "writerFeatures": ["v2Checkpoint"]}, "v2Checkpoint"),
+        "v8": ({"minReaderVersion": 1, "minWriterVersion": 8}, "writer version 8"),
+        "kept": ({"minReaderVersion": 1, "minWriterVersion": 7,
+                  "writerFeatures": ["appendOnly", "invariants", "changeDataFeed", "domainMetadata"]}, None),
+    }
+    for name, (protocol, feature) in cases.items():
+        table = tmp_path / name
+        run_m2d("load", "--input", src, "--table", table, check=True)
+        log = table / "_delta_log"
+        (log / f"{1:020d}.json").write_text(json.dumps({"protocol": protocol}) + "\n")
+        p = run_m2d("load", "--input", more, "--table", table)
+        if feature:
+            assert p.returncode == 1, (name, p.stderr)
+            assert feature in p.stderr and "write to a new table" in p.stderr, p.stderr
+            assert sorted(f.name for f in log.glob("*.json")) == [f"{0:020d}.json", f"{1:020d}.json"]
+        else:
+            assert p.returncode == 0, p.stderr
+            assert sorted(r["_id"] for r in DeltaTable(str(table)).to_pyarrow_table().to_pylist()) == [1, 2]

@@ -164,3 +164,44 @@ def z85(s):
             n = n * 85 + alphabet.index(c)
         out += n.to_bytes(4, "big")
     return out
+
+
+def add_protocol(table, protocol):
+    """Commits a protocol upgrade to the table, as another writer (Spark, Databricks) would."""
+    v = latest_version(table) + 1
+    (table / "_delta_log" / f"{v:020d}.json").write_text(
+        json.dumps({"commitInfo": {"timestamp": int(time.time() * 1000), "operation": "UPGRADE PROTOCOL"}}) + "\n"
+        + json.dumps({"protocol": protocol}) + "\n")
+    return v
+
+
+def test_tables_with_features_vacuum_does_not_know_are_left_alone(tmp_path):
+    """PROTOCOL.md's VACUUM Protocol Check: a writer feature vacuum does not know (its files could
+    look unreferenced), a reader feature it cannot read, or a writer version beyond 7 refuses the
+    table, naming what it is; nothing is deleted and nothing committed. A feature whose files vacuum
+    does know (row tracking) does not stop it."""
+    refused = {
+        "future": {"minReaderVersion": 1, "minWriterVersion": 7, "writerFeatures": ["appendOnly", "futureFeature"]},
+        "v8": {"minReaderVersion": 1, "minWriterVersion": 8},
+        "v2": {"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["v2Checkpoint"],
+               "writerFeatures": ["v2Checkpoint"]},
+    }
+    named = {"future": "'futureFeature'", "v8": "writer version 8", "v2": "v2Checkpoint"}
+    inputs = write_inputs(tmp_path / "in", files=2, docs=5)
+    for name, protocol in [*refused.items(), ("rows", {"minReaderVersion": 1, "minWriterVersion": 7,
+                                                        "writerFeatures": ["appendOnly", "rowTracking"]})]:
+        table = tmp_path / name
+        run_m2d("load", "--input", inputs, "--table", table, check=True)
+        v = add_protocol(table, protocol)
+        stray = table / "part-00000-stray.c000.snappy.parquet"
+        stray.write_bytes(b"x" * 10)
+        age(stray, 30)
+        files = all_files(table)
+        p = vacuum(table, "--retain-hours", 0, "--force")
+        if name in refused:
+            assert p.returncode == 1, (name, p.stderr)
+            assert named[name] in p.stderr and "not vacuumed" in p.stderr, p.stderr
+            assert all_files(table) == files and latest_version(table) == v
+        else:
+            assert p.returncode == 0, p.stderr
+            assert not stray.exists() and latest_version(table) == v + 2

@@ -32,6 +32,24 @@ TEST(buf_steal_hands_over_the_storage) {
   free(p);
 }
 
+TEST(buf_varint_is_leb128) {
+  m2d_buf_t b;
+  m2d_buf_init(&b, 64);
+  CHECK(m2d_buf_append_varint(&b, 0, NULL) && m2d_buf_append_varint(&b, 127, NULL) &&
+        m2d_buf_append_varint(&b, 128, NULL) && m2d_buf_append_varint(&b, 300, NULL) &&
+        m2d_buf_append_varint(&b, UINT64_MAX, NULL));
+  static const uint8_t want[] = {0x00, 0x7f, 0x80, 0x01, 0xac, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                 0xff, 0xff, 0xff, 0xff, 0x01};
+  bool same = b.len == sizeof want && memcmp(b.data, want, sizeof want) == 0;
+  m2d_buf_free(&b);
+  CHECK(same);
+  m2d_buf_init(&b, 3); /* the cap holds: a varint that does not fit is an error */
+  m2d_error_t err = {0};
+  bool fits = m2d_buf_append_varint(&b, UINT64_MAX, &err);
+  m2d_buf_free(&b);
+  CHECK(!fits && err.domain == M2D_ERR_LIMIT);
+}
+
 TEST(error_prefix_keeps_the_original_message) {
   m2d_error_t err;
   CHECK(!m2d_error_set(&err, M2D_ERR_USAGE, 0, "bad value %d", 7));
