@@ -19,6 +19,8 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
   else m2d_debug("kafka: %s (%s)", reason, rd_kafka_err2name((rd_kafka_resp_err_t)code));
 }
 
+bool m2d_kafka_cooperative(void) { return rd_kafka_version() >= 0x020300ff; }
+
 rd_kafka_t *m2d_kafka_consumer_new(const m2d_kafka_consumer_options_t *o, m2d_error_t *err) {
   char errstr[512], session[32], heartbeat[32];
   int st = o->session_timeout_ms > 0 ? o->session_timeout_ms : 10000;
@@ -28,7 +30,7 @@ rd_kafka_t *m2d_kafka_consumer_new(const m2d_kafka_consumer_options_t *o, m2d_er
   const char *kv[][2] = {
       {"bootstrap.servers", o->brokers},
       {"group.id", o->group},
-      {"partition.assignment.strategy", "cooperative-sticky"},
+      {"partition.assignment.strategy", m2d_kafka_cooperative() ? "cooperative-sticky" : "range"},
       {"isolation.level", "read_committed"},
       {"enable.auto.commit", "false"},
       {"enable.auto.offset.store", "false"},

@@ -1,6 +1,10 @@
 /* A Kafka consumer in a consumer group (librdkafka's high-level consumer), configured for
  * exactly-once ingestion into Delta:
- *   - the cooperative-sticky assignor (a rebalance moves only the partitions that change hands),
+ *   - the cooperative-sticky assignor (a rebalance moves only the partitions that change hands)
+ *     with librdkafka 2.3 or later; before 2.3 the range assignor (eager: a rebalance revokes
+ *     every partition), since librdkafka up to 2.2 aborts in the cooperative-sticky assignor
+ *     when a consumer is destroyed before its first assignment (librdkafka issue 4312; Debian 12
+ *     ships 2.0.2),
  *   - read_committed (records of aborted or open transactions are never seen),
  *   - no automatic offset commits: positions are kept in the Delta table, the group's committed
  *     offsets are written after each Delta commit for monitoring only.
@@ -23,6 +27,10 @@ typedef struct {
 } m2d_kafka_consumer_options_t;
 
 rd_kafka_t *m2d_kafka_consumer_new(const m2d_kafka_consumer_options_t *o, m2d_error_t *err);
+
+/* Whether consumers use the cooperative-sticky assignor (the linked librdkafka is 2.3 or later):
+ * rebalance callbacks then assign and revoke incrementally. */
+bool m2d_kafka_cooperative(void);
 
 /* Subscribes to the topics (n of them), or to the topics matching the POSIX extended regular
  * expression pattern when it is not NULL. */

@@ -323,7 +323,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code, rd_kafka_topi
       }
       return; /* assign nothing: the run stops */
     }
-    re = rd_kafka_incremental_assign(rk, parts);
+    if (m2d_kafka_cooperative()) re = rd_kafka_incremental_assign(rk, parts);
+    else {
+      rd_kafka_resp_err_t r = rd_kafka_assign(rk, parts);
+      if (r) m2d_kafka_resp_error(&e, r, "taking the assignment"), fail_in_callback(k, &e);
+    }
     k->last_activity = now_s(); /* idle counts from here: the partitions may have records waiting */
   } else if (code == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
     k->sum->rebalances++;
@@ -347,7 +351,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code, rd_kafka_topi
       clear_batch(k);
       if (!seek_to_tables(k, &e)) fail_in_callback(k, &e);
     }
-    re = rd_kafka_incremental_unassign(rk, parts);
+    if (m2d_kafka_cooperative()) re = rd_kafka_incremental_unassign(rk, parts);
+    else rd_kafka_assign(rk, NULL); /* eager: every partition goes */
   } else {
     m2d_warn("kafka: rebalance failed: %s", rd_kafka_err2str(code));
     clear_batch(k);

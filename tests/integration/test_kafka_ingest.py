@@ -47,6 +47,14 @@ def finish(proc, timeout=600):
     return err
 
 
+def drain_produce(mongo, db, brokers, prefix):
+    """kafka-produce once more until the stream is quiet: what happened after a SIGTERM'd run read
+    its last event goes to the topic too (a resumed run, exactly once)."""
+    p = run_m2d("kafka-produce", "--uri", mongo.uri, "--db", db, "--collection", "c", "--brokers", brokers,
+                "--topic-prefix", prefix, "--stop-when-idle", "4", check=True, timeout=300)
+    assert "resum" in p.stderr, p.stderr[-2000:]
+
+
 def changelog(log):
     cols = ["_op", "_id", "_kafka_topic", "_kafka_partition", "_kafka_offset"]
     rows = DeltaTable(str(log)).to_pyarrow_table(columns=cols).to_pylist()
@@ -192,6 +200,7 @@ def kill_rounds(kafka, mongo, mongo_db, tmp_path, spark, kills, partitions, whic
     time.sleep(2)
     produce.send_signal(signal.SIGTERM)
     finish(produce)
+    drain_produce(mongo, mongo_db.name, kafka.bootstrap, prefix)
     # the produce side is done: let ingest drain the topic, then stop it
     ingest.send_signal(signal.SIGTERM)
     finish(ingest)
@@ -232,6 +241,7 @@ def test_three_instances_in_a_group_with_a_kill_and_a_join(kafka, mongo, mongo_d
     time.sleep(2)
     produce.send_signal(signal.SIGTERM)
     finish(produce)
+    drain_produce(mongo, mongo_db.name, kafka.bootstrap, prefix)
     time.sleep(15)  # let the group drain the topic
     errs = []
     for p in (group[0], group[2], group[3]):
@@ -270,6 +280,7 @@ def test_a_broker_restart_under_both_commands(mongo, mongo_db, tmp_path, spark):
         time.sleep(3)
         produce.send_signal(signal.SIGTERM)
         finish(produce, timeout=600)
+        drain_produce(mongo, mongo_db.name, server.bootstrap, prefix)
         time.sleep(8)
         ingest.send_signal(signal.SIGTERM)
         err = finish(ingest)
