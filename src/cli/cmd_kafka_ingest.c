@@ -25,7 +25,7 @@ static const m2d_opt_spec_t opts[] = {
     {"startup", "WHERE", "where a partition the tables hold nothing of starts: earliest or latest", "earliest", false},
     {"session-timeout", "MS", "how long the group waits for a silent instance before moving its partitions", "10000",
      false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 static int usage(const char *msg) {

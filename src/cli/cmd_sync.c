@@ -19,7 +19,7 @@ static const m2d_opt_spec_t opts[] = {
      "longer has the stream's position",
      "fail", false},
     {"workers", "N", "parallel readers of the initial snapshot", "4", false},
-    {NULL, NULL, NULL, NULL, false},
+    M2D_OPT_END,
 };
 
 static int run(const m2d_command_t *cmd, m2d_args_t *args) {

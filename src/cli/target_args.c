@@ -18,20 +18,19 @@ bool m2d_args_table_target(const m2d_args_t *a, m2d_table_target_args_t *t, m2d_
   } else {
     return m2d_error_set(err, M2D_ERR_USAGE, 0, "--mode must be mirror, changelog or both");
   }
-  const char *merge = m2d_args_get(a, "merge-strategy"), *del = m2d_args_get(a, "delete");
-  if (strcmp(merge, "deletion-vectors") && strcmp(merge, "rewrite"))
-    return m2d_error_set(err, M2D_ERR_USAGE, 0, "--merge-strategy must be deletion-vectors or rewrite");
-  if (strcmp(del, "hard") && strcmp(del, "soft"))
-    return m2d_error_set(err, M2D_ERR_USAGE, 0, "--delete must be hard or soft");
-  t->rewrite = strcmp(merge, "rewrite") == 0;
-  t->soft_delete = strcmp(del, "soft") == 0;
+  static const char *const merges[] = {"deletion-vectors", "rewrite", NULL}, *const deletes[] = {"hard", "soft", NULL};
+  int merge = 0, del = 0;
+  if (!m2d_args_choice(a, "merge-strategy", merges, &merge, err) || !m2d_args_choice(a, "delete", deletes, &del, err))
+    return false;
+  t->rewrite = merge == 1;
+  t->soft_delete = del == 1;
   t->change_data_feed = m2d_args_flag(a, "change-data-feed");
   int64_t batch = 1000, latency = 1000, idle = 0, compact = 50, mport = -1;
   if (!m2d_args_int(a, "max-batch-docs", 1, 1000000, &batch, err) ||
       !m2d_args_int(a, "max-latency", 1, 3600000, &latency, err) ||
-      (m2d_args_flag(a, "stop-when-idle") && !m2d_args_int(a, "stop-when-idle", 1, 86400 * 365, &idle, err)) ||
+      !m2d_args_int_if_given(a, "stop-when-idle", 1, 86400 * 365, &idle, err) ||
       !m2d_args_int(a, "compact-every", 0, 1000000000, &compact, err) ||
-      (m2d_args_flag(a, "metrics-port") && !m2d_args_int(a, "metrics-port", 0, 65535, &mport, err)))
+      !m2d_args_int_if_given(a, "metrics-port", 0, 65535, &mport, err))
     return false;
   t->max_batch = (int)batch;
   t->max_latency_ms = (int)latency;

@@ -7,7 +7,7 @@
 #include "cli/args.h"
 
 #define M2D_OPTS_TABLE_TARGET                                                                                         \
-  {"table", "PATH", "the mirror table (mirror and both modes), or the change log (changelog mode): a local path or an s3://, gs:// or az:// URL", NULL, true}, \
+  {"table", "PATH", "the mirror table (mirror and both modes), or the change log (changelog mode): a local path or an " M2D_URL_FORMS " URL", NULL, true}, \
   M2D_OPTS_COMPRESSION, M2D_OPT_TARGET_FILE_SIZE,                                                                      \
   {"mode", "MODE", "mirror (the table equals the collection), changelog (one row per event) or both", "mirror", false}, \
   {"changelog-table", "PATH", "with --mode both: the change-log table", NULL, false},                                  \
