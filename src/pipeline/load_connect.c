@@ -65,6 +65,9 @@ typedef struct {
   int64_t batch_end;             /* the batch's position for it (-1: nothing of it in the batch) */
   int64_t gap_warned;            /* the offset of the last gap warned about (-1: none) */
   bool held;                     /* waiting at a gap in this round (--watch) */
+  char *read_name;               /* the last file read, its size/time and lines: a later listing */
+  char read_shape[64];           /* that finds it unchanged need not read it again */
+  int64_t read_lines;
 } cpart_t;
 
 typedef struct {
@@ -86,7 +89,6 @@ typedef struct {
   int nev, capev;
   json_t *batch_files; /* the files of the batch, for commitInfo */
   FILE *rejects;
-  json_t *known;       /* url -> "size/mtime" of files read, and their line count */
   bool other_formats_warned;
 } lc_t;
 
@@ -378,10 +380,14 @@ static bool flush(lc_t *k, m2d_error_t *err) {
   if (ok && k->log) ok = commit_changelog(k, err);
   if (ok && k->mirror) ok = commit_mirror(k, err);
   if (ok) {
-    m2d_info("%d file(s), %d record(s) committed: %s%lld%s%s%lld", nfiles, nev, k->mirror ? "mirror version " : "",
-             k->mirror ? (long long)m2d_table_writer_version(m2d_mirror_writer(k->mirror)) : 0LL,
-             k->mirror && k->log ? ", " : "", k->log ? "change log version " : "",
-             k->log ? (long long)m2d_table_writer_version(k->log) : 0LL);
+    char versions[128] = "";
+    if (k->mirror)
+      snprintf(versions, sizeof versions, "mirror version %lld",
+               (long long)m2d_table_writer_version(m2d_mirror_writer(k->mirror)));
+    if (k->log)
+      snprintf(versions + strlen(versions), sizeof versions - strlen(versions), "%schange log version %lld",
+               k->mirror ? ", " : "", (long long)m2d_table_writer_version(k->log));
+    m2d_info("%d file(s), %d record(s) committed: %s", nfiles, nev, versions);
   }
   clear_batch(k);
   return ok;
@@ -539,12 +545,11 @@ static void shape_of(const cfile_t *f, char *out, size_t n) {
 }
 
 /* Lines of a file read before with the same size and time, or -1. */
-static int64_t known_lines(lc_t *k, const cfile_t *f, const char *url) {
-  json_t *v = json_object_get(k->known, url);
+static int64_t known_lines(const cpart_t *p, const cfile_t *f) {
   char shape[64];
   shape_of(f, shape, sizeof shape);
-  if (!v || strcmp(json_string_value(json_array_get(v, 0)) ?: "", shape)) return -1;
-  return json_integer_value(json_array_get(v, 1));
+  if (!p->read_name || strcmp(p->read_name, f->name) || strcmp(p->read_shape, shape)) return -1;
+  return p->read_lines;
 }
 
 static void set_last(cpart_t *p, const char *name) {
@@ -576,7 +581,7 @@ static bool take_partition(lc_t *k, cpart_t *p, const cfile_t *v, size_t n, int 
     /* below the position: the next file starts where this one's records are all taken */
     bool done = pos >= 0 && i + 1 < n && v[i + 1].start <= pos;
     if (!done && pos >= 0 && f->start < pos) {
-      int64_t lines = known_lines(k, f, url);
+      int64_t lines = known_lines(p, f);
       done = lines >= 0 && f->start + lines <= pos;
     }
     if (done) {
@@ -622,9 +627,10 @@ static bool take_partition(lc_t *k, cpart_t *p, const cfile_t *v, size_t n, int 
       *err = why;
       return false;
     }
-    char shape[64];
-    shape_of(f, shape, sizeof shape);
-    json_object_set_new(k->known, url, json_pack("[sI]", shape, (json_int_t)lines));
+    free(p->read_name);
+    p->read_name = strdup(f->name); /* NULL (out of memory) only means reading it again */
+    shape_of(f, p->read_shape, sizeof p->read_shape);
+    p->read_lines = lines;
     if (took) {
       k->sum->files_taken++;
       (*taken)++;
@@ -671,7 +677,7 @@ static bool round_(lc_t *k, int64_t round, int *taken, bool *limited, m2d_error_
 
 bool m2d_load_connect_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, m2d_error_t *err) {
   memset(sum, 0, sizeof *sum);
-  lc_t k = {.o = o, .sum = sum, .batch_files = json_array(), .known = json_object()};
+  lc_t k = {.o = o, .sum = sum, .batch_files = json_array()};
   bool ok = (k.inputs = calloc((size_t)o->ninputs + 1, sizeof *k.inputs)) != NULL ||
             m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
   for (int i = 0; ok && i < o->ninputs; i++) {
@@ -731,7 +737,7 @@ bool m2d_load_connect_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, 
   free(k.ev);
   free(k.evpart);
   free(k.evoff);
-  for (int i = 0; i < k.nparts; i++) free(k.parts[i].dir), free(k.parts[i].last_name);
+  for (int i = 0; i < k.nparts; i++) free(k.parts[i].dir), free(k.parts[i].last_name), free(k.parts[i].read_name);
   free(k.parts);
   for (int i = 0; k.inputs && i < o->ninputs; i++) m2d_store_destroy(k.inputs[i].st);
   free(k.inputs);
@@ -739,6 +745,5 @@ bool m2d_load_connect_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, 
   m2d_table_writer_destroy(k.log);
   if (k.rejects) fclose(k.rejects);
   json_decref(k.batch_files);
-  json_decref(k.known);
   return ok;
 }
