@@ -52,7 +52,8 @@ static const m2d_opt_spec_t opts[] = {
      "be a missing file",
      NULL, false},
     {"max-batch-docs", "N",
-     "with --format kafka-connect-json: records per commit at most (whole files: a larger file is a commit of its own)",
+     "with --format kafka-connect-json: a commit is made once the files taken hold N records (whole files: a commit "
+     "holds at most N records plus one file's)",
      "10000", false},
     {"source-name", "NAME",
      "with --format kafka-connect-json: named in the tables' positions (appId mongo2delta-load-kafka:NAME:<topic>:"

@@ -262,7 +262,8 @@ def test_sink_files_in_s3_of_a_transactional_topic(stream, s3_bucket, tmp_path):
     c.put_object(Bucket=s3_bucket.name, Key="sink/README.txt", Body=b"not a sink file")
     env = s3_bucket.env
     table = s3_bucket.url("lake/orders")
-    args = ["--input", s3_bucket.url("sink/topics/"), "--table", table, "--merge-strategy", "rewrite"]
+    args = ["--input", s3_bucket.url("sink/topics/"), "--table", table, "--merge-strategy", "rewrite",
+            "--max-batch-docs", "100"]
     strict = run_m2d("load", "--format", "kafka-connect-json", *args, env=env, timeout=300)
     assert strict.returncode == 1 and "are in no file" in strict.stderr and "--allow-offset-gaps" in strict.stderr, \
         strict.stderr[-2000:]
@@ -271,6 +272,9 @@ def test_sink_files_in_s3_of_a_transactional_topic(stream, s3_bucket, tmp_path):
     # the files before each partition's first hole, then the rest
     taken = [int(re.search(r"; (\d+) records of 3 partition\(s\)", q.stderr).group(1)) for q in (strict, p)]
     assert taken[0] > 0 and sum(taken) == sum(len(f.records) for fs in files.values() for f in fs), taken
+    # a commit once the files taken hold 100 records
+    commits = int(re.search(r"; (\d+) commit\(s\)", p.stderr).group(1))
+    assert taken[1] // (100 + 9) <= commits <= taken[1] // 100 + 1, (commits, taken)
     check_table(table_rows(delta_rs(s3_bucket, table).to_pyarrow_table()), stream.docs)
     last = {}
     for _, a in log_actions(s3_bucket, "lake/orders"):
@@ -279,6 +283,30 @@ def test_sink_files_in_s3_of_a_transactional_topic(stream, s3_bucket, tmp_path):
     assert last == {f"mongo2delta-load-kafka:{topic}:{q}": end(fs) for q, fs in files.items()}
     p = run_m2d("load", "--format", "kafka-connect-json", *args, "--allow-offset-gaps", env=env, timeout=300)
     assert p.returncode == 0 and "0 file(s) loaded" in p.stderr and "0 records" in p.stderr, p.stderr[-2000:]
+
+
+@pytest.mark.parametrize("fault", ["put_if_absent:2:crash-after", "put_if_absent:4:crash-after",
+                                   "put_if_absent:3:crash-before", "create:5:crash-before"])
+def test_killed_mid_load_and_run_again(stream, tmp_path, fault):
+    """SIGKILL at a commit (the change log's is made first: crash-after kills between it and the
+    mirror's) or while data files are written; the same command run again gives the exact tables."""
+    topic = stream.plain_topic
+    files = sink_files(stream.plain_records, topic, 8)
+    every = [f for fs in files.values() for f in fs]
+    sink, mirror, log = tmp_path / "sink", tmp_path / "mirror", tmp_path / "log"
+    write(sink, every)
+    args = ["--input", sink, "--table", mirror, "--mode", "both", "--changelog-table", log, "--merge-strategy",
+            "rewrite", "--max-batch-docs", "60"]
+    p = run_m2d("load", "--format", "kafka-connect-json", *args, env={"MONGO2DELTA_FAULT": fault}, timeout=300)
+    assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr[-2000:])
+    if fault.endswith("crash-after"):  # the change log holds a batch the mirror does not
+        assert DeltaTable(str(log)).version() == DeltaTable(str(mirror)).version() + 1
+        assert positions(log, topic) != positions(mirror, topic)
+    p = load(*args)
+    assert "0 rejected" in p.stderr, p.stderr[-2000:]
+    check_changelog(log, every, topic)
+    check_table(table_rows(DeltaTable(str(mirror)).to_pyarrow_table()), stream.docs)
+    assert positions(mirror, topic) == positions(log, topic) == {q: end(fs) for q, fs in files.items()}
 
 
 def test_a_bad_line_fails_its_file_or_goes_to_the_rejects(stream, tmp_path):
