@@ -4,8 +4,7 @@
 
 #include <string.h>
 
-bool m2d_args_table_target(const m2d_args_t *a, m2d_table_target_args_t *t, m2d_error_t *err) {
-  memset(t, 0, sizeof *t);
+bool m2d_args_table_modes(const m2d_args_t *a, m2d_table_target_args_t *t, m2d_error_t *err) {
   const char *mode = m2d_args_get(a, "mode");
   if (strcmp(mode, "mirror") == 0) t->mirror = true, t->table = m2d_args_get(a, "table");
   else if (strcmp(mode, "changelog") == 0) t->changelog = true, t->changelog_table = m2d_args_get(a, "table");
@@ -25,6 +24,12 @@ bool m2d_args_table_target(const m2d_args_t *a, m2d_table_target_args_t *t, m2d_
   t->rewrite = merge == 1;
   t->soft_delete = del == 1;
   t->change_data_feed = m2d_args_flag(a, "change-data-feed");
+  return true;
+}
+
+bool m2d_args_table_target(const m2d_args_t *a, m2d_table_target_args_t *t, m2d_error_t *err) {
+  memset(t, 0, sizeof *t);
+  if (!m2d_args_table_modes(a, t, err)) return false;
   int64_t batch = 1000, latency = 1000, idle = 0, compact = 50, mport = -1;
   if (!m2d_args_int(a, "max-batch-docs", 1, 1000000, &batch, err) ||
       !m2d_args_int(a, "max-latency", 1, 3600000, &latency, err) ||

@@ -6,9 +6,9 @@
 
 #include "cli/args.h"
 
-#define M2D_OPTS_TABLE_TARGET                                                                                         \
-  {"table", "PATH", "the mirror table (mirror and both modes), or the change log (changelog mode): a local path or an " M2D_URL_FORMS " URL", NULL, true}, \
-  M2D_OPTS_COMPRESSION, M2D_OPT_TARGET_FILE_SIZE,                                                                      \
+/* The tables and how changes are merged into them: also taken by load --format
+ * kafka-connect-json, whose own --table row comes first. */
+#define M2D_OPTS_TABLE_MODES                                                                                          \
   {"mode", "MODE", "mirror (the table equals the collection), changelog (one row per event) or both", "mirror", false}, \
   {"changelog-table", "PATH", "with --mode both: the change-log table", NULL, false},                                  \
   {"merge-strategy", "HOW",                                                                                            \
@@ -20,7 +20,12 @@
   {"change-data-feed", NULL,                                                                                           \
    "write the mirror's change data (_change_data files, delta.enableChangeDataFeed) so that Databricks "              \
    "table_changes and Spark's readChangeFeed read its inserts, updates and deletes",                                   \
-   NULL, false},                                                                                                       \
+   NULL, false}
+
+#define M2D_OPTS_TABLE_TARGET                                                                                         \
+  {"table", "PATH", "the mirror table (mirror and both modes), or the change log (changelog mode): a local path or an " M2D_URL_FORMS " URL", NULL, true}, \
+  M2D_OPTS_COMPRESSION, M2D_OPT_TARGET_FILE_SIZE,                                                                      \
+  M2D_OPTS_TABLE_MODES,                                                                                                \
   {"max-batch-docs", "N", "events per commit at most", "1000", false},                                                 \
   {"max-latency", "MS", "commit a batch at the latest this long after its first event", "1000", false},                \
   {"stop-when-idle", "SECONDS", "exit 0 after this long without an event (scripts, tests)", "0 (never)", false},       \
@@ -42,6 +47,10 @@ typedef struct {
   int max_batch, max_latency_ms, stop_when_idle_s, compact_every;
   int metrics_port; /* -1: none */
 } m2d_table_target_args_t;
+
+/* Parses M2D_OPTS_TABLE_MODES (and --table) into the tables, mirror/changelog and the merge
+ * fields of *t, leaving the others alone. A usage error names the option. */
+bool m2d_args_table_modes(const m2d_args_t *a, m2d_table_target_args_t *t, m2d_error_t *err);
 
 /* Parses the block above; also aborts multipart uploads a crashed run left in the tables'
  * buckets. A usage error names the option. */

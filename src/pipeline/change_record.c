@@ -11,6 +11,20 @@ void m2d_change_clear(m2d_change_t *e) {
   e->id = e->doc = NULL;
 }
 
+bson_t *m2d_change_kafka_row(const m2d_change_t *e, const char *topic, int32_t partition, int64_t offset) {
+  bson_t *d = bson_new();
+  BSON_APPEND_UTF8(d, "_op", e->op);
+  if (e->ct_t || e->ct_i) BSON_APPEND_TIMESTAMP(d, "_cluster_time", e->ct_t, e->ct_i);
+  bson_iter_t it;
+  if ((e->id && bson_iter_init_find(&it, e->id, "_id")) || (e->doc && bson_iter_init_find(&it, e->doc, "_id")))
+    bson_append_iter(d, "_id", 3, &it);
+  if (e->doc) BSON_APPEND_DOCUMENT(d, "document", e->doc);
+  BSON_APPEND_UTF8(d, "_kafka_topic", topic);
+  BSON_APPEND_INT32(d, "_kafka_partition", partition);
+  BSON_APPEND_INT64(d, "_kafka_offset", offset);
+  return d;
+}
+
 static bson_t *sub_document(const bson_iter_t *it) {
   uint32_t len;
   const uint8_t *data;

@@ -34,6 +34,11 @@ bool m2d_change_from_event(const bson_t *ev, m2d_change_t *e, m2d_error_t *err);
 bool m2d_change_from_record(const void *key, size_t key_len, const void *value, size_t value_len,
                             m2d_record_format_t format, m2d_change_t *e, m2d_error_t *err);
 
+/* The change-log row of a change that came from a Kafka record (kafka-ingest) or from a line of
+ * a sink file (load): _op, _cluster_time, _id, document, _kafka_topic, _kafka_partition,
+ * _kafka_offset. The caller destroys it. */
+bson_t *m2d_change_kafka_row(const m2d_change_t *e, const char *topic, int32_t partition, int64_t offset);
+
 /* Frees what *e holds (accepts a zeroed one). */
 void m2d_change_clear(m2d_change_t *e);
 

@@ -118,7 +118,7 @@ static bool collect(input_t *in, bool full, files_t *out, m2d_error_t *err) {
 
 /* A copy of an object store file in a local temporary file (both passes read it; gzip and
  * BSON framing are the export reader's). *tmp gets the local path; the caller unlinks it. */
-static bool download(const char *url, char *tmp, size_t tmpsz, m2d_error_t *err) {
+bool m2d_load_download(const char *url, char *tmp, size_t tmpsz, m2d_error_t *err) {
   const char *slash = strrchr(url, '/');
   char parent[PATH_MAX];
   snprintf(parent, sizeof parent, "%.*s", (int)(slash - url), url);
@@ -241,7 +241,7 @@ static bool skip_bad(void *ud, const m2d_export_reader_t *r, const m2d_error_t *
   return true;
 }
 
-static bool sleep_ms(int64_t ms, volatile sig_atomic_t *stop) {
+bool m2d_load_sleep_ms(int64_t ms, volatile sig_atomic_t *stop) {
   while (ms > 0 && !(stop && *stop)) {
     int64_t step = ms < 100 ? ms : 100;
     struct timespec ts = {0, (long)step * 1000000L};
@@ -257,7 +257,7 @@ static bool load_file(const m2d_load_options_t *o, m2d_table_writer_t *tw, FILE 
   const char *path = file->path;
   char local[PATH_MAX];
   bool remote = m2d_store_is_remote(path);
-  if (remote && !download(path, local, sizeof local, err)) return false;
+  if (remote && !m2d_load_download(path, local, sizeof local, err)) return false;
   if (!remote) snprintf(local, sizeof local, "%s", path);
   file_pass_t f = {.path = path, .rejects = rej, .inf = m2d_infer_new(NULL), .tw = tw};
   m2d_infer_t *inf = f.inf;
@@ -292,6 +292,7 @@ static bool load_file(const m2d_load_options_t *o, m2d_table_writer_t *tw, FILE 
 }
 
 bool m2d_load_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, m2d_error_t *err) {
+  if (o->format == M2D_LOAD_KAFKA_CONNECT_JSON) return m2d_load_connect_run(o, sum, err);
   memset(sum, 0, sizeof *sum);
   bool ok = true;
   input_t *inputs = calloc((size_t)o->ninputs + 1, sizeof *inputs);
@@ -369,7 +370,7 @@ bool m2d_load_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, m2d_erro
     if (!ok || !o->watch || (o->stop && *o->stop)) break;
     if (o->max_rounds > 0 && round + 1 >= o->max_rounds) break;
     /* a full batch: more may be waiting, list again now */
-    if (!(o->max_files_per_batch > 0 && taken >= o->max_files_per_batch) && !sleep_ms(o->interval_ms, o->stop)) break;
+    if (!(o->max_files_per_batch > 0 && taken >= o->max_files_per_batch) && !m2d_load_sleep_ms(o->interval_ms, o->stop)) break;
   }
   sum->interrupted = o->stop && *o->stop;
   sum->version = tw ? m2d_table_writer_version(tw) : -1;
