@@ -146,17 +146,7 @@ static bool commit_changelog(ki_t *k, m2d_error_t *err) {
   for (int i = 0; ok && ntx && i < k->nev; i++) {
     part_t *p = &k->parts[k->evpart[i]];
     if (k->evoff[i] < p->next_log) continue; /* already in the change log (committed before a crash) */
-    m2d_change_t *e = &k->ev[i];
-    bson_t *d = bson_new();
-    BSON_APPEND_UTF8(d, "_op", e->op);
-    if (e->ct_t || e->ct_i) BSON_APPEND_TIMESTAMP(d, "_cluster_time", e->ct_t, e->ct_i);
-    bson_iter_t it;
-    if ((e->id && bson_iter_init_find(&it, e->id, "_id")) || (e->doc && bson_iter_init_find(&it, e->doc, "_id")))
-      bson_append_iter(d, "_id", 3, &it);
-    if (e->doc) BSON_APPEND_DOCUMENT(d, "document", e->doc);
-    BSON_APPEND_UTF8(d, "_kafka_topic", p->topic);
-    BSON_APPEND_INT32(d, "_kafka_partition", p->partition);
-    BSON_APPEND_INT64(d, "_kafka_offset", k->evoff[i]);
+    bson_t *d = m2d_change_kafka_row(&k->ev[i], p->topic, p->partition, k->evoff[i]);
     docs[n++] = d;
   }
   int64_t version;
