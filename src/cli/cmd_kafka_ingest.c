@@ -108,8 +108,9 @@ const m2d_command_t m2d_cmd_kafka_ingest = {
     .name = "kafka-ingest",
     .summary = "apply change events from Kafka topics to a mirror table and/or a change log, exactly once",
     .description =
-        "Consumes the topics in a consumer group (instances with the same --group share the partitions,\n"
-        "cooperative-sticky) and applies the change events as sync does: the mirror equals the collection,\n"
+        "Consumes the topics in a consumer group (instances with the same --group share the partitions:\n"
+        "cooperative-sticky with librdkafka 2.3+, range before) and applies the change events as sync\n"
+        "does: the mirror equals the collection,\n"
         "the change log gets one row per event (_op, _cluster_time, _id, document, _kafka_topic,\n"
         "_kafka_partition, _kafka_offset). Every commit carries a txn action per topic-partition (appId\n"
         "mongo2delta-kafka:<group>:<topic>:<partition>, version = last offset + 1): on start and on every\n"
