@@ -97,8 +97,10 @@ def mongo():
 
 @pytest.fixture
 def mongo_db(mongo, request):
-    """A database named after the test, dropped afterwards."""
-    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
+    """A database named after the test and its file, dropped afterwards (tests of the same name in
+    two files must not share a database: a drop at one's end is an event in the other's stream)."""
+    module = request.node.module.__name__.removeprefix("test_")[:12]
+    name = ("t_" + module + "_" + "".join(c if c.isalnum() else "_" for c in request.node.name))[:62]
     client = mongo.client()
     client.drop_database(name)
     yield client[name]

@@ -210,7 +210,7 @@ def kill_rounds(kafka, mongo, mongo_db, tmp_path, spark, kills, partitions, whic
     check_exactly_once(kafka, topic, log, table, mongo_db, spark, ids, done)
 
 
-def test_killed_and_restarted_exactly_once(kafka, mongo, mongo_db, tmp_path, spark):
+def test_ingest_and_produce_killed_and_restarted_exactly_once(kafka, mongo, mongo_db, tmp_path, spark):
     kill_rounds(kafka, mongo, mongo_db, tmp_path, spark, kills=3, partitions=3, which="either", seed_=7)
 
 
