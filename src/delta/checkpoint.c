@@ -159,7 +159,7 @@ bool delta_checkpoint_write(m2d_store_t *store, int64_t version, m2d_error_t *er
   if (ok) {
     /* the checkpoint stands either way; what was not removed goes at the next checkpoint */
     m2d_error_t cerr = {0};
-    if (!delta_log_cleanup(store, snap.metadata, delta_now_ms(), NULL, NULL, &cerr))
+    if (!delta_log_cleanup(store, snap.metadata, snap.txns, delta_now_ms(), NULL, NULL, &cerr))
       m2d_warn("checkpoint %" PRId64 " written, but the log was not cleaned up (nothing more was removed): %s",
                version, cerr.message);
   }

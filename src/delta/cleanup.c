@@ -51,7 +51,33 @@ static bool checkpoint_name(const char *rest, int *part, int *parts, bool *v2) {
   return true;
 }
 
-bool delta_log_cleanup(m2d_store_t *store, const json_t *metadata, int64_t now_ms, int *removed,
+/* Whether the commit key holds the latest txn of an application (txns: appId -> version): its
+ * commitInfo is where a stream keeps its position (sync's resume token), which a checkpoint
+ * does not carry. Unreadable commits are kept too. */
+static bool holds_latest_txn(m2d_store_t *store, const char *key, const json_t *txns) {
+  if (!json_object_size(txns)) return false;
+  m2d_buf_t b;
+  m2d_buf_init(&b, (size_t)512 << 20);
+  bool keep = true;
+  json_t *acts = store->get(store, key, &b, NULL, NULL) ? delta_parse_actions(key, b.data, b.len, NULL) : NULL;
+  m2d_buf_free(&b);
+  if (acts) {
+    keep = false;
+    size_t i;
+    json_t *a, *t;
+    json_array_foreach(acts, i, a) {
+      const char *app;
+      json_t *v;
+      if ((t = json_object_get(a, "txn")) && (app = json_string_value(json_object_get(t, "appId"))) &&
+          (v = json_object_get(txns, app)) && json_integer_value(v) == json_integer_value(json_object_get(t, "version")))
+        keep = true;
+    }
+  }
+  json_decref(acts);
+  return keep;
+}
+
+bool delta_log_cleanup(m2d_store_t *store, const json_t *metadata, const json_t *txns, int64_t now_ms, int *removed,
                        int64_t *kept_from, m2d_error_t *err) {
   if (removed) *removed = 0;
   if (kept_from) *kept_from = -1;
@@ -114,6 +140,7 @@ bool delta_log_cleanup(m2d_store_t *store, const json_t *metadata, int64_t now_m
       if (!known) continue;
       char key[1200];
       snprintf(key, sizeof key, "_delta_log/%s", e[i].name);
+      if (strcmp(rest, ".json") == 0 && holds_latest_txn(store, key, txns)) continue;
       ok = store->remove(store, key, err);
       if (ok) count++;
     }

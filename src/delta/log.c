@@ -764,17 +764,41 @@ json_t *delta_find_txn_commit(m2d_store_t *store, int64_t from, const char *app_
   m2d_buf_t data;
   m2d_buf_init(&data, MAX_COMMIT);
   json_t *found = NULL;
+  /* the commits there are: log cleanup keeps the one holding an application's latest txn
+   * (delta/cleanup.h), also when the commits around it are gone */
+  m2d_store_entry_t *e = NULL;
+  size_t n = 0;
+  if (!store->list(store, "_delta_log", &e, &n, err)) {
+    m2d_buf_free(&data);
+    return NULL;
+  }
+  size_t idx = n;
   for (int64_t v = from; !found && v >= 0; v--) {
     char key[64];
     snprintf(key, sizeof key, "_delta_log/%020" PRId64 ".json", v);
-    bool missing = false;
-    if (!store->get(store, key, &data, &missing, err)) {
-      if (missing)
-        m2d_error_set(err, M2D_ERR_FORMAT, 0,
-                      "the commit holding %s version %lld is no longer in the log (%s is missing)", app_id,
-                      (long long)txn_version, key);
+    /* the next existing commit at or below v (the listing is sorted by name) */
+    int64_t have = -1;
+    while (idx > 0) {
+      int64_t lv;
+      const char *rest;
+      if (parse_version(e[idx - 1].name, &lv, &rest) && strcmp(rest, ".json") == 0 && lv <= v) {
+        have = lv;
+        break;
+      }
+      idx--;
+    }
+    if (have < 0) {
+      m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                    "the commit holding %s version %lld is no longer in the log (%s is missing)", app_id,
+                    (long long)txn_version, key);
       break;
     }
+    if (have < v) {
+      v = have;
+      snprintf(key, sizeof key, "_delta_log/%020" PRId64 ".json", v);
+    }
+    idx--;
+    if (!store->get(store, key, &data, NULL, err)) break;
     json_t *actions = delta_parse_actions(key, data.data, data.len, err);
     if (!actions) break;
     size_t i;
@@ -790,6 +814,7 @@ json_t *delta_find_txn_commit(m2d_store_t *store, int64_t from, const char *app_
     if (mine) found = info ? json_incref(info) : json_object();
     json_decref(actions);
   }
+  m2d_store_entries_free(e, n);
   m2d_buf_free(&data);
   return found;
 }

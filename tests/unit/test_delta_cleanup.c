@@ -3,6 +3,7 @@
  * timing. */
 #include "delta/actions.h"
 #include "delta/cleanup.h"
+#include "delta/log.h"
 #include "storage/store.h"
 #include "test.h"
 
@@ -64,7 +65,7 @@ TEST(cleanup_removes_everything_before_the_newest_expired_checkpoint) {
   int removed = -1;
   int64_t kept = -1;
   m2d_error_t err = {0};
-  bool ok = delta_log_cleanup(s, m, delta_now_ms() + 2 * DAY, &removed, &kept, &err);
+  bool ok = delta_log_cleanup(s, m, NULL, delta_now_ms() + 2 * DAY, &removed, &kept, &err);
   json_decref(m);
   bool gone = !exists(s, "00000000000000000000.json") && !exists(s, "00000000000000000019.json") &&
               !exists(s, "00000000000000000010.checkpoint.parquet") && !exists(s, "00000000000000000005.crc");
@@ -85,7 +86,7 @@ TEST(cleanup_keeps_everything_within_the_retention) {
   json_t *m = meta(NULL, NULL); /* 30 days */
   int removed = -1;
   int64_t kept = 0;
-  bool ok = delta_log_cleanup(s, m, delta_now_ms() + 29 * DAY, &removed, &kept, NULL);
+  bool ok = delta_log_cleanup(s, m, NULL, delta_now_ms() + 29 * DAY, &removed, &kept, NULL);
   json_decref(m);
   bool all = exists(s, "00000000000000000000.json") && exists(s, "00000000000000000010.checkpoint.parquet");
   drop(s, dir);
@@ -101,7 +102,7 @@ TEST(cleanup_is_off_when_expired_log_cleanup_is_disabled) {
   CHECK(s);
   json_t *m = meta("interval 1 second", "false");
   int removed = -1;
-  bool ok = delta_log_cleanup(s, m, delta_now_ms() + 2 * DAY, &removed, NULL, NULL);
+  bool ok = delta_log_cleanup(s, m, NULL, delta_now_ms() + 2 * DAY, &removed, NULL, NULL);
   json_decref(m);
   bool all = exists(s, "00000000000000000000.json");
   drop(s, dir);
@@ -117,7 +118,7 @@ TEST(cleanup_refuses_a_retention_that_is_not_an_interval_and_removes_nothing) {
   json_t *m = meta("30 fortnights", NULL);
   m2d_error_t err = {0};
   int removed = -1;
-  bool ok = delta_log_cleanup(s, m, delta_now_ms() + 100 * DAY, &removed, NULL, &err);
+  bool ok = delta_log_cleanup(s, m, NULL, delta_now_ms() + 100 * DAY, &removed, NULL, &err);
   json_decref(m);
   bool all = exists(s, "00000000000000000000.json");
   drop(s, dir);
@@ -141,4 +142,30 @@ TEST(cleanup_retention_parses_spark_intervals) {
   ok = delta_log_retention_ms(m, &ms, NULL);
   json_decref(m);
   CHECK(ok && ms == 30 * DAY);
+}
+
+TEST(cleanup_keeps_the_commit_holding_an_applications_latest_txn) {
+  char dir[256];
+  m2d_store_t *s = new_log(dir, sizeof dir);
+  CHECK(s);
+  /* version 3 is where the stream "s" recorded batch 7 (and its position, in commitInfo) */
+  const char *c3 = "{\"commitInfo\":{\"mongo2delta\":{\"seq\":42}}}\n{\"txn\":{\"appId\":\"s\",\"version\":7}}\n";
+  bool ok = s->remove(s, "_delta_log/00000000000000000003.json", NULL);
+  bool ex = false;
+  ok = ok && s->put_if_absent(s, "_delta_log/00000000000000000003.json", c3, strlen(c3), &ex, NULL);
+  json_t *m = meta("interval 1 day", NULL);
+  json_t *txns = json_pack("{sI}", "s", (json_int_t)7);
+  int removed = -1;
+  ok = ok && delta_log_cleanup(s, m, txns, delta_now_ms() + 2 * DAY, &removed, NULL, NULL);
+  json_decref(m);
+  json_decref(txns);
+  bool kept3 = exists(s, "00000000000000000003.json"), gone2 = !exists(s, "00000000000000000002.json");
+  json_t *ci = ok ? delta_find_txn_commit(s, 25, "s", 7, NULL) : NULL;
+  json_int_t seq = json_integer_value(json_object_get(json_object_get(ci, "mongo2delta"), "seq"));
+  json_decref(ci);
+  drop(s, dir);
+  CHECK(ok);
+  CHECK(removed == 21);
+  CHECK(kept3 && gone2);
+  CHECK(seq == 42);
 }
