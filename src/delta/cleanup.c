@@ -51,9 +51,9 @@ static bool checkpoint_name(const char *rest, int *part, int *parts, bool *v2) {
   return true;
 }
 
-/* Whether the commit key holds the latest txn of an application (txns: appId -> version): its
- * commitInfo is where a stream keeps its position (sync's resume token), which a checkpoint
- * does not carry. Unreadable commits are kept too. */
+/* Whether the commit key holds the latest txn of an application (txns: appId -> version) and
+ * a stream position in its commitInfo (sync's resume token, which a checkpoint does not carry).
+ * load's txns (one application per input file) carry none. Unreadable commits are kept too. */
 static bool holds_latest_txn(m2d_store_t *store, const char *key, const json_t *txns) {
   if (!json_object_size(txns)) return false;
   m2d_buf_t b;
@@ -65,13 +65,17 @@ static bool holds_latest_txn(m2d_store_t *store, const char *key, const json_t *
     keep = false;
     size_t i;
     json_t *a, *t;
+    bool position = false, latest = false;
     json_array_foreach(acts, i, a) {
+      if ((t = json_object_get(a, "commitInfo")) && json_object_get(json_object_get(t, "mongo2delta"), "resumeToken"))
+        position = true;
       const char *app;
       json_t *v;
       if ((t = json_object_get(a, "txn")) && (app = json_string_value(json_object_get(t, "appId"))) &&
           (v = json_object_get(txns, app)) && json_integer_value(v) == json_integer_value(json_object_get(t, "version")))
-        keep = true;
+        latest = true;
     }
+    keep = position && latest;
   }
   json_decref(acts);
   return keep;

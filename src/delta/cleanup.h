@@ -18,8 +18,8 @@ bool delta_log_retention_ms(const json_t *metadata, int64_t *ms, m2d_error_t *er
 
 /* Removes what has expired at now_ms (see above) under the table of store, whose metaData
  * action is metadata. A JSON commit holding the latest txn of an application of txns (appId ->
- * version, may be NULL) is kept: its commitInfo carries that stream's position (sync's resume
- * token). *removed (may be NULL) counts the files removed, *kept_from the version
+ * version, may be NULL) and a stream position (commitInfo "mongo2delta" with a resumeToken,
+ * as sync writes) is kept: the checkpoint does not carry that position. *removed (may be NULL) counts the files removed, *kept_from the version
  * of the oldest checkpoint kept (-1 when nothing was removed). A bad logRetentionDuration is
  * an error and nothing is removed. */
 bool delta_log_cleanup(m2d_store_t *store, const json_t *metadata, const json_t *txns, int64_t now_ms, int *removed,

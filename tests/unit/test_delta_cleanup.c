@@ -149,17 +149,23 @@ TEST(cleanup_keeps_the_commit_holding_an_applications_latest_txn) {
   m2d_store_t *s = new_log(dir, sizeof dir);
   CHECK(s);
   /* version 3 is where the stream "s" recorded batch 7 (and its position, in commitInfo) */
-  const char *c3 = "{\"commitInfo\":{\"mongo2delta\":{\"seq\":42}}}\n{\"txn\":{\"appId\":\"s\",\"version\":7}}\n";
+  const char *c3 = "{\"commitInfo\":{\"mongo2delta\":{\"seq\":42,\"resumeToken\":\"t\"}}}\n"
+                   "{\"txn\":{\"appId\":\"s\",\"version\":7}}\n";
+  /* version 4: a load of one file (its own application id, no position): removed */
+  const char *c4 = "{\"commitInfo\":{\"mongo2delta\":{\"source\":\"f\"}}}\n{\"txn\":{\"appId\":\"load:f\",\"version\":0}}\n";
   bool ok = s->remove(s, "_delta_log/00000000000000000003.json", NULL);
   bool ex = false;
   ok = ok && s->put_if_absent(s, "_delta_log/00000000000000000003.json", c3, strlen(c3), &ex, NULL);
+  ok = ok && s->remove(s, "_delta_log/00000000000000000004.json", NULL);
+  ok = ok && s->put_if_absent(s, "_delta_log/00000000000000000004.json", c4, strlen(c4), &ex, NULL);
   json_t *m = meta("interval 1 day", NULL);
-  json_t *txns = json_pack("{sI}", "s", (json_int_t)7);
+  json_t *txns = json_pack("{sIsI}", "s", (json_int_t)7, "load:f", (json_int_t)0);
   int removed = -1;
   ok = ok && delta_log_cleanup(s, m, txns, delta_now_ms() + 2 * DAY, &removed, NULL, NULL);
   json_decref(m);
   json_decref(txns);
-  bool kept3 = exists(s, "00000000000000000003.json"), gone2 = !exists(s, "00000000000000000002.json");
+  bool kept3 = exists(s, "00000000000000000003.json"), gone2 = !exists(s, "00000000000000000002.json") &&
+                                                              !exists(s, "00000000000000000004.json");
   json_t *ci = ok ? delta_find_txn_commit(s, 25, "s", 7, NULL) : NULL;
   json_int_t seq = json_integer_value(json_object_get(json_object_get(ci, "mongo2delta"), "seq"));
   json_decref(ci);
