@@ -103,7 +103,9 @@ bool delta_log_cleanup(m2d_store_t *store, const json_t *metadata, const json_t 
     int part, parts;
     bool is_v2;
     if (!log_version(e[i].name, &v, &rest)) continue;
-    if (strcmp(rest, ".json") == 0 && e[i].mtime_ms <= cutoff && v > cutoff_commit) cutoff_commit = v;
+    /* a time the store did not give (0) is not taken for an old one */
+    if (strcmp(rest, ".json") == 0 && e[i].mtime_ms > 0 && e[i].mtime_ms <= cutoff && v > cutoff_commit)
+      cutoff_commit = v;
     if (checkpoint_name(rest, &part, &parts, &is_v2) && is_v2) v2 = true;
   }
   /* v2 checkpoints reference sidecars we do not track yet: keep the whole log */
