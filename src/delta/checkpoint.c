@@ -1,6 +1,8 @@
 #include "delta/checkpoint.h"
 
 #include "delta/actions.h"
+#include "delta/cleanup.h"
+#include "core/log.h"
 #include "delta/log.h"
 #include "parquet/json_input.h"
 #include "parquet/schema_json.h"
@@ -153,6 +155,13 @@ bool delta_checkpoint_write(m2d_store_t *store, int64_t version, m2d_error_t *er
     ok = ls && m2d_sink_write(ls, last, strlen(last), err) && m2d_sink_write(ls, "\n", 1, err);
     if (ls) ok = ok ? m2d_sink_finish(ls, err) : (m2d_sink_abort(ls), false);
     free(last);
+  }
+  if (ok) {
+    /* the checkpoint stands either way; what was not removed goes at the next checkpoint */
+    m2d_error_t cerr = {0};
+    if (!delta_log_cleanup(store, snap.metadata, snap.txns, delta_now_ms(), NULL, NULL, &cerr))
+      m2d_warn("checkpoint %" PRId64 " written, but the log was not cleaned up (nothing more was removed): %s",
+               version, cerr.message);
   }
   pq_write_result_free(&res);
   pq_writer_destroy(o.w);

@@ -632,6 +632,10 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
     goto done;
   }
 
+  /* the oldest version a reader can start from: the oldest complete classic checkpoint, or 0 */
+  int64_t oldest = ncommits && commits[0] == 0 ? 0 : -1;
+  for (size_t k = 0; oldest != 0 && k < ncps; k++)
+    if (!cps[k].is_v2 && cps[k].have == cps[k].parts && (oldest < 0 || cps[k].version < oldest)) oldest = cps[k].version;
   /* the newest complete checkpoint at or below the target (v2 checkpoints: later) */
   ckpt_t *use = NULL;
   for (size_t k = 0; k < ncps; k++)
@@ -675,6 +679,11 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
       if (v2)
         m2d_error_set(err, M2D_ERR_FORMAT, 0, "%s: the table uses v2 checkpoints, which mongo2delta cannot read yet",
                       store->root);
+      else if (oldest >= 0 && target < oldest)
+        m2d_error_set(err, M2D_ERR_USAGE, 0,
+                      "%s: version %" PRId64 " is no longer in the log (its commits were removed by log cleanup, "
+                      "see delta.logRetentionDuration); the oldest version that can be read is %" PRId64,
+                      store->root, target, oldest);
       else
         m2d_error_set(err, M2D_ERR_FORMAT, 0,
                       "%s: the log starts at version %" PRId64 " and no checkpoint covers the versions before it "
@@ -755,17 +764,41 @@ json_t *delta_find_txn_commit(m2d_store_t *store, int64_t from, const char *app_
   m2d_buf_t data;
   m2d_buf_init(&data, MAX_COMMIT);
   json_t *found = NULL;
+  /* the commits there are: log cleanup keeps the one holding an application's latest txn
+   * (delta/cleanup.h), also when the commits around it are gone */
+  m2d_store_entry_t *e = NULL;
+  size_t n = 0;
+  if (!store->list(store, "_delta_log", &e, &n, err)) {
+    m2d_buf_free(&data);
+    return NULL;
+  }
+  size_t idx = n;
   for (int64_t v = from; !found && v >= 0; v--) {
     char key[64];
     snprintf(key, sizeof key, "_delta_log/%020" PRId64 ".json", v);
-    bool missing = false;
-    if (!store->get(store, key, &data, &missing, err)) {
-      if (missing)
-        m2d_error_set(err, M2D_ERR_FORMAT, 0,
-                      "the commit holding %s version %lld is no longer in the log (%s is missing)", app_id,
-                      (long long)txn_version, key);
+    /* the next existing commit at or below v (the listing is sorted by name) */
+    int64_t have = -1;
+    while (idx > 0) {
+      int64_t lv;
+      const char *rest;
+      if (parse_version(e[idx - 1].name, &lv, &rest) && strcmp(rest, ".json") == 0 && lv <= v) {
+        have = lv;
+        break;
+      }
+      idx--;
+    }
+    if (have < 0) {
+      m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                    "the commit holding %s version %lld is no longer in the log (%s is missing)", app_id,
+                    (long long)txn_version, key);
       break;
     }
+    if (have < v) {
+      v = have;
+      snprintf(key, sizeof key, "_delta_log/%020" PRId64 ".json", v);
+    }
+    idx--;
+    if (!store->get(store, key, &data, NULL, err)) break;
     json_t *actions = delta_parse_actions(key, data.data, data.len, err);
     if (!actions) break;
     size_t i;
@@ -781,15 +814,12 @@ json_t *delta_find_txn_commit(m2d_store_t *store, int64_t from, const char *app_
     if (mine) found = info ? json_incref(info) : json_object();
     json_decref(actions);
   }
+  m2d_store_entries_free(e, n);
   m2d_buf_free(&data);
   return found;
 }
 
-int64_t delta_deleted_file_retention_ms(const json_t *metadata) {
-  const int64_t week = (int64_t)7 * 24 * 3600 * 1000;
-  const char *s = json_string_value(json_object_get(json_object_get(metadata, "configuration"),
-                                                    "delta.deletedFileRetentionDuration"));
-  if (!s) return week;
+bool delta_interval_parse(const char *s, int64_t *ms) {
   const char *p = s;
   while (isspace((unsigned char)*p)) p++;
   if (strncasecmp(p, "interval", 8) == 0) p += 8;
@@ -800,7 +830,7 @@ int64_t delta_deleted_file_retention_ms(const json_t *metadata) {
     if (!*p) break;
     char *end;
     double n = strtod(p, &end);
-    if (end == p || n < 0) return m2d_warn("delta.deletedFileRetentionDuration '%s' is not understood; one week is used", s), week;
+    if (end == p || n < 0 || n > 1e12) return false;
     p = end;
     while (isspace((unsigned char)*p)) p++;
     static const struct {
@@ -816,12 +846,23 @@ int64_t delta_deleted_file_retention_ms(const json_t *metadata) {
       if ((len == ul || (len == ul + 1 && tolower((unsigned char)p[ul]) == 's')) && strncasecmp(p, units[u].unit, ul) == 0)
         unit = units[u].ms;
     }
-    if (unit < 0) return m2d_warn("delta.deletedFileRetentionDuration '%s' is not understood; one week is used", s), week;
+    if (unit < 0) return false;
     total += (int64_t)(n * (double)unit);
     parts++;
     p += len;
   }
-  if (!parts) return m2d_warn("delta.deletedFileRetentionDuration '%s' is not understood; one week is used", s), week;
-  return total;
+  if (!parts) return false;
+  *ms = total;
+  return true;
 }
 
+int64_t delta_deleted_file_retention_ms(const json_t *metadata) {
+  const int64_t week = (int64_t)7 * 24 * 3600 * 1000;
+  const char *s = json_string_value(json_object_get(json_object_get(metadata, "configuration"),
+                                                    "delta.deletedFileRetentionDuration"));
+  int64_t ms;
+  if (!s) return week;
+  if (!delta_interval_parse(s, &ms))
+    return m2d_warn("delta.deletedFileRetentionDuration '%s' is not understood; one week is used", s), week;
+  return ms;
+}

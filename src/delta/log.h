@@ -47,4 +47,9 @@ void delta_path_decode(const char *in, char *out, size_t outsz);
  * absent or not understood. How long removed files stay for readers of older versions. */
 int64_t delta_deleted_file_retention_ms(const json_t *metadata);
 
+/* A duration in Spark's interval syntax ("interval 30 days", "interval 1 second", "2 hours 30
+ * minutes"; units millisecond, second, minute, hour, day, week, singular or plural) in
+ * milliseconds; false when s is not one. */
+bool delta_interval_parse(const char *s, int64_t *ms);
+
 #endif

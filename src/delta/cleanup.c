@@ -1,0 +1,159 @@
+#include "delta/cleanup.h"
+
+#include "core/log.h"
+#include "delta/log.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_RETENTION_MS ((int64_t)30 * 24 * 3600 * 1000)
+
+static const char *config(const json_t *metadata, const char *key) {
+  return json_string_value(json_object_get(json_object_get(metadata, "configuration"), key));
+}
+
+bool delta_log_retention_ms(const json_t *metadata, int64_t *ms, m2d_error_t *err) {
+  const char *s = config(metadata, "delta.logRetentionDuration");
+  if (!s) {
+    *ms = DEFAULT_RETENTION_MS;
+    return true;
+  }
+  if (delta_interval_parse(s, ms)) return true;
+  return m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                       "the table property delta.logRetentionDuration is '%s', which is not an interval; set it "
+                       "to one like 'interval 30 days' (units: second, minute, hour, day, week)",
+                       s);
+}
+
+/* The leading version of a log file name and what follows it; false for other names. */
+static bool log_version(const char *name, int64_t *v, const char **rest) {
+  for (int i = 0; i < 20; i++)
+    if (!isdigit((unsigned char)name[i])) return false;
+  *v = strtoll(name, NULL, 10);
+  *rest = name + 20;
+  return true;
+}
+
+/* Whether rest names a classic checkpoint (".checkpoint.parquet") or a part of a multi-part one
+ * (".checkpoint.<i>.<n>.parquet": *part, *parts); v2 (UUID-named) ones set *v2. */
+static bool checkpoint_name(const char *rest, int *part, int *parts, bool *v2) {
+  *part = *parts = 1;
+  *v2 = false;
+  if (strncmp(rest, ".checkpoint.", 12) != 0) return false;
+  const char *t = rest + 11;
+  if (strcmp(t, ".parquet") == 0) return true;
+  char tail[16];
+  if (sscanf(t, ".%d.%d.%15s", part, parts, tail) == 3 && strcmp(tail, "parquet") == 0) return true;
+  *v2 = true;
+  return true;
+}
+
+/* Whether the commit key holds the latest txn of an application (txns: appId -> version) and
+ * a stream position in its commitInfo (sync's resume token, which a checkpoint does not carry).
+ * load's txns (one application per input file) carry none. Unreadable commits are kept too. */
+static bool holds_latest_txn(m2d_store_t *store, const char *key, const json_t *txns) {
+  if (!json_object_size(txns)) return false;
+  m2d_buf_t b;
+  m2d_buf_init(&b, (size_t)512 << 20);
+  bool keep = true;
+  json_t *acts = store->get(store, key, &b, NULL, NULL) ? delta_parse_actions(key, b.data, b.len, NULL) : NULL;
+  m2d_buf_free(&b);
+  if (acts) {
+    keep = false;
+    size_t i;
+    json_t *a, *t;
+    bool position = false, latest = false;
+    json_array_foreach(acts, i, a) {
+      if ((t = json_object_get(a, "commitInfo")) && json_object_get(json_object_get(t, "mongo2delta"), "resumeToken"))
+        position = true;
+      const char *app;
+      json_t *v;
+      if ((t = json_object_get(a, "txn")) && (app = json_string_value(json_object_get(t, "appId"))) &&
+          (v = json_object_get(txns, app)) && json_integer_value(v) == json_integer_value(json_object_get(t, "version")))
+        latest = true;
+    }
+    keep = position && latest;
+  }
+  json_decref(acts);
+  return keep;
+}
+
+bool delta_log_cleanup(m2d_store_t *store, const json_t *metadata, const json_t *txns, int64_t now_ms, int *removed,
+                       int64_t *kept_from, m2d_error_t *err) {
+  if (removed) *removed = 0;
+  if (kept_from) *kept_from = -1;
+  const char *enabled = config(metadata, "delta.enableExpiredLogCleanup");
+  if (enabled && strcmp(enabled, "false") == 0) return true;
+  int64_t retention;
+  if (!delta_log_retention_ms(metadata, &retention, err)) return false;
+  int64_t cutoff = now_ms - retention;
+
+  m2d_store_entry_t *e = NULL;
+  size_t n = 0;
+  if (!store->list(store, "_delta_log", &e, &n, err)) return false;
+  /* the cutoff commit: the newest JSON commit not newer than the cutoff */
+  int64_t cutoff_commit = -1;
+  bool v2 = false;
+  for (size_t i = 0; i < n; i++) {
+    int64_t v;
+    const char *rest;
+    int part, parts;
+    bool is_v2;
+    if (!log_version(e[i].name, &v, &rest)) continue;
+    /* a time the store did not give (0) is not taken for an old one */
+    if (strcmp(rest, ".json") == 0 && e[i].mtime_ms > 0 && e[i].mtime_ms <= cutoff && v > cutoff_commit)
+      cutoff_commit = v;
+    if (checkpoint_name(rest, &part, &parts, &is_v2) && is_v2) v2 = true;
+  }
+  /* v2 checkpoints reference sidecars we do not track yet: keep the whole log */
+  int64_t cp = -1;
+  if (cutoff_commit >= 0 && !v2) {
+    /* the cutoff checkpoint: the newest complete classic or multi-part one at or below it */
+    for (size_t i = 0; i < n; i++) {
+      int64_t v;
+      const char *rest;
+      int part, parts;
+      bool is_v2;
+      if (!log_version(e[i].name, &v, &rest) || v > cutoff_commit || v <= cp) continue;
+      if (!checkpoint_name(rest, &part, &parts, &is_v2) || parts < 1 || parts > 100000) continue;
+      int have = 0;
+      for (size_t k = 0; k < n; k++) {
+        int64_t kv;
+        const char *krest;
+        int kpart, kparts;
+        bool kv2;
+        if (log_version(e[k].name, &kv, &krest) && kv == v && checkpoint_name(krest, &kpart, &kparts, &kv2) &&
+            kparts == parts && !kv2)
+          have++;
+      }
+      if (have == parts) cp = v;
+    }
+  }
+  bool ok = true;
+  int count = 0;
+  if (cp > 0) {
+    /* everything before the cutoff checkpoint: commits, checkpoints, checksums, compactions */
+    for (size_t i = 0; ok && i < n; i++) {
+      int64_t v;
+      const char *rest;
+      if (e[i].is_dir || !log_version(e[i].name, &v, &rest) || v >= cp) continue;
+      size_t len = strlen(rest);
+      bool known = strcmp(rest, ".json") == 0 || strcmp(rest, ".crc") == 0 || strncmp(rest, ".checkpoint.", 12) == 0 ||
+                   (len > 15 && strcmp(rest + len - 15, ".compacted.json") == 0);
+      if (!known) continue;
+      char key[1200];
+      snprintf(key, sizeof key, "_delta_log/%s", e[i].name);
+      if (strcmp(rest, ".json") == 0 && holds_latest_txn(store, key, txns)) continue;
+      ok = store->remove(store, key, err);
+      if (ok) count++;
+    }
+    if (ok && kept_from) *kept_from = cp;
+    if (count) m2d_debug("log cleanup: removed %d files before checkpoint %" PRId64, count, cp);
+  }
+  if (removed) *removed = count;
+  m2d_store_entries_free(e, n);
+  return ok;
+}
