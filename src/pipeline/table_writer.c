@@ -654,8 +654,29 @@ static void doc_id(const bson_t *doc, char *out, size_t n) {
   }
 }
 
-/* The first field of a struct type (schemaString JSON) or its elements that holds null where the
- * schema says it cannot: its path in *bad; false then. it is positioned on the value. */
+static bool not_null_ok(const json_t *type, bson_iter_t *it, char *path, size_t cap, size_t len);
+
+/* Whether the fields of a struct type (schemaString JSON) have values where the schema says they
+ * must, in the document child iterates (not begun); false with the first one's path in path. */
+static bool fields_ok(const json_t *type, const bson_iter_t *child, char *path, size_t cap, size_t len) {
+  size_t i;
+  json_t *f;
+  json_array_foreach(json_object_get(type, "fields"), i, f) {
+    const char *name = json_string_value(json_object_get(f, "name"));
+    if (!name) continue;
+    int w = snprintf(path + len, cap - len, "%s%s", len ? "." : "", name);
+    size_t l = len + (w > 0 ? (size_t)w : 0);
+    if (l >= cap) l = cap - 1;
+    bson_iter_t at = *child;
+    bool present = bson_iter_find(&at, name) && !BSON_ITER_HOLDS_NULL(&at) && bson_iter_type(&at) != BSON_TYPE_UNDEFINED;
+    if (!present && json_is_false(json_object_get(f, "nullable"))) return false;
+    if (present && !not_null_ok(json_object_get(f, "type"), &at, path, cap, l)) return false;
+  }
+  path[len] = '\0';
+  return true;
+}
+
+/* The same for the value it is positioned on, of the type (struct, array, map or other). */
 static bool not_null_ok(const json_t *type, bson_iter_t *it, char *path, size_t cap, size_t len) {
   if (!json_is_object(type)) return true;
   bson_iter_t child;
@@ -663,21 +684,7 @@ static bool not_null_ok(const json_t *type, bson_iter_t *it, char *path, size_t 
   if (!kind) return true;
   if (strcmp(kind, "struct") == 0) {
     if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &child)) return true; /* rescued: not this check's */
-    size_t i;
-    json_t *f;
-    json_array_foreach(json_object_get(type, "fields"), i, f) {
-      const char *name = json_string_value(json_object_get(f, "name"));
-      if (!name) continue;
-      int w = snprintf(path + len, cap - len, "%s%s", len ? "." : "", name);
-      size_t l = len + (w > 0 ? (size_t)w : 0);
-      if (l >= cap) l = cap - 1;
-      bson_iter_t at = child;
-      bool present = bson_iter_find(&at, name) && !BSON_ITER_HOLDS_NULL(&at) && bson_iter_type(&at) != BSON_TYPE_UNDEFINED;
-      if (!present && json_is_false(json_object_get(f, "nullable"))) return false;
-      if (present && !not_null_ok(json_object_get(f, "type"), &at, path, cap, l)) return false;
-    }
-    path[len] = '\0';
-    return true;
+    return fields_ok(type, &child, path, cap, len);
   }
   bool array = strcmp(kind, "array") == 0, map = strcmp(kind, "map") == 0;
   if (!array && !map) return true;
@@ -705,12 +712,7 @@ static bool check_rules(const m2d_table_writer_t *w, const bson_t *doc, m2d_erro
   if (w->schema_json) {
     char path[1024] = "";
     bson_iter_t top;
-    /* the document as a struct value: iterate a copy holding it under one key */
-    bson_t holder = BSON_INITIALIZER;
-    bson_append_document(&holder, "d", 1, doc);
-    bool ok = bson_iter_init_find(&top, &holder, "d") && not_null_ok(w->schema_json, &top, path, sizeof path, 0);
-    bson_destroy(&holder);
-    if (!ok) {
+    if (bson_iter_init(&top, doc) && !fields_ok(w->schema_json, &top, path, sizeof path, 0)) {
       doc_id(doc, id, sizeof id);
       return m2d_error_set(err, M2D_ERR_FORMAT, 0,
                            "the document with _id %s has no value (or null) for the column '%s', which the table "
