@@ -18,9 +18,9 @@ typedef struct {
 /* The legacy ones first, in the order of their versions: the upgrade lists them so. A feature
  * not here is supported by nothing. */
 static const feature_t FEATURES[] = {
-    {"appendOnly", 2, 0, WRITE | VACUUM},
+    {"appendOnly", 2, 0, WRITE | VACUUM},     /* delta.appendOnly honoured by table_writer */
     {"invariants", 2, 0, WRITE | VACUUM},       /* written while no column has one (table_writer) */
-    {"checkConstraints", 3, 0, WRITE | VACUUM}, /* written while the table has none */
+    {"checkConstraints", 3, 0, WRITE | VACUUM}, /* enforced on every row (delta/constraints) */
     {"changeDataFeed", 4, 0, WRITE | VACUUM},
     {"generatedColumns", 4, 0, WRITE | VACUUM}, /* written while no column is generated */
     {"columnMapping", 5, 2, READ | VACUUM},

@@ -3,6 +3,7 @@
 #include "columnar/shred.h"
 #include "core/log.h"
 #include "delta/actions.h"
+#include "delta/constraints.h"
 #include "delta/features.h"
 #include "delta/log.h"
 #include "delta/stats.h"
@@ -13,6 +14,7 @@
 #include "storage/store.h"
 
 #include <ctype.h>
+#include <strings.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +60,14 @@ struct m2d_table_writer {
   uint64_t batch_target;   /* its target file size, 0 for the writer's */
   int file_seq;
   json_t *rescued_fields;
+  /* what the table asks of every row and commit (PROTOCOL.md "CHECK Constraints", nullable
+   * false, "Append-only Tables") */
+  bool append_only;
+  int nchecks;
+  char **check_names;           /* the constraint's name (delta.constraints.<name>) */
+  char **check_exprs;
+  delta_constraint_t **checks;
+  json_t *schema_json;          /* the table's parsed schemaString while a field is non-nullable */
 };
 
 /* --- the table --------------------------------------------------------------------------- */
@@ -103,12 +113,80 @@ static bool check_writable(const json_t *protocol, const json_t *metadata, m2d_e
   const char *key;
   json_t *v;
   json_object_foreach(json_object_get(metadata, "configuration"), key, v) {
-    if (strncmp(key, "delta.constraints.", 18) == 0)
-      return m2d_error_set(err, M2D_ERR_FORMAT, 0,
-                           "the table has the CHECK constraint '%s', which mongo2delta does not enforce", key + 18);
     if (strcmp(key, "delta.columnMapping.mode") == 0 && json_string_value(v) && strcmp(json_string_value(v), "none"))
       return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table uses column mapping, which mongo2delta does not write yet");
   }
+  return true;
+}
+
+static void rules_clear(m2d_table_writer_t *w) {
+  for (int i = 0; i < w->nchecks; i++) {
+    free(w->check_names[i]);
+    free(w->check_exprs[i]);
+    delta_constraint_free(w->checks[i]);
+  }
+  free(w->check_names);
+  free(w->check_exprs);
+  free(w->checks);
+  w->check_names = w->check_exprs = NULL;
+  w->checks = NULL;
+  w->nchecks = 0;
+  w->append_only = false;
+  json_decref(w->schema_json);
+  w->schema_json = NULL;
+}
+
+/* Whether a schema type (schemaString JSON) has a non-nullable field or element anywhere. */
+static bool has_not_null(const json_t *type) {
+  if (!json_is_object(type)) return false;
+  if (json_is_false(json_object_get(type, "containsNull")) || json_is_false(json_object_get(type, "valueContainsNull")))
+    return true;
+  size_t i;
+  json_t *f;
+  json_array_foreach(json_object_get(type, "fields"), i, f) {
+    if (json_is_false(json_object_get(f, "nullable")) || has_not_null(json_object_get(f, "type"))) return true;
+  }
+  return has_not_null(json_object_get(type, "elementType")) || has_not_null(json_object_get(type, "valueType"));
+}
+
+/* The table's append-only property, CHECK constraints (each parsed, or the table refused: a
+ * constraint is never skipped) and non-nullable fields. */
+static bool rules_load(m2d_table_writer_t *w, const json_t *metadata, m2d_error_t *err) {
+  rules_clear(w);
+  const json_t *cfg = json_object_get(metadata, "configuration");
+  const char *ao = json_string_value(json_object_get(cfg, "delta.appendOnly"));
+  w->append_only = ao && strcasecmp(ao, "true") == 0;
+  const char *key;
+  json_t *v;
+  size_t n = 0;
+  json_object_foreach((json_t *)cfg, key, v) n += strncmp(key, "delta.constraints.", 18) == 0;
+  if (n) {
+    w->check_names = calloc(n, sizeof *w->check_names);
+    w->check_exprs = calloc(n, sizeof *w->check_exprs);
+    w->checks = calloc(n, sizeof *w->checks);
+    if (!w->check_names || !w->check_exprs || !w->checks) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  }
+  json_object_foreach((json_t *)cfg, key, v) {
+    if (strncmp(key, "delta.constraints.", 18) != 0) continue;
+    const char *expr = json_string_value(v) ? json_string_value(v) : "";
+    delta_constraint_t *c = delta_constraint_parse(expr, err);
+    if (!c)
+      return m2d_error_prefix(err,
+                              "the table has the CHECK constraint '%s' (%s), whose expression mongo2delta does not "
+                              "support, so it cannot check rows against it and writes nothing to the table (it "
+                              "evaluates comparisons of columns with literals, IS [NOT] NULL, [NOT] IN, AND, OR, "
+                              "NOT): ",
+                              key + 18, key);
+    int i = w->nchecks++;
+    w->checks[i] = c;
+    w->check_names[i] = strdup(key + 18);
+    w->check_exprs[i] = strdup(expr);
+    if (!w->check_names[i] || !w->check_exprs[i]) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  }
+  const char *ss = json_string_value(json_object_get(metadata, "schemaString"));
+  json_t *schema = ss ? json_loads(ss, 0, NULL) : NULL;
+  if (has_not_null(schema)) w->schema_json = schema;
+  else json_decref(schema);
   return true;
 }
 
@@ -126,13 +204,17 @@ static bool load_table(m2d_table_writer_t *w, m2d_error_t *err) {
   w->schema = NULL;
   w->version = -1;
   if (!exists) {
+    json_t *m = json_pack("{sO?}", "configuration", w->opts.configuration);
+    bool ok = rules_load(w, m, err);
+    json_decref(m);
+    if (!ok) return false;
     free(w->partition);
     w->partition = w->opts.partition_by ? strdup(w->opts.partition_by) : NULL;
     return true;
   }
   delta_snapshot_t snap;
   if (!delta_snapshot_load(w->store, -1, &snap, err)) return false;
-  bool ok = check_writable(snap.protocol, snap.metadata, err);
+  bool ok = check_writable(snap.protocol, snap.metadata, err) && rules_load(w, snap.metadata, err);
   if (ok && w->open && json_array_size(w->removes)) {
     /* re-read during a batch (after a concurrent schema change): the files the batch removes
      * must still be in the table, or another writer deleted or rewrote them meanwhile */
@@ -264,6 +346,7 @@ void m2d_table_writer_destroy(m2d_table_writer_t *w) {
   json_decref(w->txns);
   json_decref(w->rescued_fields);
   json_decref(w->last_adds);
+  rules_clear(w);
   free(w->partition);
   m2d_dtype_free(w->schema);
   m2d_store_destroy(w->store);
@@ -548,8 +631,114 @@ static bool close_file(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
   return ok;
 }
 
+/* The document's _id for messages. */
+static void doc_id(const bson_t *doc, char *out, size_t n) {
+  bson_iter_t it;
+  snprintf(out, n, "(none)");
+  if (!bson_iter_init_find(&it, doc, "_id")) return;
+  if (BSON_ITER_HOLDS_OID(&it)) {
+    char hex[25];
+    bson_oid_to_string(bson_iter_oid(&it), hex);
+    snprintf(out, n, "ObjectId(\"%s\")", hex);
+  } else if (BSON_ITER_HOLDS_UTF8(&it)) {
+    snprintf(out, n, "\"%.100s\"", bson_iter_utf8(&it, NULL));
+  } else if (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it)) {
+    snprintf(out, n, "%" PRId64, bson_iter_as_int64(&it));
+  } else {
+    bson_t one = BSON_INITIALIZER;
+    bson_append_iter(&one, "_id", 3, &it);
+    char *j = bson_as_relaxed_extended_json(&one, NULL);
+    snprintf(out, n, "%.200s", j ? j : "?");
+    bson_free(j);
+    bson_destroy(&one);
+  }
+}
+
+static bool not_null_ok(const json_t *type, bson_iter_t *it, char *path, size_t cap, size_t len);
+
+/* Whether the fields of a struct type (schemaString JSON) have values where the schema says they
+ * must, in the document child iterates (not begun); false with the first one's path in path. */
+static bool fields_ok(const json_t *type, const bson_iter_t *child, char *path, size_t cap, size_t len) {
+  size_t i;
+  json_t *f;
+  json_array_foreach(json_object_get(type, "fields"), i, f) {
+    const char *name = json_string_value(json_object_get(f, "name"));
+    if (!name) continue;
+    int w = snprintf(path + len, cap - len, "%s%s", len ? "." : "", name);
+    size_t l = len + (w > 0 ? (size_t)w : 0);
+    if (l >= cap) l = cap - 1;
+    bson_iter_t at = *child;
+    bool present = bson_iter_find(&at, name) && !BSON_ITER_HOLDS_NULL(&at) && bson_iter_type(&at) != BSON_TYPE_UNDEFINED;
+    if (!present && json_is_false(json_object_get(f, "nullable"))) return false;
+    if (present && !not_null_ok(json_object_get(f, "type"), &at, path, cap, l)) return false;
+  }
+  path[len] = '\0';
+  return true;
+}
+
+/* The same for the value it is positioned on, of the type (struct, array, map or other). */
+static bool not_null_ok(const json_t *type, bson_iter_t *it, char *path, size_t cap, size_t len) {
+  if (!json_is_object(type)) return true;
+  bson_iter_t child;
+  const char *kind = json_string_value(json_object_get(type, "type"));
+  if (!kind) return true;
+  if (strcmp(kind, "struct") == 0) {
+    if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &child)) return true; /* rescued: not this check's */
+    return fields_ok(type, &child, path, cap, len);
+  }
+  bool array = strcmp(kind, "array") == 0, map = strcmp(kind, "map") == 0;
+  if (!array && !map) return true;
+  if (!(array ? BSON_ITER_HOLDS_ARRAY(it) : BSON_ITER_HOLDS_DOCUMENT(it)) || !bson_iter_recurse(it, &child)) return true;
+  bool nulls = !json_is_false(json_object_get(type, array ? "containsNull" : "valueContainsNull"));
+  const json_t *elem = json_object_get(type, array ? "elementType" : "valueType");
+  while (bson_iter_next(&child)) {
+    int w = snprintf(path + len, cap - len, array ? "[%s]" : "%s%s", array ? bson_iter_key(&child) : (len ? "." : ""),
+                     bson_iter_key(&child));
+    size_t l = len + (w > 0 ? (size_t)w : 0);
+    if (l >= cap) l = cap - 1;
+    if (BSON_ITER_HOLDS_NULL(&child) || bson_iter_type(&child) == BSON_TYPE_UNDEFINED) {
+      if (!nulls) return false;
+      continue;
+    }
+    if (!not_null_ok(elem, &child, path, cap, l)) return false;
+  }
+  path[len] = '\0';
+  return true;
+}
+
+/* Refuses a document that breaks a NOT NULL column or a CHECK constraint of the table. */
+static bool check_rules(const m2d_table_writer_t *w, const bson_t *doc, m2d_error_t *err) {
+  char id[256];
+  if (w->schema_json) {
+    char path[1024] = "";
+    bson_iter_t top;
+    if (bson_iter_init(&top, doc) && !fields_ok(w->schema_json, &top, path, sizeof path, 0)) {
+      doc_id(doc, id, sizeof id);
+      return m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                           "the document with _id %s has no value (or null) for the column '%s', which the table "
+                           "declares NOT NULL; nothing was committed: give the documents a value there or drop "
+                           "the constraint (ALTER TABLE ... ALTER COLUMN %s DROP NOT NULL)",
+                           id, path, path);
+    }
+  }
+  for (int i = 0; i < w->nchecks; i++) {
+    if (delta_constraint_holds(w->checks[i], doc)) continue;
+    char values[512];
+    delta_constraint_describe(w->checks[i], doc, values, sizeof values);
+    doc_id(doc, id, sizeof id);
+    return m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                         "the document with _id %s breaks the table's CHECK constraint '%s' "
+                         "(delta.constraints.%s: %s) with %s; nothing was committed",
+                         id, w->check_names[i], w->check_names[i], w->check_exprs[i], values);
+  }
+  return true;
+}
+
 bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *rescued, m2d_error_t *err) {
   if (!w->open) return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");
+  /* rows rearranged are in the table already; change data files (data_dir) hold pre-images and
+   * change types, not rows of the table */
+  if (!w->rearrange && !w->opts.data_dir && !check_rules(w, doc, err)) return false;
   char *value = NULL;
   if (w->partition && !partition_value(w, doc, &value, err)) return false;
   part_t *p = find_part(w, value, err);
@@ -643,8 +832,17 @@ bool m2d_table_writer_add_action(m2d_table_writer_t *w, json_t *action, m2d_erro
   return true;
 }
 
+static bool append_only_error(m2d_error_t *err) {
+  return m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                       "the table is append-only (delta.appendOnly = true): mongo2delta cannot remove or change "
+                       "rows in it (updates and deletes of a mirror, --restart); nothing was committed: load or "
+                       "append to it only, or unset the property (ALTER TABLE ... SET TBLPROPERTIES "
+                       "('delta.appendOnly' = 'false'))");
+}
+
 bool m2d_table_writer_remove_file(m2d_table_writer_t *w, const json_t *add, m2d_error_t *err) {
   if (!w->open) return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "no batch begun");
+  if (w->append_only && !w->rearrange) return append_only_error(err);
   json_t *r = delta_remove_action(add, delta_now_ms());
   if (!r) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "an add action without path, partitionValues or size");
   json_array_append_new(w->removes, r);
@@ -815,6 +1013,42 @@ static bool config_missing(const m2d_table_writer_t *w) {
   return false;
 }
 
+/* Copies onto the new schema what the table's schema says of its fields that ours does not
+ * (nullable false, containsNull false, field metadata such as comments): a grown schema keeps
+ * the table's NOT NULL columns. Returns whether anything was copied. */
+static bool carry_attrs(const json_t *old, json_t *cur) {
+  if (!json_is_object(old) || !json_is_object(cur)) return false;
+  bool changed = false;
+  static const char *const flags[] = {"containsNull", "valueContainsNull"};
+  for (size_t k = 0; k < 2; k++)
+    if (json_is_false(json_object_get(old, flags[k])) && json_object_get(cur, flags[k])) {
+      changed |= !json_is_false(json_object_get(cur, flags[k]));
+      json_object_set_new(cur, flags[k], json_false());
+    }
+  changed |= carry_attrs(json_object_get(old, "elementType"), json_object_get(cur, "elementType"));
+  changed |= carry_attrs(json_object_get(old, "valueType"), json_object_get(cur, "valueType"));
+  size_t i, j;
+  json_t *nf, *of;
+  json_array_foreach(json_object_get(cur, "fields"), i, nf) {
+    const char *name = json_string_value(json_object_get(nf, "name"));
+    json_array_foreach(json_object_get(old, "fields"), j, of) {
+      if (!name || !json_equal(json_object_get(of, "name"), json_object_get(nf, "name"))) continue;
+      if (json_is_false(json_object_get(of, "nullable")) && !json_is_false(json_object_get(nf, "nullable"))) {
+        json_object_set_new(nf, "nullable", json_false());
+        changed = true;
+      }
+      json_t *om = json_object_get(of, "metadata");
+      if (json_object_size(om) && !json_equal(om, json_object_get(nf, "metadata"))) {
+        json_object_set(nf, "metadata", om);
+        changed = true;
+      }
+      changed |= carry_attrs(json_object_get(of, "type"), json_object_get(nf, "type"));
+      break;
+    }
+  }
+  return changed;
+}
+
 static json_t *metadata_action(m2d_table_writer_t *w, m2d_error_t *err) {
   m2d_buf_t js;
   m2d_buf_init(&js, (size_t)64 << 20);
@@ -822,7 +1056,13 @@ static json_t *metadata_action(m2d_table_writer_t *w, m2d_error_t *err) {
   if (m2d_dtype_to_schema_json(w->schema, &js, err) && m2d_buf_terminate(&js, err)) {
     if (w->metadata) {
       json_t *m = json_deep_copy(w->metadata);
-      json_object_set_new(m, "schemaString", json_string((const char *)js.data));
+      json_t *old = json_loads(json_string_value(json_object_get(w->metadata, "schemaString")) ?: "null", 0, NULL);
+      json_t *cur = json_loads((const char *)js.data, 0, NULL);
+      char *merged = old && cur && carry_attrs(old, cur) ? json_dumps(cur, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+      json_object_set_new(m, "schemaString", json_string(merged ? merged : (const char *)js.data));
+      free(merged);
+      json_decref(old);
+      json_decref(cur);
       action = json_pack("{so}", "metaData", m);
     } else {
       char id[37];
@@ -862,6 +1102,16 @@ bool m2d_table_writer_commit_txns(m2d_table_writer_t *w, const m2d_app_txn_t *tx
     json_t *a;
     json_array_foreach(w->adds, i, a) json_object_set_new(json_object_get(a, "add"), "dataChange", json_false());
     json_array_foreach(w->removes, i, a) json_object_set_new(json_object_get(a, "remove"), "dataChange", json_false());
+  }
+  if (ok && w->append_only) { /* PROTOCOL.md "Append-only Tables": no remove with dataChange true */
+    size_t i;
+    json_t *a;
+    json_array_foreach(w->removes, i, a) if (!json_is_false(json_object_get(json_object_get(a, "remove"), "dataChange"))) ok = false;
+    json_array_foreach(w->adds, i, a) {
+      json_t *r = json_object_get(a, "remove");
+      if (r && !json_is_false(json_object_get(r, "dataChange"))) ok = false;
+    }
+    if (!ok) append_only_error(err);
   }
   json_t *meta = NULL; /* the metaData action committed, if any */
   json_t *proto = NULL;
@@ -965,6 +1215,10 @@ bool m2d_table_writer_commit_txns(m2d_table_writer_t *w, const m2d_app_txn_t *tx
 
 bool m2d_table_writer_truncate(m2d_table_writer_t *w, json_t *configuration, int64_t *version, m2d_error_t *err) {
   m2d_table_writer_abort(w);
+  if (w->append_only && w->version >= 0) {
+    json_decref(configuration);
+    return append_only_error(err);
+  }
   bool ok = true;
   delta_snapshot_t snap;
   if (w->version < 0) {
