@@ -11,9 +11,10 @@ carry the event number `ev`. Each run starts from a fresh collection of --live-d
 with the collection at the end. Pipelines, one after the other for each rate (the order rotates),
 each process measured alone (harness.Isolated: CPU, peak RSS):
   sync     `mongo2delta sync --mode mirror` (initial snapshot, then the change stream);
-  kafka    `mongo2delta kafka-produce --startup copy-existing` (change stream -> a topic of one
-           partition, one Kafka transaction per batch) + `mongo2delta kafka-ingest --mode mirror`
-           (read_committed, the mirror by _id, a txn action per partition in each commit);
+  produce  `mongo2delta kafka-produce --startup copy-existing` alone (change stream -> a topic of
+           one partition, one Kafka transaction per batch): how fast events get into Kafka;
+  kafka    the same kafka-produce + `mongo2delta kafka-ingest --mode mirror` (read_committed, the
+           mirror by _id, a txn action per partition in each commit);
   python   the same kafka-produce + a Python consumer: confluent-kafka (read_committed, offsets
            committed after each Delta commit), micro-batches by the same rule as ours (--max-batch-docs
            records or --max-latency ms after the batch's first record), the batch's last event per
@@ -22,7 +23,10 @@ each process measured alone (harness.Isolated: CPU, peak RSS):
            or with --python-write append: write_deltalake(mode='append') of the documents (no
            deletes, a row per version: not a mirror).
 All consumers commit a batch at --max-batch-docs events or --max-latency ms after its first;
-kafka-produce commits a transaction at --max-batch-docs records or --produce-latency ms.
+kafka-produce commits a transaction at --max-batch-docs records or --produce-latency ms. No process
+runs with --stop-when-idle: once the writer is done, the harness waits until the last process of
+the pipeline has committed every event (its log lines), then stops each with SIGTERM, so that a
+pipeline that fell behind is waited for (--drain-timeout).
 
 Measured, for each event that leaves a row (inserts and updates: 2 of 3 events):
   write   the wall time of its oplog entry (the server's clock when it wrote; found by `ev`);
@@ -30,25 +34,28 @@ Measured, for each event that leaves a row (inserts and updates: 2 of 3 events):
           file holding a row with its `ev` (adds with dataChange false, compaction, are skipped):
           the moment a reader can see it;
   latency = commit - write. Achieved events/s = events / (the last data commit - the first write).
-For the two Kafka pipelines the event is also found in the topic (read back read_committed after
-the run): `in Kafka` = the end of the producer transaction that holds it (kafka-produce --verbose
-logs each "transaction N: K record(s)"; records are given to transactions in offset order), which
-splits the latency into MongoDB -> Kafka (change stream read, batching, the transaction) and
-Kafka -> Delta (fetch, batching, the Delta commit). Each consumer's batch commit times: sync's and
+For the Kafka pipelines each event is also found in the topic (read back read_committed after the
+run): `in Kafka` = the end of the producer transaction that holds it (kafka-produce --verbose logs
+each "transaction N: K record(s)"; records are given to transactions in offset order), which
+splits the latency into MongoDB -> Kafka (the change stream read and batching up to the record's
+CreateTime, then the transaction) and Kafka -> Delta (fetch, batching, the Delta commit); for
+kafka-produce alone, `in Kafka` is the end. Each consumer's batch commit times: sync's and
 kafka-ingest's log lines, the Python consumer's own timer around merge/write_deltalake.
-Checked after each run: every insert and update is in the table (an update whose document was
-deleted before the change stream looked it up has no row, as in the collection: counted), and the
-table equals the collection (sync and kafka: `mongo2delta cat`, the mirrors have deletion vectors,
-which delta-rs 1.1 does not read; python merge: delta-rs) or holds one row per insert and update
-(python append).
-CPU seconds from the writer's start to the consumers' exit (each process's total less what it had
+Checked after each run: every write is in the oplog; kafka-produce read exactly the events
+written, and the topic holds the copies and one record per event; every insert and update is in
+the table (an update whose document was deleted before the change stream looked it up has no
+row, as in the collection: counted); the table equals the collection (sync and kafka: `mongo2delta
+cat`, the mirrors have deletion vectors, which delta-rs 1.1 does not read; python merge: delta-rs)
+or holds one row per insert and update (python append).
+CPU seconds from the writer's start to the pipeline's exit (each process's total less what it had
 used when the writer started, so not the start-up and the copy): the consumers', kafka-produce's,
 the writer's, the MongoDB server's and the broker's JVMs (/proc), the whole machine's busy time
 (/proc/stat) and so what the machine's other users took meanwhile; peak RSS of our processes
 (whole run), the JVMs' RSS after each run and their peak at the end; the 1-minute load average,
 sampled every second.
 Usage: python bench/kafka_bench.py [--quick] [--rates 500,2000,5000,max] [--duration S]
-       [--max-events N] [--pipelines sync,kafka,python] [--python-write merge|append] [--out DIR]"""
+       [--max-events N] [--pipelines sync,produce,kafka,python] [--python-write merge|append]
+       [--out DIR]"""
 import argparse
 import datetime as dt
 import json
@@ -74,8 +81,9 @@ BIN = os.environ.get("M2D_BIN", str(ROOT / "build" / "mongo2delta"))
 DB = "bench_kafka"
 sb.DB = DB  # the writer's database (sync_bench's functions read the module's DB)
 LOG_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z)\s")
-TXN_LINE = re.compile(r"transaction (\d+): (\d+) record\(s\)")
-SYNC_BATCH = re.compile(r"batch (\d+): (\d+) events .* committed in ([\d.]+) ms")
+TXN_LINE = re.compile(r"transaction (\d+): (\d+) record\(s\), through event (\d+)")
+SYNC_BATCH = re.compile(r"batch \d+: \d+ events \(through event (\d+)\) committed in ([\d.]+) ms")
+APPLIED = re.compile(r"^applied: (\d+) records", re.M)
 INGEST_BATCH = re.compile(r"batch: (\d+) records \((\d+) events\) of \S+ committed in ([\d.]+) ms")
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -153,12 +161,16 @@ def doc_fields():
             ("tags", pa.list_(s)), ("s", pa.struct([("a", i64), ("b", f64), ("c", s)]))]
 
 
-def consumer_child(bootstrap, topic, group, table, max_docs, max_latency_ms, idle_s, ready, live, how):
-    """What a Python user writes: confluent-kafka (read_committed) -> delta-rs, in micro-batches."""
+def consumer_child(bootstrap, topic, group, table, max_docs, max_latency_ms, ready, live, how):
+    """What a Python user writes: confluent-kafka (read_committed) -> delta-rs, in micro-batches.
+    Logs "applied: N records" whenever its batch is empty again; SIGTERM: the batch in hand, then exit."""
+    os.environ.setdefault("RUST_LOG", "error")  # not DataFusion's deprecation warning at every merge
     import pyarrow as pa
     from confluent_kafka import Consumer, KafkaError
     from deltalake import DeltaTable, write_deltalake
-    max_docs, latency, idle_s, live = int(max_docs), float(max_latency_ms) / 1000, float(idle_s), int(live)
+    max_docs, latency, live = int(max_docs), float(max_latency_ms) / 1000, int(live)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     fields = doc_fields()
     cols = [f for f, _ in fields]
     doc_schema = pa.schema(fields)
@@ -168,8 +180,7 @@ def consumer_child(bootstrap, topic, group, table, max_docs, max_latency_ms, idl
                   "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     c.subscribe([topic])
     batch, n_batch, n_records, first = {}, 0, 0, None  # n_batch: events, n_records: with the skipped ones
-    records, skipped, batches, flush_ms, is_ready = 0, 0, 0, [], False
-    last_record = time.monotonic()
+    records, skipped, batches, flush_ms, is_ready, reported = 0, 0, 0, [], False, 0
 
     def flush():
         nonlocal batch, n_batch, n_records, first, batches
@@ -222,14 +233,19 @@ def consumer_child(bootstrap, topic, group, table, max_docs, max_latency_ms, idl
             else:
                 batch[len(batch)] = row
             n_batch += 1
-            last_record = time.monotonic()
         now = time.monotonic()
         if batch and (n_batch >= max_docs or now - first >= latency):
             flush()
         if not is_ready and records >= live and not batch:
             open(ready, "w").close()
             is_ready = True
-        if not batch and now - last_record >= idle_s:
+        if not batch and records != reported:
+            sys.stderr.write(f"applied: {records} records\n")
+            sys.stderr.flush()
+            reported = records
+        if stop:
+            if batch:
+                flush()
             break
     c.close()
     print(json.dumps({"records": records, "skipped": skipped, "batches": batches,
@@ -393,32 +409,34 @@ def run_one(env, side, rate, total, a, tag):
     prefix = topic = None
     if side == "sync":
         start("sync", [BIN, "sync", "--uri", server.uri, "--db", DB, "--collection", coll, "--table", table,
-                       "--mode", "mirror", "--max-batch-docs", a.max_batch_docs, "--max-latency", a.max_latency,
-                       "--stop-when-idle", a.idle])
+                       "--mode", "mirror", "--max-batch-docs", a.max_batch_docs, "--max-latency", a.max_latency])
         wait_for("sync's snapshot", lambda: f"key index: {a.live_docs} documents" in procs["sync"].log(), procs)
     else:
         prefix = f"{tag}{side}{uuid.uuid4().hex[:6]}"
         topic = f"{prefix}.{DB}.{coll}"
-        # no --stop-when-idle: stopped by SIGTERM once the consumer has everything
+        # no --stop-when-idle for any process: each is stopped (SIGTERM) once it has everything, so
+        # that a pipeline behind the writer is waited for
         start("produce", [BIN, "kafka-produce", "--uri", server.uri, "--db", DB, "--collection", coll,
                           "--brokers", broker.bootstrap, "--topic-prefix", prefix, "--startup", "copy-existing",
                           "--max-batch", a.max_batch_docs, "--max-latency", a.produce_latency, "--verbose"])
         wait_for("kafka-produce's copy", lambda: "following the change stream" in procs["produce"].log(), procs)
         group = f"g-{prefix}"
-        if side == "kafka":
+        if side == "produce":
+            pass  # kafka-produce alone: how fast the change stream gets into Kafka
+        elif side == "kafka":
             start("ingest", [BIN, "kafka-ingest", "--brokers", broker.bootstrap, "--topic", topic, "--group", group,
                              "--table", table, "--mode", "mirror", "--max-batch-docs", a.max_batch_docs,
-                             "--max-latency", a.max_latency, "--stop-when-idle", a.idle])
+                             "--max-latency", a.max_latency])
             wait_for("kafka-ingest's copy", lambda: sum(int(m.group(1)) for m in INGEST_BATCH.finditer(
                 procs["ingest"].log())) >= a.live_docs, procs)
         else:
             ready = work / f"{tag}-{side}.ready"
             ready.unlink(missing_ok=True)
             start("consumer", [sys.executable, __file__, "--child-consumer", broker.bootstrap, topic, group, table,
-                               a.max_batch_docs, a.max_latency, a.idle, ready, a.live_docs, a.python_write])
+                               a.max_batch_docs, a.max_latency, ready, a.live_docs, a.python_write])
             wait_for("the Python consumer's copy", ready.exists, procs)
     time.sleep(0.3)
-    consumer = "sync" if side == "sync" else "ingest" if side == "kafka" else "consumer"
+    consumer = {"sync": "sync", "kafka": "ingest", "python": "consumer", "produce": "produce"}[side]
     cpu0 = {"mongo server": server.cpu(), "broker": proc_cpu(broker.jvm), "machine": machine_busy_s(),
             # the consumers' start-up and copy are not the run's
             **{n: proc_cpu(p.child_pid()) for n, p in procs.items()}}
@@ -426,91 +444,107 @@ def run_one(env, side, rate, total, a, tag):
     t_write = time.time()
     w = harness.run_isolated([sys.executable, __file__, "--child-writer", server.uri, coll, rate, total, a.live_docs])
     wr = harness.last_json_line(w["out"])
-    res_c = procs[consumer].wait(timeout=3600)
-    res_p = None
-    if "produce" in procs:
-        procs["produce"].signal(signal.SIGTERM)
-        res_p = procs["produce"].wait(timeout=120)
+    # done: the last process of the pipeline has committed every event (sync, kafka-produce alone:
+    # through event `total`; kafka-ingest and the Python consumer: the copies and every event's record)
+    done = {"sync": lambda log: any(int(m.group(1)) >= total for m in SYNC_BATCH.finditer(log)),
+            "produce": lambda log: any(int(m.group(3)) >= total for m in TXN_LINE.finditer(log)),
+            "ingest": lambda log: sum(int(m.group(1)) for m in INGEST_BATCH.finditer(log)) >= a.live_docs + total,
+            "consumer": lambda log: any(int(m.group(1)) >= a.live_docs + total for m in APPLIED.finditer(log))}[consumer]
+    wait_for(f"{consumer} to commit all {total} events", lambda: done(procs[consumer].log()), procs,
+             timeout=a.drain_timeout)
+    res = {}
+    for name in [consumer] + (["produce"] if consumer != "produce" and "produce" in procs else []):
+        procs[name].signal(signal.SIGTERM)
+        res[name] = procs[name].wait(timeout=120)
+    res_c, res_p = res[consumer], res.get("produce")
     cpu = {"mongo server": server.cpu() - cpu0["mongo server"], "broker": proc_cpu(broker.jvm) - cpu0["broker"],
            "machine": machine_busy_s() - cpu0["machine"]}
-    cpu[consumer] = res_c["cpu"] - cpu0[consumer]
-    if res_p:
-        cpu["produce"] = res_p["cpu"] - cpu0["produce"]
+    for name, r in res.items():
+        cpu[name] = r["cpu"] - cpu0[name]
     cpu["writer"] = w["cpu"]
     # what the machine's other users took meanwhile (the writer's start-up is counted as ours)
-    cpu["others"] = cpu["machine"] - cpu["mongo server"] - cpu["broker"] - w["cpu"] - cpu[consumer] - \
-        cpu.get("produce", 0)
+    cpu["others"] = cpu["machine"] - cpu["mongo server"] - cpu["broker"] - w["cpu"] - sum(cpu[n] for n in res)
     load = sampler.stop()
     wall_s = time.time() - t_write
 
     walls, n_oplog = oplog_events(client, coll, last)
     if n_oplog != total:
         raise SystemExit(f"{side}: {n_oplog} oplog entries, expected {total}")
-    first, data_commits, skew = table_commits(table)
-    # an update whose document was deleted before the lookup has no row: its delete is in the run
-    missing = [ev for ev in walls if ev not in first]
-    lost = [ev for ev in missing if not (ev % 3 == 1 and 3 * (ev // 3 + a.live_docs // 2) + 2 < total)]
-    if lost:
-        raise SystemExit(f"{side} at {rate or 'max'} events/s: {len(lost)} inserts/updates not in {table}, "
-                         f"e.g. ev {lost[:5]}")
-    lat = [first[ev] - walls[ev] for ev in walls if ev in first]
-    first_w = min(walls.values())
-    last_c = max(data_commits)
-    reader, rows = check_mirror(client, coll, table, side, a.python_write)
-    if side == "python" and a.python_write == "append":
-        want = a.live_docs + len(walls) - len(missing)
-        if rows != want:
-            raise SystemExit(f"python append: {rows} rows, expected {want}")
-    res = {"offered events/s": rate or "max", "pipeline": side, "events": total,
-           "writer events/s": wr["events/s"], "writer max behind s": wr["max behind s"],
-           "achieved events/s": total / ((last_c - first_w) / 1000),
-           "p50 ms": pct(lat, 50), "p99 ms": pct(lat, 99), "max ms": max(lat), "measured events": len(lat),
-           "updates without a row (deleted before the lookup)": len(missing),
-           "data commits": sum(1 for t in data_commits if t >= first_w),
-           "commitInfo timestamp - commit file mtime, p50 / max ms": [pct(skew, 50), max(skew)],
-           "CPU s (from the writer's start)": cpu,
-           "peak RSS MiB": {consumer: res_c["rss_mib"], **({"produce": res_p["rss_mib"]} if res_p else {}),
-                            "mongo server (now)": server.rss_mib(), "broker (now)": proc_mem_mib(broker.jvm, "VmRSS")},
-           "seconds from the writer's start to the consumers' exit": wall_s,
-           "load average min / max": load, "table rows": rows, "verified by": reader}
+    out = {"offered events/s": rate or "max", "pipeline": side, "events": total,
+           "writer events/s": wr["events/s"], "writer max behind s": wr["max behind s"]}
+    first = None
+    if side != "produce":
+        first, data_commits, skew = table_commits(table)
+        # an update whose document was deleted before the lookup has no row: its delete is in the run
+        missing = [ev for ev in walls if ev not in first]
+        lost = [ev for ev in missing if not (ev % 3 == 1 and 3 * (ev // 3 + a.live_docs // 2) + 2 < total)]
+        if lost:
+            raise SystemExit(f"{side} at {rate or 'max'} events/s: {len(lost)} inserts/updates not in {table}, "
+                             f"e.g. ev {lost[:5]}")
+        lat = [first[ev] - walls[ev] for ev in walls if ev in first]
+        reader, rows = check_mirror(client, coll, table, side, a.python_write)
+        if side == "python" and a.python_write == "append":
+            want = a.live_docs + len(walls) - len(missing)
+            if rows != want:
+                raise SystemExit(f"python append: {rows} rows, expected {want}")
+        out.update({"achieved events/s": total / ((max(data_commits) - min(walls.values())) / 1000),
+                    "p50 ms": pct(lat, 50), "p99 ms": pct(lat, 99), "max ms": max(lat), "measured events": len(lat),
+                    "updates without a row (deleted before the lookup)": len(missing),
+                    "data commits": sum(1 for t in data_commits if t >= min(walls.values())),
+                    "commitInfo timestamp - commit file mtime, p50 / max ms": [pct(skew, 50), max(skew)],
+                    "table rows": rows, "verified by": reader})
+    out.update({"CPU s (from the writer's start)": cpu,
+                "peak RSS MiB": {**{n: r["rss_mib"] for n, r in res.items()},
+                                 "mongo server (now)": server.rss_mib(),
+                                 "broker (now)": proc_mem_mib(broker.jvm, "VmRSS")},
+                "seconds from the writer's start to the pipeline's exit": wall_s, "load average min / max": load})
     # each consumer's batch commits
     if side == "sync":  # the snapshot is not a batch
-        ms = [float(m.group(3)) for m in SYNC_BATCH.finditer(res_c["err"])]
+        ms = [float(m.group(2)) for m in SYNC_BATCH.finditer(res_c["err"])]
     elif side == "kafka":
         ms = after_copy([(float(m.group(3)), int(m.group(1))) for m in INGEST_BATCH.finditer(res_c["err"])],
                         a.live_docs)
-    else:
+    elif side == "python":
         ms = after_copy(harness.last_json_line(res_c["out"])["batches ms, records"], a.live_docs)
-    res["batch commit ms p50 / p99 / max"] = [pct(ms, 50), pct(ms, 99), max(ms) if ms else None]
+    else:
+        ms = []
+    if ms:
+        out["batch commit ms p50 / p99 / max"] = [pct(ms, 50), pct(ms, 99), max(ms)]
     if side == "python":
         cr = harness.last_json_line(res_c["out"])
-        res["python consumer"] = {k: cr[k] for k in ("records", "skipped", "batches")}
-        res["python write"] = a.python_write
+        out["python consumer"] = {k: cr[k] for k in ("records", "skipped", "batches")}
+        out["python write"] = a.python_write
     if res_p:
+        out["produce summary"] = res_p["err"].strip().splitlines()[-1]
+        m = re.search(r"(\d+) change event\(s\)", out["produce summary"])
+        if not m or int(m.group(1)) != total:
+            raise SystemExit(f"{side}: kafka-produce read {m and m.group(1)} change events, the writer wrote {total}")
         recs = topic_events(broker.bootstrap, topic)
         in_kafka, counts = in_kafka_times(res_p["err"], recs, a.live_docs)
         created = {ev: ts for _, ts, ev in recs if ev is not None and ev >= 0}
-        evs = [ev for ev in walls if ev in first and ev in in_kafka]
+        evs = [ev for ev in walls if ev in in_kafka and (first is None or ev in first)]
         to_k = [in_kafka[ev] - walls[ev] for ev in evs]
-        to_d = [first[ev] - in_kafka[ev] for ev in evs]
         read = [created[ev] - walls[ev] for ev in evs]
         txn = [in_kafka[ev] - created[ev] for ev in evs]
-        res["MongoDB -> Kafka p50 / p99 ms"] = [pct(to_k, 50), pct(to_k, 99)]
-        res["  of which change stream + batching (CreateTime - write) p50 / p99 ms"] = [pct(read, 50), pct(read, 99)]
-        res["  of which the transaction (end - CreateTime) p50 / p99 ms"] = [pct(txn, 50), pct(txn, 99)]
-        res["Kafka -> Delta p50 / p99 ms"] = [pct(to_d, 50), pct(to_d, 99)]
-        res["producer transactions (records each)"] = [len(counts), total / max(1, len(counts))]
-        res["produce summary"] = res_p["err"].strip().splitlines()[-1]
-        m = re.search(r"(\d+) change event\(s\)", res["produce summary"])
-        if not m or int(m.group(1)) != total:
-            raise SystemExit(f"{side}: kafka-produce read {m and m.group(1)} change events, the writer wrote {total}")
-    if side != "python":
-        res["consumer summary"] = res_c["err"].strip().splitlines()[-1]
+        out["MongoDB -> Kafka p50 / p99 ms"] = [pct(to_k, 50), pct(to_k, 99)]
+        out["  of which change stream + batching (CreateTime - write) p50 / p99 ms"] = [pct(read, 50), pct(read, 99)]
+        out["  of which the transaction (end - CreateTime) p50 / p99 ms"] = [pct(txn, 50), pct(txn, 99)]
+        if first is not None:
+            to_d = [first[ev] - in_kafka[ev] for ev in evs]
+            out["Kafka -> Delta p50 / p99 ms"] = [pct(to_d, 50), pct(to_d, 99)]
+        else:  # kafka-produce alone: its transactions are the end
+            ends = sorted(in_kafka.values())
+            out.update({"achieved events/s": total / ((ends[-1] - min(walls.values())) / 1000),
+                        "p50 ms": pct(to_k, 50), "p99 ms": pct(to_k, 99), "max ms": max(to_k),
+                        "measured events": len(to_k)})
+        out["producer transactions (records each)"] = [len(counts), total / max(1, len(counts))]
+    if side in ("sync", "kafka"):
+        out["consumer summary"] = res_c["err"].strip().splitlines()[-1]
     client[DB].drop_collection(coll)
     clear_oplog(client)
     if not a.keep:
         shutil.rmtree(table, ignore_errors=True)
-    return res
+    return out
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -540,7 +574,7 @@ def fmt2(xs):
 def print_tables(a, results):
     print(f"\n--max-batch-docs {a.max_batch_docs}, --max-latency {a.max_latency} ms (consumers), kafka-produce "
           f"--max-latency {a.produce_latency} ms; latency = the Delta commit file's mtime - the oplog entry's wall "
-          f"time; python: {a.python_write}")
+          f"time (produce: the end of the Kafka transaction); python: {a.python_write}")
     print("| offered events/s | pipeline | achieved events/s | p50 ms | p99 ms | max ms | MongoDB → Kafka p50 / p99 ms "
           "| Kafka → Delta p50 / p99 ms | batch commit p50 / p99 ms | Delta commits | load avg |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -548,9 +582,10 @@ def print_tables(a, results):
         off = r["offered events/s"]
         k = r.get("MongoDB -> Kafka p50 / p99 ms")
         d = r.get("Kafka -> Delta p50 / p99 ms")
+        b = r.get("batch commit ms p50 / p99 / max")
         print(f"| {off if off == 'max' else f'{off:,}'} | {r['pipeline']} | {r['achieved events/s']:,.0f} | "
               f"{r['p50 ms']:,.0f} | {r['p99 ms']:,.0f} | {r['max ms']:,.0f} | {fmt2(k) if k else ''} | "
-              f"{fmt2(d) if d else ''} | {fmt2(r['batch commit ms p50 / p99 / max'][:2])} | {r['data commits']} | "
+              f"{fmt2(d) if d else ''} | {fmt2(b[:2]) if b else ''} | {r.get('data commits', '')} | "
               f"{' – '.join(f'{x:.1f}' for x in r['load average min / max'])} |")
     print("\n| offered events/s | pipeline | CPU s: consumer | kafka-produce | writer | MongoDB server | broker | "
           "machine (2 cores) | others | peak RSS MiB: consumer | kafka-produce |")
@@ -558,10 +593,10 @@ def print_tables(a, results):
     for r in results:
         off = r["offered events/s"]
         c, m = r["CPU s (from the writer's start)"], r["peak RSS MiB"]
-        name = {"sync": "sync", "kafka": "ingest", "python": "consumer"}[r["pipeline"]]
-        cells = [off if off == "max" else f"{off:,}", r["pipeline"], f"{c[name]:.1f}",
+        name = {"sync": "sync", "kafka": "ingest", "python": "consumer", "produce": None}[r["pipeline"]]
+        cells = [off if off == "max" else f"{off:,}", r["pipeline"], f"{c[name]:.1f}" if name else "",
                  f"{c['produce']:.1f}" if "produce" in c else "", f"{c['writer']:.1f}", f"{c['mongo server']:.1f}",
-                 f"{c['broker']:.1f}", f"{c['machine']:.1f}", f"{c['others']:.1f}", f"{m[name]:,.0f}",
+                 f"{c['broker']:.1f}", f"{c['machine']:.1f}", f"{c['others']:.1f}", f"{m[name]:,.0f}" if name else "",
                  f"{m['produce']:,.0f}" if "produce" in m else ""]
         print("| " + " | ".join(cells) + " |")
 
@@ -583,7 +618,7 @@ def main():
                                                    "[500,2000,5000,max]")
     ap.add_argument("--duration", type=float, default=None, help="seconds of writing per offered rate [20]")
     ap.add_argument("--max-events", type=int, default=None, help="events of the unthrottled run [60000]")
-    ap.add_argument("--pipelines", default="sync,kafka,python")
+    ap.add_argument("--pipelines", default="sync,produce,kafka,python")
     ap.add_argument("--python-write", default="merge", choices=["merge", "append"],
                     help="the Python consumer: DeltaTable.merge (upserts and deletes) or write_deltalake append")
     ap.add_argument("--live-docs", type=int, default=3000,
@@ -593,7 +628,8 @@ def main():
     ap.add_argument("--max-latency", default="200", help="ms: a consumer's batch is committed this long after "
                                                          "its first event at the latest")
     ap.add_argument("--produce-latency", default="100", help="kafka-produce's --max-latency, ms")
-    ap.add_argument("--idle", default="4", help="--stop-when-idle of the consumers, s")
+    ap.add_argument("--drain-timeout", type=float, default=600,
+                    help="s after the writer's end for a pipeline to commit every event")
     ap.add_argument("--server-heap", default="6g", help="the MongoDB test server's -Xmx")
     ap.add_argument("--out", default=None, help="work directory, kept (default: a temporary one, removed)")
     ap.add_argument("--keep", action="store_true", help="keep every run's table in --out")
@@ -645,6 +681,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child-writer":
         sb.writer_child(*sys.argv[2:7])
     elif len(sys.argv) > 1 and sys.argv[1] == "--child-consumer":
-        consumer_child(*sys.argv[2:12])
+        consumer_child(*sys.argv[2:11])
     else:
         main()
