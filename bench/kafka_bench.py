@@ -330,16 +330,21 @@ def log_time_ms(line):
 
 def in_kafka_times(produce_log, records, live):
     """{ev: the time its producer transaction ended}: records in offset order, given to the logged
-    transactions by their record counts; and the transactions' record counts."""
+    transactions by their record counts; and, for each transaction after the copy, (its record count,
+    its duration: the end less its first record's CreateTime, set when kafka-produce sent it)."""
     txns = [(log_time_ms(l), int(m.group(2))) for l in produce_log.splitlines() if (m := TXN_LINE.search(l))]
-    ends, counts = [], []
+    if sum(k for _, k in txns) != len(records):
+        raise SystemExit(f"kafka-produce logged {sum(k for _, k in txns)} records in transactions, the topic holds "
+                         f"{len(records)}")
+    ends, stats, n = {}, [], 0
     for t, k in txns:
-        if k and len(ends) >= live:  # not the copy's
-            counts.append(k)
-        ends += [t] * k
-    if len(ends) != len(records):
-        raise SystemExit(f"kafka-produce logged {len(ends)} records in transactions, the topic holds {len(records)}")
-    return {ev: end for (_, _, ev), end in zip(records, ends) if ev is not None and ev >= 0}, counts
+        if k and n >= live:  # not the copy's
+            stats.append((k, t - min(ts for _, ts, _ in records[n:n + k])))
+        for _, _, ev in records[n:n + k]:
+            if ev is not None and ev >= 0:
+                ends[ev] = t
+        n += k
+    return ends, stats
 
 
 def check_mirror(client, coll, table, side, how):
@@ -510,6 +515,8 @@ def run_one(env, side, rate, total, a, tag):
         ms = []
     if ms:
         out["batch commit ms p50 / p99 / max"] = [pct(ms, 50), pct(ms, 99), max(ms)]
+        # the share of the run the consumer spent committing to Delta (the rest: waiting for events)
+        out["consumer in Delta commits %"] = 100 * sum(ms) / (max(data_commits) - min(walls.values()))
     if side == "python":
         cr = harness.last_json_line(res_c["out"])
         out["python consumer"] = {k: cr[k] for k in ("records", "skipped", "batches")}
@@ -520,7 +527,7 @@ def run_one(env, side, rate, total, a, tag):
         if not m or int(m.group(1)) != total:
             raise SystemExit(f"{side}: kafka-produce read {m and m.group(1)} change events, the writer wrote {total}")
         recs = topic_events(broker.bootstrap, topic)
-        in_kafka, counts = in_kafka_times(res_p["err"], recs, a.live_docs)
+        in_kafka, txns = in_kafka_times(res_p["err"], recs, a.live_docs)
         created = {ev: ts for _, ts, ev in recs if ev is not None and ev >= 0}
         evs = [ev for ev in walls if ev in in_kafka and (first is None or ev in first)]
         to_k = [in_kafka[ev] - walls[ev] for ev in evs]
@@ -537,7 +544,12 @@ def run_one(env, side, rate, total, a, tag):
             out.update({"achieved events/s": total / ((ends[-1] - min(walls.values())) / 1000),
                         "p50 ms": pct(to_k, 50), "p99 ms": pct(to_k, 99), "max ms": max(to_k),
                         "measured events": len(to_k)})
-        out["producer transactions (records each)"] = [len(counts), total / max(1, len(counts))]
+        out["producer transactions (records each)"] = [len(txns), total / max(1, len(txns))]
+        # the share of its time kafka-produce spent in Kafka transactions (the rest: reading the
+        # change stream, or waiting for it), from the first write to its last transaction
+        span = max(in_kafka.values()) - min(walls.values())
+        out["kafka-produce in transactions %"] = 100 * sum(d for _, d in txns) / span
+        out["transaction ms p50 / p99"] = [pct([d for _, d in txns], 50), pct([d for _, d in txns], 99)]
     if side in ("sync", "kafka"):
         out["consumer summary"] = res_c["err"].strip().splitlines()[-1]
     client[DB].drop_collection(coll)
@@ -561,40 +573,49 @@ def machine_info():
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     return harness.machine(pyarrow=pyarrow.__version__, deltalake=deltalake.__version__, pymongo=pymongo.version,
-                           confluent_kafka=confluent_kafka.version()[0],
+                           confluent_kafka=confluent_kafka.__version__,
                            librdkafka_python=confluent_kafka.libversion()[0], librdkafka_mongo2delta=rdkafka,
                            java=java, mongo_server=jars, kafka=kafka, commit=commit,
                            date=dt.date.today().isoformat(), load_average=os.getloadavg())
 
 
-def fmt2(xs):
-    return " / ".join(f"{x:,.0f}" for x in xs)
-
-
 def print_tables(a, results):
+    def off(r):
+        return r["offered events/s"] if r["offered events/s"] == "max" else f"{r['offered events/s']:,}"
+
+    def two(r, key, f="{:,.0f}"):
+        v = r.get(key)
+        return " / ".join(f.format(x) for x in v[:2]) if v else ""
+
     print(f"\n--max-batch-docs {a.max_batch_docs}, --max-latency {a.max_latency} ms (consumers), kafka-produce "
           f"--max-latency {a.produce_latency} ms; latency = the Delta commit file's mtime - the oplog entry's wall "
-          f"time (produce: the end of the Kafka transaction); python: {a.python_write}")
-    print("| offered events/s | pipeline | achieved events/s | p50 ms | p99 ms | max ms | MongoDB → Kafka p50 / p99 ms "
-          "| Kafka → Delta p50 / p99 ms | batch commit p50 / p99 ms | Delta commits | load avg |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          f"time (produce: the end of its Kafka transaction); python: {a.python_write}")
+    print("| offered events/s | pipeline | writer events/s | achieved events/s | p50 ms | p99 ms | max ms | "
+          "Delta commits | updates without a row | load avg |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        off = r["offered events/s"]
-        k = r.get("MongoDB -> Kafka p50 / p99 ms")
-        d = r.get("Kafka -> Delta p50 / p99 ms")
-        b = r.get("batch commit ms p50 / p99 / max")
-        print(f"| {off if off == 'max' else f'{off:,}'} | {r['pipeline']} | {r['achieved events/s']:,.0f} | "
-              f"{r['p50 ms']:,.0f} | {r['p99 ms']:,.0f} | {r['max ms']:,.0f} | {fmt2(k) if k else ''} | "
-              f"{fmt2(d) if d else ''} | {fmt2(b[:2]) if b else ''} | {r.get('data commits', '')} | "
+        print(f"| {off(r)} | {r['pipeline']} | {r['writer events/s']:,.0f} | {r['achieved events/s']:,.0f} | "
+              f"{r['p50 ms']:,.0f} | {r['p99 ms']:,.0f} | {r['max ms']:,.0f} | {r.get('data commits', '')} | "
+              f"{r.get('updates without a row (deleted before the lookup)', '')} | "
               f"{' – '.join(f'{x:.1f}' for x in r['load average min / max'])} |")
+    print("\nwhere the time goes (p50 / p99 ms)")
+    print("| offered events/s | pipeline | MongoDB → Kafka | of which to CreateTime | Kafka → Delta | "
+          "kafka-produce in transactions | transaction ms | consumer in Delta commits | batch commit ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in results:
+        t, c = r.get("kafka-produce in transactions %"), r.get("consumer in Delta commits %")
+        print(f"| {off(r)} | {r['pipeline']} | {two(r, 'MongoDB -> Kafka p50 / p99 ms')} | "
+              f"{two(r, '  of which change stream + batching (CreateTime - write) p50 / p99 ms')} | "
+              f"{two(r, 'Kafka -> Delta p50 / p99 ms')} | {f'{t:.0f} %' if t is not None else ''} | "
+              f"{two(r, 'transaction ms p50 / p99')} | {f'{c:.0f} %' if c is not None else ''} | "
+              f"{two(r, 'batch commit ms p50 / p99 / max')} |")
     print("\n| offered events/s | pipeline | CPU s: consumer | kafka-produce | writer | MongoDB server | broker | "
           "machine (2 cores) | others | peak RSS MiB: consumer | kafka-produce |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        off = r["offered events/s"]
         c, m = r["CPU s (from the writer's start)"], r["peak RSS MiB"]
         name = {"sync": "sync", "kafka": "ingest", "python": "consumer", "produce": None}[r["pipeline"]]
-        cells = [off if off == "max" else f"{off:,}", r["pipeline"], f"{c[name]:.1f}" if name else "",
+        cells = [off(r), r["pipeline"], f"{c[name]:.1f}" if name else "",
                  f"{c['produce']:.1f}" if "produce" in c else "", f"{c['writer']:.1f}", f"{c['mongo server']:.1f}",
                  f"{c['broker']:.1f}", f"{c['machine']:.1f}", f"{c['others']:.1f}", f"{m[name]:,.0f}" if name else "",
                  f"{m['produce']:,.0f}" if "produce" in m else ""]
