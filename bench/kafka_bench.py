@@ -83,6 +83,7 @@ sb.DB = DB  # the writer's database (sync_bench's functions read the module's DB
 LOG_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z)\s")
 TXN_LINE = re.compile(r"transaction (\d+): (\d+) record\(s\), through event (\d+)")
 SYNC_BATCH = re.compile(r"batch \d+: \d+ events \(through event (\d+)\) committed in ([\d.]+) ms")
+WINDOW = "seconds from the writer's start to the pipeline's exit"
 APPLIED = re.compile(r"^applied: (\d+) records", re.M)
 INGEST_BATCH = re.compile(r"batch: (\d+) records \((\d+) events\) of \S+ committed in ([\d.]+) ms")
 CLK = os.sysconf("SC_CLK_TCK")
@@ -502,7 +503,7 @@ def run_one(env, side, rate, total, a, tag):
                 "peak RSS MiB": {**{n: r["rss_mib"] for n, r in res.items()},
                                  "mongo server (now)": server.rss_mib(),
                                  "broker (now)": proc_mem_mib(broker.jvm, "VmRSS")},
-                "seconds from the writer's start to the pipeline's exit": wall_s, "load average min / max": load})
+                WINDOW: wall_s, "load average min / max": load})
     # each consumer's batch commits
     if side == "sync":  # the snapshot is not a batch
         ms = [float(m.group(2)) for m in SYNC_BATCH.finditer(res_c["err"])]
@@ -609,13 +610,14 @@ def print_tables(a, results):
               f"{two(r, 'Kafka -> Delta p50 / p99 ms')} | {f'{t:.0f} %' if t is not None else ''} | "
               f"{two(r, 'transaction ms p50 / p99')} | {f'{c:.0f} %' if c is not None else ''} | "
               f"{two(r, 'batch commit ms p50 / p99 / max')} |")
-    print("\n| offered events/s | pipeline | CPU s: consumer | kafka-produce | writer | MongoDB server | broker | "
+    print("\nCPU s from the writer's start to the pipeline's exit (window s), peak RSS")
+    print("| offered events/s | pipeline | window s | CPU s: consumer | kafka-produce | writer | MongoDB server | broker | "
           "machine (2 cores) | others | peak RSS MiB: consumer | kafka-produce |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         c, m = r["CPU s (from the writer's start)"], r["peak RSS MiB"]
         name = {"sync": "sync", "kafka": "ingest", "python": "consumer", "produce": None}[r["pipeline"]]
-        cells = [off(r), r["pipeline"], f"{c[name]:.1f}" if name else "",
+        cells = [off(r), r["pipeline"], f"{r[WINDOW]:.0f}", f"{c[name]:.1f}" if name else "",
                  f"{c['produce']:.1f}" if "produce" in c else "", f"{c['writer']:.1f}", f"{c['mongo server']:.1f}",
                  f"{c['broker']:.1f}", f"{c['machine']:.1f}", f"{c['others']:.1f}", f"{m[name]:,.0f}" if name else "",
                  f"{m['produce']:,.0f}" if "produce" in m else ""]
