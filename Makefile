@@ -168,8 +168,8 @@ bench-s3: all
 	@scripts/bootstrap
 	.venv/bin/python bench/s3_bench.py --docs $(BENCH_S3_DOCS)
 # the Kafka path (kafka-produce -> broker -> kafka-ingest --mode mirror) at offered rates, against
-# sync straight into a mirror and against a Python consumer (confluent-kafka + delta-rs merge) of
-# the same topic; MongoDB and Kafka test servers on loopback
+# sync straight into a mirror, kafka-produce alone and a Python consumer (confluent-kafka +
+# delta-rs merge) of the same topic; MongoDB and Kafka test servers on loopback (about 8 minutes)
 BENCH_KAFKA_ARGS ?=
 bench-kafka: all
 	@scripts/bootstrap
