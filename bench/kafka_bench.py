@@ -1,6 +1,7 @@
-"""Kafka benchmark (make bench-kafka): MongoDB -> Kafka -> Delta at fixed offered rates, against
-`sync` straight from the change stream, and against a Python consumer of the same topic; side by
-side in one run, against one MongoDB-wire test server (scripts/mongo-test-server) and one Kafka
+"""Kafka benchmark (make bench-kafka): MongoDB -> Kafka -> Delta against sync and a Python consumer.
+
+MongoDB -> Kafka -> Delta at fixed offered rates, against `sync` straight from the change stream,
+kafka-produce alone, and a Python consumer of the same topic; side by side in one run, against one MongoDB-wire test server (scripts/mongo-test-server) and one Kafka
 broker (scripts/kafka-test-server, Apache Kafka in KRaft mode), both started and stopped here.
 
 The workload is sync_bench's (bench/sync_bench.py): a writer process (pymongo) offers events at a
@@ -641,7 +642,7 @@ def main():
                                                    "[500,2000,5000,max]")
     ap.add_argument("--duration", type=float, default=None, help="seconds of writing per offered rate [20]")
     ap.add_argument("--max-events", type=int, default=None, help="events of the unthrottled run [60000]")
-    ap.add_argument("--pipelines", default="sync,produce,kafka,python")
+    ap.add_argument("--pipelines", default="sync,produce,kafka,python", help="comma-separated [%(default)s]")
     ap.add_argument("--python-write", default="merge", choices=["merge", "append"],
                     help="the Python consumer: DeltaTable.merge (upserts and deletes) or write_deltalake append")
     ap.add_argument("--live-docs", type=int, default=3000,
