@@ -51,7 +51,8 @@ or holds one row per insert and update (python append).
 CPU seconds from the writer's start to the pipeline's exit (each process's total less what it had
 used when the writer started, so not the start-up and the copy): the consumers', kafka-produce's,
 the writer's, the MongoDB server's and the broker's JVMs (/proc), the whole machine's busy time
-(/proc/stat) and so what the machine's other users took meanwhile; peak RSS of our processes
+(/proc/stat) and so what the machine's other users took meanwhile (an estimate: on a VM
+/proc/stat can read below the processes' own counts); peak RSS of our processes
 (whole run), the JVMs' RSS after each run and their peak at the end; the 1-minute load average,
 sampled every second.
 Usage: python bench/kafka_bench.py [--quick] [--rates 500,2000,5000,max] [--duration S]
