@@ -22,7 +22,7 @@ export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1:exitcode=86
 # no libmongoc counters in /dev/shm for test processes (see tests/integration/conftest.py)
 export MONGOC_DISABLE_SHM ?= 1
 
-.PHONY: all deps test test-unit test-integration asan demo clean test-long bench bench-parquet bench-delta bench-publish bench-sync bench-s3
+.PHONY: all deps test test-unit test-integration asan demo clean test-long bench bench-parquet bench-delta bench-publish bench-sync bench-s3 bench-kafka
 # The packages are installed first and the build runs in a sub-make, so that the pkg-config
 # flags above are computed after the -dev packages exist (on a fresh machine they do not yet).
 all: deps
@@ -140,7 +140,7 @@ fuzz:
 BENCH_ROWS ?= 10000000
 BENCH_DELTA_DIR ?= build/bench-delta
 BENCH_DELTA_REPS ?= 7
-bench: bench-parquet bench-delta bench-publish bench-sync bench-s3
+bench: bench-parquet bench-delta bench-publish bench-sync bench-s3 bench-kafka
 bench-parquet: all
 	@scripts/bootstrap
 	.venv/bin/python bench/parquet_bench.py --rows $(BENCH_ROWS)
@@ -167,3 +167,10 @@ BENCH_S3_DOCS ?= 1000000
 bench-s3: all
 	@scripts/bootstrap
 	.venv/bin/python bench/s3_bench.py --docs $(BENCH_S3_DOCS)
+# the Kafka path (kafka-produce -> broker -> kafka-ingest --mode mirror) at offered rates, against
+# sync straight into a mirror, kafka-produce alone and a Python consumer (confluent-kafka +
+# delta-rs merge) of the same topic; MongoDB and Kafka test servers on loopback (about 8 minutes)
+BENCH_KAFKA_ARGS ?=
+bench-kafka: all
+	@scripts/bootstrap
+	.venv/bin/python bench/kafka_bench.py $(BENCH_KAFKA_ARGS)
