@@ -6,19 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-  (void)rk;
-  if (level <= 3) m2d_warn("kafka: %s: %s", fac, buf);
-  else m2d_debug("kafka: %s: %s", fac, buf);
-}
-
-static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque) {
-  (void)rk, (void)opaque;
-  /* brokers going away and coming back are reported here and retried by librdkafka itself */
-  if (code == RD_KAFKA_RESP_ERR__FATAL) m2d_warn("kafka: fatal error: %s", reason);
-  else m2d_debug("kafka: %s (%s)", reason, rd_kafka_err2name((rd_kafka_resp_err_t)code));
-}
-
 bool m2d_kafka_cooperative(void) { return rd_kafka_version() >= 0x020300ff; }
 
 rd_kafka_t *m2d_kafka_consumer_new(const m2d_kafka_consumer_options_t *o, m2d_error_t *err) {
@@ -52,8 +39,8 @@ rd_kafka_t *m2d_kafka_consumer_new(const m2d_kafka_consumer_options_t *o, m2d_er
   }
   rd_kafka_conf_set_opaque(conf, o->opaque);
   if (o->rebalance) rd_kafka_conf_set_rebalance_cb(conf, o->rebalance);
-  rd_kafka_conf_set_log_cb(conf, on_log);
-  rd_kafka_conf_set_error_cb(conf, on_error);
+  rd_kafka_conf_set_log_cb(conf, m2d_kafka_on_log);
+  rd_kafka_conf_set_error_cb(conf, m2d_kafka_on_error);
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
   if (!rk) {
     rd_kafka_conf_destroy(conf);

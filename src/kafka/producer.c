@@ -60,13 +60,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   }
 }
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+void m2d_kafka_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
   (void)rk;
   if (level <= 3) m2d_warn("kafka: %s: %s", fac, buf);
   else if (level <= 6) m2d_debug("kafka: %s: %s", fac, buf);
 }
 
-static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque) {
+void m2d_kafka_on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque) {
   (void)rk, (void)opaque;
   /* brokers going away and coming back are reported here and retried by librdkafka itself */
   if (code == RD_KAFKA_RESP_ERR__FATAL) m2d_warn("kafka: fatal error: %s", reason);
@@ -102,8 +102,8 @@ m2d_kafka_producer_t *m2d_kafka_producer_new(const m2d_kafka_producer_options_t 
   }
   rd_kafka_conf_set_opaque(conf, p);
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-  rd_kafka_conf_set_log_cb(conf, on_log);
-  rd_kafka_conf_set_error_cb(conf, on_error);
+  rd_kafka_conf_set_log_cb(conf, m2d_kafka_on_log);
+  rd_kafka_conf_set_error_cb(conf, m2d_kafka_on_error);
   p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
   if (!p->rk) {
     rd_kafka_conf_destroy(conf);

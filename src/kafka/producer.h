@@ -59,4 +59,9 @@ void m2d_kafka_producer_counts(m2d_kafka_producer_t *p, int64_t *delivered, int6
 bool m2d_kafka_error(m2d_error_t *err, rd_kafka_error_t *e, const char *what);
 bool m2d_kafka_resp_error(m2d_error_t *err, rd_kafka_resp_err_t code, const char *what);
 
+/* librdkafka's log and error callbacks into our log (producers and consumers alike): brokers
+ * going away are retried by librdkafka itself, so only fatal errors are warnings. */
+void m2d_kafka_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+void m2d_kafka_on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque);
+
 #endif
