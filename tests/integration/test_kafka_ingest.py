@@ -220,9 +220,70 @@ def test_killed_ten_times_exactly_once(kafka, mongo, mongo_db, tmp_path, spark, 
     kill_rounds(kafka, mongo, mongo_db, tmp_path, spark, kills=10, partitions=3, which=which, seed_=11)
 
 
+class LoggedIngest:
+    """A kafka-ingest instance whose log goes to a file, so that the test can wait for what it
+    says (a partition assigned, a batch committed) while it runs."""
+
+    def __init__(self, path, brokers, topic, group, table, log):
+        self.path = path
+        args = ["kafka-ingest", "--brokers", brokers, "--topic", topic, "--group", group, "--table", table,
+                "--max-latency", "300", "--max-batch-docs", "300", "--compact-every", "5",
+                "--mode", "both", "--changelog-table", log]
+        self.file = open(path, "w")
+        self.proc = subprocess.Popen([m2d_bin()] + [str(a) for a in args], stdout=subprocess.DEVNULL,
+                                     stderr=self.file, env=dict(os.environ, **SANITIZER_ENV))
+
+    def text(self):
+        return self.path.read_text(errors="replace")
+
+    def committed_records(self):
+        """Records of the batches it committed so far (its "batch: N records ... committed" lines)."""
+        import re
+        return sum(int(n) for n in re.findall(r"batch: (\d+) records", self.text()))
+
+    def finish(self, timeout=600):
+        self.proc.wait(timeout=timeout)
+        self.file.close()
+        err = self.text()
+        assert "Sanitizer" not in err and "runtime error:" not in err, err[-3000:]
+        assert self.proc.returncode == 0, err[-3000:]
+        return err
+
+
+def wait_until(cond, what, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"waited {timeout} s for {what}")
+
+
+def group_assignment(kafka, group):
+    """{member id: [partitions]} of a consumer group that is stable, else None (rebalancing)."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    d = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    if d.state != ConsumerGroupState.STABLE:
+        return None
+    return {m.member_id: sorted(tp.partition for tp in m.assignment.topic_partitions) for m in d.members}
+
+
+def wait_for_members(kafka, group, n):
+    """Until the group is stable with n members, each holding at least one partition."""
+    def ok():
+        a = group_assignment(kafka, group)
+        return a is not None and len(a) == n and all(a.values())
+    wait_until(ok, f"group {group} stable with {n} members holding partitions")
+
+
 def test_three_instances_in_a_group_with_a_kill_and_a_join(kafka, mongo, mongo_db, tmp_path, spark):
     """Three kafka-ingest instances share a 6-partition topic; one is killed and another joins mid-run
-    (two rebalances): the mirror equals the collection, each partition's records applied once."""
+    (two rebalances): the mirror equals the collection, each partition's records applied once, and
+    every instance did part of the work. The test waits for the group to settle after each change
+    (the broker says who holds which partition) and for the instances to commit, so what it checks
+    does not depend on how fast the machine is."""
     ids = seed(mongo_db.c, 500)
     prefix = f"s{uuid.uuid4().hex[:6]}"
     topic = f"{prefix}.{mongo_db.name}.c"
@@ -231,27 +292,33 @@ def test_three_instances_in_a_group_with_a_kill_and_a_join(kafka, mongo, mongo_d
     settle()
     produce = start_produce(mongo, mongo_db.name, kafka.bootstrap, prefix)
     wait_copied(kafka, prefix)
-    group = [start_ingest(kafka.bootstrap, topic, "g", table, log) for _ in range(3)]
+    group = [LoggedIngest(tmp_path / f"ingest{i}.log", kafka.bootstrap, topic, "g", table, log) for i in range(3)]
+    wait_for_members(kafka, "g", 3)
     done = workload(mongo_db.c, N_OPS_FAULTS // 3, 500, seed=31)
-    group[1].send_signal(signal.SIGKILL)  # its partitions move to the others after the session timeout
-    group[1].wait()
+    # each of the three holds partitions and every partition gets operations (500 ids, keyed by _id)
+    wait_until(lambda: all(g.committed_records() > 0 for g in group), "each of three instances to commit")
+    group[1].proc.send_signal(signal.SIGKILL)  # its partitions move to the others after the session timeout
+    group[1].proc.wait()
+    group[1].file.close()
+    wait_for_members(kafka, "g", 2)
+    before = [g.committed_records() for g in (group[0], group[2])]
     done += workload(mongo_db.c, N_OPS_FAULTS // 3, 500, seed=32)
-    group.append(start_ingest(kafka.bootstrap, topic, "g", table, log))  # joins: partitions move to it
+    wait_until(lambda: group[0].committed_records() > before[0] and group[2].committed_records() > before[1],
+               "both survivors to commit after the rebalance")
+    group.append(LoggedIngest(tmp_path / "ingest3.log", kafka.bootstrap, topic, "g", table, log))  # joins
+    wait_for_members(kafka, "g", 3)
     done += workload(mongo_db.c, N_OPS_FAULTS // 3, 500, seed=33)
+    wait_until(lambda: group[3].committed_records() > 0, "the instance that joined to commit")
     time.sleep(2)
     produce.send_signal(signal.SIGTERM)
     finish(produce)
     drain_produce(mongo, mongo_db.name, kafka.bootstrap, prefix)
-    time.sleep(15)  # let the group drain the topic
+    time.sleep(5)
     errs = []
-    for p in (group[0], group[2], group[3]):
-        p.send_signal(signal.SIGTERM)
-        errs.append(finish(p))
+    for g in (group[0], group[2], group[3]):
+        g.proc.send_signal(signal.SIGTERM)
+        errs.append(g.finish())
     assert all("rebalances" in e for e in errs)
-    # every instance took part: each committed at least one batch
-    import re
-    counts = [int(re.search(r"kafka-ingest g: (\d+) records", e).group(1)) for e in errs[:2]]
-    assert all(c > 0 for c in counts), [e[-500:] for e in errs]
     p = run_m2d("kafka-ingest", "--brokers", kafka.bootstrap, "--topic", topic, "--group", "g", "--table", table,
                 "--mode", "both", "--changelog-table", log, "--stop-when-idle", "6", check=True, timeout=300)
     check_exactly_once(kafka, topic, log, table, mongo_db, spark, ids, done)
