@@ -65,6 +65,22 @@ static double now_s(void) {
 
 static bool stopping(const ki_t *k) { return k->failed || (k->o->stop && *k->o->stop); }
 
+/* --stop-when-idle: idle means no record for that long on partitions this instance holds. While
+ * it holds none the group is still forming (a member killed before it stays in the group until
+ * its session times out, and the others wait for it), so that time is not idleness: the run
+ * waits up to three session timeouts more before it concludes the group has nothing for it. */
+static bool idle_enough(const ki_t *k) {
+  double quiet = now_s() - k->last_activity;
+  bool holds = false;
+  for (int i = 0; i < k->nparts && !holds; i++) holds = k->parts[i].assigned;
+  if (holds) return quiet >= k->o->stop_when_idle_s;
+  int session_ms = k->o->session_timeout_ms > 0 ? k->o->session_timeout_ms : 10000;
+  double wait = k->o->stop_when_idle_s + 3.0 * session_ms / 1000.0;
+  if (quiet < wait) return false;
+  m2d_info("no partition was assigned to this instance in %.0f s; stopping (--stop-when-idle)", quiet);
+  return true;
+}
+
 static part_t *find_part(ki_t *k, const char *topic, int32_t partition, bool add) {
   for (int i = 0; i < k->nparts; i++)
     if (k->parts[i].partition == partition && !strcmp(k->parts[i].topic, topic)) return &k->parts[i];
@@ -333,6 +349,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code, rd_kafka_topi
       m2d_info("partition %s[%" PRId32 "] %s", parts->elems[i].topic, parts->elems[i].partition,
                lost ? "lost" : "revoked");
     }
+    k->last_activity = now_s(); /* the wait for the next assignment counts from here */
     if (lost && k->nrec) {
       /* the group gave them away already (this instance was cut off or too slow): another one
        * may be applying them, so the batch is dropped and the partitions kept start again where
@@ -494,7 +511,7 @@ bool m2d_kafka_ingest_run(const m2d_kafka_ingest_options_t *o, m2d_kafka_ingest_
       update_lag(&k);
       last_lag = now_s();
     }
-    if (o->stop_when_idle_s > 0 && k.nrec == 0 && now_s() - k.last_activity >= o->stop_when_idle_s) break;
+    if (o->stop_when_idle_s > 0 && k.nrec == 0 && idle_enough(&k)) break;
   }
   if (ok && !k.failed) ok = flush(&k, err); /* the batch in hand, also on SIGINT/SIGTERM */
   if (k.rk) {
