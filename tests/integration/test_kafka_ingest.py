@@ -476,7 +476,9 @@ def test_metrics_and_inspect_show_the_partitions(kafka, tmp_path):
             values = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in page.splitlines()
                       if ln and not ln.startswith("#")}
             lags = [values.get(f'mongo2delta_kafka_consumer_lag{{topic="{topic}",partition="{q}"}}') for q in (0, 1)]
-            if values.get(want) == 100 and lags == [0, 0]:
+            # records are counted as they are consumed, batches once committed: wait for both
+            if values.get(want) == 100 and lags == [0, 0] and values.get("mongo2delta_kafka_batches_total", 0) >= 1 \
+                    and values.get("mongo2delta_kafka_commit_seconds_count") == values["mongo2delta_kafka_batches_total"]:
                 break
             time.sleep(0.5)
         assert values.get(want) == 100, values
