@@ -37,6 +37,11 @@ static void *loop(void *arg) {
   loop_t *l = arg;
   m2d_log_set_context(l->entry->name);
   l->ok = m2d_sync_run(&l->o, &l->sum, &l->err);
+  /* stopped while copying the collection: what is committed stays, the next run goes on */
+  if (!l->ok && l->sum.interrupted && *l->stop) {
+    m2d_warn("stopped during the initial snapshot; the next run finishes it");
+    l->ok = true;
+  }
   if (!l->ok && !*l->stop) {
     char msg[sizeof l->err.message];
     m2d_redact(l->err.message, msg, sizeof msg);
@@ -143,7 +148,8 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
             "%lld change-log rows%s%s\n",
             l->entry->name, (long long)s->events, (long long)s->first_seq, (long long)s->last_seq,
             (long long)s->batches, (long long)s->upserts, (long long)s->deletes, (long long)s->changelog_rows,
-            s->snapshotted ? "; initial snapshot done" : "", l->ok ? "" : "; FAILED");
+            s->snapshotted ? "; initial snapshot done" : s->interrupted ? "; initial snapshot interrupted" : "",
+            l->ok ? "" : "; FAILED");
     failed += !l->ok;
   }
   if (started < c.n) goto fail;

@@ -264,7 +264,10 @@ static bool start_at_now(sync_t *s, mongoc_collection_t *coll, mongoc_change_str
                                  .live_flag = o->soft_delete ? "_deleted" : NULL};
     m2d_snapshot_summary_t ss;
     ok = m2d_snapshot_run(&so, &ss, err);
-    if (ok && ss.interrupted) ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "interrupted during the snapshot");
+    if (ok && ss.interrupted) {
+      ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "interrupted during the snapshot");
+      s->sum->interrupted = true;
+    }
     m2d_snapshot_summary_free(&ss);
     s->sum->snapshotted = ok;
     if (ok) ok = (s->mirror = m2d_mirror_open(&s->mirror_options, err)) != NULL;

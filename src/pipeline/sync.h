@@ -54,6 +54,7 @@ typedef struct {
   int64_t events, batches, upserts, deletes, changelog_rows, skipped;
   int64_t first_seq, last_seq;
   bool snapshotted;
+  bool interrupted; /* stopped (o->stop) during the initial snapshot: the error says so */
 } m2d_sync_summary_t;
 
 bool m2d_sync_run(const m2d_sync_options_t *opts, m2d_sync_summary_t *sum, m2d_error_t *err);
