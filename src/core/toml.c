@@ -11,6 +11,7 @@ typedef struct {
   const char *p;
   const char *name;
   int line;
+  int depth; /* arrays open: bounded, so that nesting cannot exhaust the stack */
   m2d_error_t *err;
 } parser_t;
 
@@ -188,12 +189,18 @@ static char *key(parser_t *ps) {
 static m2d_toml_t *value(parser_t *ps);
 
 static m2d_toml_t *array(parser_t *ps) {
+  if (ps->depth >= 16) {
+    fail(ps, "arrays nested more than 16 deep");
+    return NULL;
+  }
   m2d_toml_t *a = node(M2D_TOML_ARRAY, ps->line);
   ps->p++;
+  ps->depth++;
   for (;;) {
     skip_space(ps);
     if (*ps->p == ']') {
       ps->p++;
+      ps->depth--;
       return a;
     }
     m2d_toml_t *v = value(ps);
@@ -304,7 +311,11 @@ static m2d_toml_t *header(parser_t *ps, m2d_toml_t *root) {
   ps->p += aot ? 2 : 1;
   m2d_toml_t *t = root;
   char path[512] = "";
-  for (;;) {
+  for (int parts = 1;; parts++) {
+    if (parts > 16) {
+      fail(ps, "the header [%s...] has more than 16 keys", path);
+      return NULL;
+    }
     skip_blank(ps);
     char *k = key(ps);
     if (!k) return NULL;

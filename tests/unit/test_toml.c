@@ -90,6 +90,12 @@ TEST(toml_refuses_what_it_does_not_read_with_the_line) {
   CHECK(fails_at("[[x]]\n[x]\n", 2, "defined twice"));
   CHECK(fails_at("[x]\n[[x]]\n", 2, "already a table"));
   CHECK(fails_at("= 1\n", 1, "where a key should be"));
+  CHECK(fails_at("x = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n", 1, "nested more than 16"));
+  CHECK(fails_at("[a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q]\n", 1, "more than 16 keys"));
+  m2d_error_t err;
+  m2d_toml_t *t = parse("x = [[[\"a\"], []], [[\"b\", \"c\"]]]\n", &err);
+  CHECK(t && m2d_toml_get(t, "x")->n == 2 && m2d_toml_get(t, "x")->items[1]->items[0]->n == 2);
+  m2d_toml_free(t);
 }
 
 TEST(toml_file_that_is_missing_is_a_usage_error) {
