@@ -10,6 +10,7 @@ import subprocess
 import time
 import urllib.request
 
+import pytest
 from deltalake import DeltaTable
 
 from bson_mapping import check_table
@@ -81,7 +82,7 @@ def check_changelog(log, done):
             assert (r["_op"], r["_id"]) == (op, _id), (k, r, op, _id)
 
 
-def test_run_five_collections_killed_and_restarted(mongo, mongo_db, tmp_path, spark):
+def five_collections_killed_and_restarted(mongo, mongo_db, tmp_path, spark, kills, seed):
     names = ["dv", "cow", "log", "both", "events"]
     for name in names + ["ex_scratch"]:
         mongo_db[name].insert_many([{"_id": i, "n": i, "tags": [], "nested": {"a": i}} for i in range(N_DOCS)])
@@ -90,20 +91,20 @@ def test_run_five_collections_killed_and_restarted(mongo, mongo_db, tmp_path, sp
     write_config(config, mongo_db.name, root, port=port)
     plan = run_m2d("run", "--config", config, "--dry-run", env={"M2D_TEST_URI": mongo.uri}, check=True).stdout
     assert sorted(line.split("\t")[0] for line in plan.splitlines()) == sorted(f"{mongo_db.name}.{n}" for n in names)
-    rnd = random.Random(7)
+    rnd = random.Random(seed)
     done = {n: [] for n in names}
     settle()
     proc = spawn_run(mongo, config)
     time.sleep(4)  # the initial snapshots
-    for round_ in range(2):
+    for round_ in range(kills):
         for k, name in enumerate(names):
-            done[name] += workload(mongo_db[name], 120, N_DOCS, seed=round_ * 10 + k + 1)
+            done[name] += workload(mongo_db[name], 120, N_DOCS, seed=seed * 1000 + round_ * 10 + k + 1)
         time.sleep(rnd.uniform(0.0, 1.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc = spawn_run(mongo, config)
     for k, name in enumerate(names):
-        done[name] += workload(mongo_db[name], 80, N_DOCS, seed=90 + k)
+        done[name] += workload(mongo_db[name], 80, N_DOCS, seed=seed * 1000 + 990 + k)
     # one endpoint, a series per collection
     deadline, page = time.time() + 60, ""
     labels = [f'mongo2delta_sync_batches_total{{collection="{mongo_db.name}.{n}"}}' for n in names]
@@ -132,6 +133,15 @@ def test_run_five_collections_killed_and_restarted(mongo, mongo_db, tmp_path, sp
     check_changelog(root / "both_changes", done["both"])
     assert not (root / "all" / "ex_scratch").exists()  # excluded
     assert not (root / "all" / "dv").exists()  # not included (and listed by its own section)
+
+
+def test_run_five_collections_killed_and_restarted(mongo, mongo_db, tmp_path, spark):
+    five_collections_killed_and_restarted(mongo, mongo_db, tmp_path, spark, kills=2, seed=7)
+
+
+@pytest.mark.long
+def test_run_five_collections_killed_eight_times(mongo, mongo_db, tmp_path, spark):
+    five_collections_killed_and_restarted(mongo, mongo_db, tmp_path, spark, kills=8, seed=8)
 
 
 def test_run_stops_every_collection_when_one_fails(mongo, mongo_db, tmp_path):
