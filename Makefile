@@ -96,10 +96,10 @@ FUZZ_CC      := clang
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -MMD -MP -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
                 -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -pthread
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
-FUZZERS      := footer page reader
+FUZZERS      := footer page reader toml
 FUZZ_SEEDS   := ../shared/testdata/parquet-testing/data
 # fuzz-smoke is deterministic: a fixed seed and a fixed number of runs per harness
-FUZZ_RUNS    ?= footer=150000 page=400000 reader=25000
+FUZZ_RUNS    ?= footer=150000 page=400000 reader=25000 toml=200000
 FUZZ_SECONDS ?= 0
 
 $(FUZZ_DIR)/%.o: %.c

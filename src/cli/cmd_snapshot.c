@@ -7,6 +7,7 @@
 #include "parquet/compress.h"
 #include "pipeline/snapshot.h"
 
+#include <fnmatch.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -18,6 +19,10 @@ static const m2d_opt_spec_t opts[] = {
     {"table", "PATH", "the Delta table: a local path or an " M2D_URL_FORMS " URL (created when missing)", NULL, false},
     {"all-collections", NULL, "every collection of the database, each into ROOT/<collection>", NULL, false},
     {"table-root", "PATH", "with --all-collections: where the tables go (a folder or an " M2D_URL_FORMS " URL)", NULL, false},
+    {"include", "GLOBS", "with --all-collections: only collections matching one of these comma-separated patterns", "*",
+     false},
+    {"exclude", "GLOBS", "with --all-collections: not the collections matching one of these comma-separated patterns",
+     NULL, false},
     {"workers", "N", "parallel readers, each with its own connection", "4", false},
     {"filter", "JSON", "only documents matching this query (Extended JSON)", NULL, false},
     {"projection", "JSON", "only these fields (Extended JSON projection)", NULL, false},
@@ -79,6 +84,18 @@ static bool one(m2d_snapshot_options_t *o, m2d_error_t *err, bool *interrupted) 
   return ok;
 }
 
+/* Whether name matches one of the comma-separated glob patterns in globs. */
+static bool matches(const char *globs, const char *name) {
+  while (globs && *globs) {
+    size_t n = strcspn(globs, ",");
+    char pat[512];
+    snprintf(pat, sizeof pat, "%.*s", (int)n, globs);
+    if (n && fnmatch(pat, name, 0) == 0) return true;
+    globs += n + (globs[n] == ',');
+  }
+  return false;
+}
+
 static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   (void)cmd;
   volatile sig_atomic_t *stop_flag = m2d_cli_stop_on_signals();
@@ -90,6 +107,10 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
       (!all && !m2d_args_flag(args, "table")) || (all && !m2d_args_flag(args, "table-root"))) {
     m2d_error_set(&err, M2D_ERR_USAGE, 0,
                   "give --collection C --table PATH, or --all-collections --table-root ROOT");
+    return m2d_cli_fail(&err);
+  }
+  if (!all && (m2d_args_flag(args, "include") || m2d_args_flag(args, "exclude"))) {
+    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--include and --exclude go with --all-collections");
     return m2d_cli_fail(&err);
   }
   int64_t workers = 4;
@@ -116,7 +137,9 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
     if (db && !names) m2d_mongo_error(&err, &e, "cannot list the database's collections");
     ok = names != NULL;
     for (int i = 0; ok && names[i] && !*stop_flag; i++) {
-      if (strncmp(names[i], "system.", 7) == 0) continue;
+      if (strncmp(names[i], "system.", 7) == 0 || !matches(m2d_args_get(args, "include"), names[i]) ||
+          matches(m2d_args_get(args, "exclude"), names[i]))
+        continue;
       char table[4096];
       snprintf(table, sizeof table, "%s/%s", m2d_args_get(args, "table-root"), names[i]);
       o.collection = names[i];

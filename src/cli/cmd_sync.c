@@ -1,5 +1,6 @@
 /* mongo2delta sync: a collection's changes into a mirror table and/or a change log. */
 #include "cli/commands.h"
+#include "cli/sync_args.h"
 #include "cli/target_args.h"
 #include "core/log.h"
 #include "pipeline/sync.h"
@@ -8,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const m2d_opt_spec_t opts[] = {
+const m2d_opt_spec_t m2d_sync_opts[] = {
     {"uri", "URI", "MongoDB connection string (a replica set: change streams)", NULL, true},
     {"db", "DB", "database", NULL, true},
     {"collection", "COLL", "collection", NULL, true},
@@ -22,43 +23,45 @@ static const m2d_opt_spec_t opts[] = {
     M2D_OPT_END,
 };
 
+bool m2d_args_sync(const m2d_args_t *args, m2d_sync_options_t *o, m2d_error_t *err) {
+  *o = (m2d_sync_options_t){.uri = m2d_args_get(args, "uri"), .db = m2d_args_get(args, "db"),
+                            .collection = m2d_args_get(args, "collection")};
+  const char *initial = m2d_args_get(args, "initial"), *lost = m2d_args_get(args, "on-history-lost");
+  if (strcmp(initial, "snapshot") && strcmp(initial, "skip"))
+    return m2d_error_set(err, M2D_ERR_USAGE, 0, "--initial must be snapshot or skip");
+  if (strcmp(lost, "fail") && strcmp(lost, "resnapshot"))
+    return m2d_error_set(err, M2D_ERR_USAGE, 0, "--on-history-lost must be fail or resnapshot");
+  o->initial_snapshot = strcmp(initial, "snapshot") == 0;
+  o->resnapshot_on_history_lost = strcmp(lost, "resnapshot") == 0;
+  int64_t workers = 4;
+  m2d_table_target_args_t t;
+  if (!m2d_args_int(args, "workers", 1, 64, &workers, err) || !m2d_args_table_target(args, &t, err)) return false;
+  o->workers = (int)workers;
+  o->table = t.table;
+  o->changelog_table = t.changelog_table;
+  o->mirror = t.mirror;
+  o->changelog = t.changelog;
+  o->rewrite = t.rewrite;
+  o->soft_delete = t.soft_delete;
+  o->change_data_feed = t.change_data_feed;
+  o->codec = t.codec;
+  o->level = t.level;
+  o->target_file_size = t.target_file_size;
+  o->max_batch_docs = t.max_batch;
+  o->max_latency_ms = t.max_latency_ms;
+  o->stop_when_idle_s = t.stop_when_idle_s;
+  o->compact_every = t.compact_every;
+  o->metrics_port = t.metrics_port;
+  return true;
+}
+
 static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   (void)cmd;
   volatile sig_atomic_t *stop_flag = m2d_cli_stop_on_signals();
   m2d_error_t err = {0};
-  m2d_sync_options_t o = {.uri = m2d_args_get(args, "uri"), .db = m2d_args_get(args, "db"),
-                          .collection = m2d_args_get(args, "collection"), .stop = stop_flag};
-  const char *initial = m2d_args_get(args, "initial"), *lost = m2d_args_get(args, "on-history-lost");
-  if (strcmp(initial, "snapshot") && strcmp(initial, "skip")) {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--initial must be snapshot or skip");
-    return m2d_cli_fail(&err);
-  }
-  if (strcmp(lost, "fail") && strcmp(lost, "resnapshot")) {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "--on-history-lost must be fail or resnapshot");
-    return m2d_cli_fail(&err);
-  }
-  o.initial_snapshot = strcmp(initial, "snapshot") == 0;
-  o.resnapshot_on_history_lost = strcmp(lost, "resnapshot") == 0;
-  int64_t workers = 4;
-  m2d_table_target_args_t t;
-  if (!m2d_args_int(args, "workers", 1, 64, &workers, &err) || !m2d_args_table_target(args, &t, &err))
-    return m2d_cli_fail(&err);
-  o.workers = (int)workers;
-  o.table = t.table;
-  o.changelog_table = t.changelog_table;
-  o.mirror = t.mirror;
-  o.changelog = t.changelog;
-  o.rewrite = t.rewrite;
-  o.soft_delete = t.soft_delete;
-  o.change_data_feed = t.change_data_feed;
-  o.codec = t.codec;
-  o.level = t.level;
-  o.target_file_size = t.target_file_size;
-  o.max_batch_docs = t.max_batch;
-  o.max_latency_ms = t.max_latency_ms;
-  o.stop_when_idle_s = t.stop_when_idle_s;
-  o.compact_every = t.compact_every;
-  o.metrics_port = t.metrics_port;
+  m2d_sync_options_t o;
+  if (!m2d_args_sync(args, &o, &err)) return m2d_cli_fail(&err);
+  o.stop = stop_flag;
   m2d_sync_summary_t s;
   bool ok = m2d_sync_run(&o, &s, &err);
   fprintf(stderr,
@@ -83,6 +86,6 @@ const m2d_command_t m2d_cmd_sync = {
         "opening the stream. SIGINT/SIGTERM commit the batch in hand and exit 0.",
     .example = "mongo2delta sync --uri mongodb://127.0.0.1:27017 --db shop --collection orders --table ./lake/orders "
                "--mode both --changelog-table ./lake/orders_changes",
-    .opts = opts,
+    .opts = m2d_sync_opts,
     .run = run,
 };

@@ -15,6 +15,7 @@ extern const m2d_command_t m2d_cmd_load;
 extern const m2d_command_t m2d_cmd_snapshot;
 extern const m2d_command_t m2d_cmd_publish;
 extern const m2d_command_t m2d_cmd_sync;
+extern const m2d_command_t m2d_cmd_run;
 extern const m2d_command_t m2d_cmd_kafka_produce;
 extern const m2d_command_t m2d_cmd_kafka_ingest;
 extern const m2d_command_t m2d_cmd_optimize;

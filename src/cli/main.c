@@ -14,6 +14,7 @@ static const m2d_command_t *const commands[] = {
     &m2d_cmd_cat,
     &m2d_cmd_snapshot,
     &m2d_cmd_sync,
+    &m2d_cmd_run,
     &m2d_cmd_kafka_produce,
     &m2d_cmd_kafka_ingest,
     &m2d_cmd_load,

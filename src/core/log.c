@@ -47,6 +47,13 @@ static void json_escape(FILE *f, const char *s) {
   }
 }
 
+/* This thread's context (run: the collection its sync loop serves), "" for none. */
+static _Thread_local char t_context[256];
+
+void m2d_log_set_context(const char *context) {
+  snprintf(t_context, sizeof t_context, "%s", context ? context : "");
+}
+
 void m2d_log(m2d_log_level_t level, const char *fmt, ...) {
   if (!m2d_log_enabled(level)) return;
   char raw[4096], msg[4096];
@@ -65,12 +72,18 @@ void m2d_log(m2d_log_level_t level, const char *fmt, ...) {
 
   pthread_mutex_lock(&g_lock);
   if (g_format == M2D_LOG_JSON) {
-    fprintf(stderr, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":\"", ts,
-            (long)(tv.tv_usec / 1000), level_name(level));
+    fprintf(stderr, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",", ts, (long)(tv.tv_usec / 1000), level_name(level));
+    if (t_context[0]) {
+      fputs("\"context\":\"", stderr);
+      json_escape(stderr, t_context);
+      fputs("\",", stderr);
+    }
+    fputs("\"msg\":\"", stderr);
     json_escape(stderr, msg);
     fputs("\"}\n", stderr);
   } else {
-    fprintf(stderr, "%s.%03ldZ %-5s %s\n", ts, (long)(tv.tv_usec / 1000), level_name(level), msg);
+    fprintf(stderr, "%s.%03ldZ %-5s %s%s%s%s\n", ts, (long)(tv.tv_usec / 1000), level_name(level),
+            t_context[0] ? "[" : "", t_context, t_context[0] ? "] " : "", msg);
   }
   fflush(stderr);
   pthread_mutex_unlock(&g_lock);

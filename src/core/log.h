@@ -15,6 +15,10 @@ bool m2d_log_enabled(m2d_log_level_t level);
 /* Parses "text" / "json". */
 bool m2d_log_format_parse(const char *s, m2d_log_format_t *out);
 
+/* Names what the calling thread works on; its lines then read "[context] message" (JSON: a
+ * "context" member). NULL or "" clears it. */
+void m2d_log_set_context(const char *context);
+
 void m2d_log(m2d_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define m2d_error(...) m2d_log(M2D_LOG_ERROR, __VA_ARGS__)

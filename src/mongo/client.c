@@ -40,7 +40,8 @@ bool m2d_mongo_error(m2d_error_t *err, const bson_error_t *e, const char *what) 
   return false;
 }
 
-mongoc_client_t *m2d_mongo_client_new(const char *uri_string, m2d_error_t *err) {
+/* The URI with our defaults (fail fast, our app name), or NULL with a usage error. */
+static mongoc_uri_t *parse_uri(const char *uri_string, m2d_error_t *err) {
   m2d_mongo_global_init();
   bson_error_t e;
   mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_string, &e);
@@ -58,6 +59,13 @@ mongoc_client_t *m2d_mongo_client_new(const char *uri_string, m2d_error_t *err) 
     mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 5000);
   if (!mongoc_uri_get_option_as_utf8(uri, MONGOC_URI_APPNAME, NULL))
     mongoc_uri_set_appname(uri, "mongo2delta");
+  return uri;
+}
+
+mongoc_client_t *m2d_mongo_client_new(const char *uri_string, m2d_error_t *err) {
+  mongoc_uri_t *uri = parse_uri(uri_string, err);
+  if (!uri) return NULL;
+  bson_error_t e;
   mongoc_client_t *client = mongoc_client_new_from_uri_with_error(uri, &e);
   mongoc_uri_destroy(uri);
   if (!client) {
@@ -66,6 +74,32 @@ mongoc_client_t *m2d_mongo_client_new(const char *uri_string, m2d_error_t *err) 
   }
   mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
   return client;
+}
+
+mongoc_client_pool_t *m2d_mongo_pool_new(const char *uri_string, int max_size, m2d_error_t *err) {
+  mongoc_uri_t *uri = parse_uri(uri_string, err);
+  if (!uri) return NULL;
+  if (max_size > 0 && !mongoc_uri_has_option(uri, MONGOC_URI_MAXPOOLSIZE))
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_MAXPOOLSIZE, max_size);
+  bson_error_t e;
+  mongoc_client_pool_t *pool = mongoc_client_pool_new_with_error(uri, &e);
+  mongoc_uri_destroy(uri);
+  if (!pool) {
+    m2d_mongo_error(err, &e, "cannot create a MongoDB connection pool");
+    return NULL;
+  }
+  mongoc_client_pool_set_error_api(pool, MONGOC_ERROR_API_VERSION_2);
+  return pool;
+}
+
+mongoc_client_t *m2d_mongo_client_get(mongoc_client_pool_t *pool, const char *uri, m2d_error_t *err) {
+  return pool ? mongoc_client_pool_pop(pool) : m2d_mongo_client_new(uri, err);
+}
+
+void m2d_mongo_client_put(mongoc_client_pool_t *pool, mongoc_client_t *client) {
+  if (!client) return;
+  if (pool) mongoc_client_pool_push(pool, client);
+  else mongoc_client_destroy(client);
 }
 
 static void copy_str(char *dst, size_t n, const bson_t *doc, const char *key) {

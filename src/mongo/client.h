@@ -15,6 +15,16 @@ void m2d_mongo_global_init(void);
  * never contains the password). Caller destroys with mongoc_client_destroy. */
 mongoc_client_t *m2d_mongo_client_new(const char *uri, m2d_error_t *err);
 
+/* A pool of clients for many threads of one process (run: a sync loop per collection), with
+ * the defaults above; max_size (> 0) caps its connections unless the URI sets maxPoolSize.
+ * Caller destroys with mongoc_client_pool_destroy after every client is back. */
+mongoc_client_pool_t *m2d_mongo_pool_new(const char *uri, int max_size, m2d_error_t *err);
+
+/* A client from pool (waits while all are out), or without a pool a new one for uri; and back
+ * (without a pool: destroyed; NULL is ignored). */
+mongoc_client_t *m2d_mongo_client_get(mongoc_client_pool_t *pool, const char *uri, m2d_error_t *err);
+void m2d_mongo_client_put(mongoc_client_pool_t *pool, mongoc_client_t *client);
+
 typedef struct {
   char address[256];     /* host:port of the server that answered */
   char version[64];      /* buildInfo.version, or "unknown" */

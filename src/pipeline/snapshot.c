@@ -191,7 +191,7 @@ static bool do_range(run_t *r, mongoc_collection_t *coll, m2d_table_writer_t *tw
 static void *worker(void *arg) {
   run_t *r = arg;
   m2d_error_t err = {0};
-  mongoc_client_t *client = m2d_mongo_client_new(r->o->uri, &err);
+  mongoc_client_t *client = m2d_mongo_client_get(r->o->pool, r->o->uri, &err);
   m2d_table_writer_options_t to = {.table = r->o->table, .codec = r->o->codec, .level = r->o->level,
                                    .target_file_size = r->o->target_file_size, .partition_by = r->o->partition_by,
                                    .configuration = r->config};
@@ -219,7 +219,7 @@ static void *worker(void *arg) {
   }
   if (coll) mongoc_collection_destroy(coll);
   m2d_table_writer_destroy(tw);
-  if (client) mongoc_client_destroy(client);
+  m2d_mongo_client_put(r->o->pool, client);
   return NULL;
 }
 
@@ -342,7 +342,7 @@ bool m2d_snapshot_run(const m2d_snapshot_options_t *o, m2d_snapshot_summary_t *s
   r.live_flag = o->live_flag;
   if (ok && o->projection && !(r.projection = parse_json_opt(o->projection, "projection", err))) ok = false;
   m2d_mongo_global_init();
-  mongoc_client_t *client = ok ? m2d_mongo_client_new(o->uri, err) : NULL;
+  mongoc_client_t *client = ok ? m2d_mongo_client_get(o->pool, o->uri, err) : NULL;
   ok = ok && client;
   mongoc_collection_t *coll = ok ? mongoc_client_get_collection(client, o->db, o->collection) : NULL;
   bson_error_t e;
@@ -391,7 +391,7 @@ bool m2d_snapshot_run(const m2d_snapshot_options_t *o, m2d_snapshot_summary_t *s
   json_object_update(sum->rescued_fields, r.rescued_fields);
   sum->seconds = now_s() - t0;
   if (coll) mongoc_collection_destroy(coll);
-  if (client) mongoc_client_destroy(client);
+  m2d_mongo_client_put(o->pool, client);
   m2d_ranges_free(&r.plan);
   free(r.done);
   json_decref(r.config);

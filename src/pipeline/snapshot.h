@@ -14,6 +14,7 @@
 #define M2D_PIPELINE_SNAPSHOT_H
 
 #include "core/error.h"
+#include "mongo/client.h"
 #include "parquet/format.h"
 
 #include <jansson.h>
@@ -33,6 +34,7 @@ typedef struct {
   bool restart;              /* empty the table and start a new plan */
   bool progress;             /* a progress line on stderr (a terminal) */
   volatile sig_atomic_t *stop; /* set by a signal: commit what is complete and return */
+  mongoc_client_pool_t *pool;  /* clients from here (run), or NULL: each worker opens its own */
 } m2d_snapshot_options_t;
 
 typedef struct {

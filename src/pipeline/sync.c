@@ -260,11 +260,14 @@ static bool start_at_now(sync_t *s, mongoc_collection_t *coll, mongoc_change_str
     m2d_snapshot_options_t so = {.uri = o->uri, .db = o->db, .collection = o->collection, .table = o->table,
                                  .workers = o->workers, .codec = o->codec, .level = o->level,
                                  .target_file_size = o->target_file_size ? o->target_file_size : (uint64_t)128 << 20,
-                                 .restart = had_table, .stop = o->stop,
+                                 .restart = had_table, .stop = o->stop, .pool = o->pool,
                                  .live_flag = o->soft_delete ? "_deleted" : NULL};
     m2d_snapshot_summary_t ss;
     ok = m2d_snapshot_run(&so, &ss, err);
-    if (ok && ss.interrupted) ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "interrupted during the snapshot");
+    if (ok && ss.interrupted) {
+      ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "interrupted during the snapshot");
+      s->sum->interrupted = true;
+    }
     m2d_snapshot_summary_free(&ss);
     s->sum->snapshotted = ok;
     if (ok) ok = (s->mirror = m2d_mirror_open(&s->mirror_options, err)) != NULL;
@@ -296,9 +299,10 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
   sync_t s = {.o = o, .sum = sum};
   snprintf(s.app, sizeof s.app, APP_PREFIX "%s.%s", o->db, o->collection);
   snprintf(s.label, sizeof s.label, "%s.%s", o->db, o->collection);
-  if (o->metrics_port >= 0) {
-    if (!(s.metrics = m2d_metrics_start(NULL, o->metrics_port, err))) return false;
-    m2d_info("metrics (Prometheus text) on http://127.0.0.1:%d/metrics", m2d_metrics_port(s.metrics));
+  if (o->shared_metrics || o->metrics_port >= 0) {
+    if (o->shared_metrics) s.metrics = o->shared_metrics;
+    else if (!(s.metrics = m2d_metrics_start(NULL, o->metrics_port, err))) return false;
+    else m2d_info("metrics (Prometheus text) on http://127.0.0.1:%d/metrics", m2d_metrics_port(s.metrics));
     const char *const *lb = M2D_LABELS("collection", s.label);
     m2d_metrics_counter_add(s.metrics, M2D_METRIC_EVENTS_APPLIED, "change events applied", lb, 0);
     m2d_metrics_counter_add(s.metrics, M2D_METRIC_BATCHES, "micro-batches committed", lb, 0);
@@ -308,7 +312,7 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
   s.ev = calloc((size_t)cap + 1, sizeof *s.ev);
   bool ok = s.ev != NULL;
   m2d_mongo_global_init();
-  mongoc_client_t *client = ok ? m2d_mongo_client_new(o->uri, err) : NULL;
+  mongoc_client_t *client = ok ? m2d_mongo_client_get(o->pool, o->uri, err) : NULL;
   ok = ok && client;
   mongoc_collection_t *coll = ok ? mongoc_client_get_collection(client, o->db, o->collection) : NULL;
   mongoc_change_stream_t *cs = NULL;
@@ -439,11 +443,11 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
   sum->last_seq = seq;
   clear_events(&s);
   free(s.ev);
-  m2d_metrics_stop(s.metrics);
+  if (!o->shared_metrics) m2d_metrics_stop(s.metrics);
   if (cs) mongoc_change_stream_destroy(cs);
   m2d_mirror_close(s.mirror);
   m2d_table_writer_destroy(s.log);
   if (coll) mongoc_collection_destroy(coll);
-  if (client) mongoc_client_destroy(client);
+  m2d_mongo_client_put(o->pool, client);
   return ok;
 }

@@ -16,6 +16,8 @@
 #define M2D_PIPELINE_SYNC_H
 
 #include "core/error.h"
+#include "core/metrics.h"
+#include "mongo/client.h"
 #include "parquet/format.h"
 
 #include <signal.h>
@@ -41,12 +43,18 @@ typedef struct {
   int compact_every;           /* compact the tables after this many batches (when the stream is quiet), 0: never */
   int metrics_port;            /* serve Prometheus text on 127.0.0.1:PORT (0: any free port), -1: no */
   volatile sig_atomic_t *stop;
+  /* run (many collections in one process): clients come from this pool and the metrics go to
+   * this registry (metrics_port is then ignored; the registry is not stopped). NULL: the sync
+   * command's own client and --metrics-port. */
+  mongoc_client_pool_t *pool;
+  m2d_metrics_t *shared_metrics;
 } m2d_sync_options_t;
 
 typedef struct {
   int64_t events, batches, upserts, deletes, changelog_rows, skipped;
   int64_t first_seq, last_seq;
   bool snapshotted;
+  bool interrupted; /* stopped (o->stop) during the initial snapshot: the error says so */
 } m2d_sync_summary_t;
 
 bool m2d_sync_run(const m2d_sync_options_t *opts, m2d_sync_summary_t *sum, m2d_error_t *err);
