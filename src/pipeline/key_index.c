@@ -386,7 +386,7 @@ static bool get_len(in_t *in, uint64_t *n, uint64_t unit) {
   return true;
 }
 
-m2d_key_index_t *m2d_key_index_load(m2d_source_t *src, int64_t version, const char *stamp, size_t stamp_len,
+m2d_key_index_t *m2d_key_index_load(m2d_source_t *src, const char *stamp, size_t stamp_len, int64_t *version,
                                     m2d_error_t *err) {
   in_t in = {.src = src, .sum = 1469598103934665603ull, .err = err};
   char magic[8];
@@ -394,19 +394,17 @@ m2d_key_index_t *m2d_key_index_load(m2d_source_t *src, int64_t version, const ch
   if (!get(&in, magic, 8) || !get_u64(&in, &bom)) return NULL;
   if (memcmp(magic, MAGIC, 8) != 0 || bom != 1)
     return m2d_error_set(err, M2D_ERR_FORMAT, 0, "it is not a key index of this version of mongo2delta"), NULL;
-  if (!get_u64(&in, &v)) return NULL;
-  if ((int64_t)v != version)
-    return m2d_error_set(err, M2D_ERR_FORMAT, 0, "it is of table version %lld, the table is at %lld", (long long)v,
-                         (long long)version),
-           NULL;
-  if (!get_len(&in, &n, 1)) return NULL;
+  if (!get_u64(&in, &v) || !get_len(&in, &n, 1)) return NULL;
+  *version = (int64_t)v;
   char *st = malloc(n ? n : 1);
   bool ok = st && get(&in, st, n);
   bool same = ok && n == stamp_len && memcmp(st, stamp, n) == 0;
   free(st);
   if (!ok) return NULL;
   if (!same)
-    return m2d_error_set(err, M2D_ERR_FORMAT, 0, "its table (metadata id, files, deletion vectors) is not the table's"),
+    return m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                         "it was saved at table version %lld, and the table's files or deletion vectors have changed since",
+                         (long long)v),
            NULL;
   m2d_key_index_t *x = calloc(1, sizeof *x);
   ok = x && (x->path_ids = json_object());

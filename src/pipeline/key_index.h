@@ -40,12 +40,13 @@ bool m2d_key_index_reserve(m2d_key_index_t *x, size_t n);
 /* The bytes the index holds (slots, key arena, paths). */
 size_t m2d_key_index_memory(const m2d_key_index_t *x);
 
-/* The index as a cache file, for the table version given and a stamp (bytes that describe the
- * table at that version: the caller's). Load gives NULL with err saying why (another version or
- * stamp, not such a file, cut short, a checksum that does not match, out of memory). */
+/* The index as a cache file, with the table version it was saved at and a stamp (bytes that
+ * describe what it indexes: the caller's). Load gives the index only when the stamp is the one
+ * given (*version: the version it was saved at), else NULL with err saying why (another stamp,
+ * not such a file, cut short, a checksum that does not match, out of memory). */
 bool m2d_key_index_save(const m2d_key_index_t *x, m2d_sink_t *sink, int64_t version, const char *stamp, size_t stamp_len,
                         m2d_error_t *err);
-m2d_key_index_t *m2d_key_index_load(m2d_source_t *src, int64_t version, const char *stamp, size_t stamp_len,
+m2d_key_index_t *m2d_key_index_load(m2d_source_t *src, const char *stamp, size_t stamp_len, int64_t *version,
                                     m2d_error_t *err);
 
 #endif

@@ -180,9 +180,10 @@ static bool scan_files(m2d_mirror_t *m, json_t *metadata, json_t *protocol, json
 #define INDEX_CACHE "_mongo2delta/keyindex.bin"
 #define NO_VERSION INT64_MIN
 
-/* What the index depends on besides the version: the table's id and every live file with its
- * deletion vector (files are sorted by path), so that a table re-created or rewritten at the
- * same version never matches. */
+/* What the index depends on: the table's id and every live file with its deletion vector (files
+ * are sorted by path; data files and deletion vector files never change once written). The same
+ * stamp at a later version (commits without adds or removes: positions, vacuum's) still matches;
+ * a table re-created, compacted or changed by another writer does not. */
 static bool index_stamp(const delta_snapshot_t *snap, m2d_buf_t *out, m2d_error_t *err) {
   bool ok = m2d_buf_appendf(out, err, "%s\n", json_string_value(json_object_get(snap->metadata, "id")) ?: "");
   size_t i;
@@ -210,12 +211,15 @@ static bool load_index(m2d_mirror_t *m, const delta_snapshot_t *snap, double t0)
   m2d_buf_t stamp;
   m2d_buf_init(&stamp, (size_t)1 << 30);
   m2d_source_t *src = NULL;
+  int64_t saved = -1;
   bool ok = index_stamp(snap, &stamp, &e) && (src = store->open(store, INDEX_CACHE, &e)) &&
-            (m->index = m2d_key_index_load(src, snap->version, (const char *)stamp.data, stamp.len, &e));
+            (m->index = m2d_key_index_load(src, (const char *)stamp.data, stamp.len, &saved, &e));
   m2d_source_destroy(src);
   m2d_buf_free(&stamp);
+  char how[128];
+  snprintf(how, sizeof how, "loaded from its cache " INDEX_CACHE " (saved at version %lld)", (long long)saved);
   if (ok)
-    log_index(m, json_array_size(snap->files), "loaded from its cache " INDEX_CACHE, t0);
+    log_index(m, json_array_size(snap->files), how, t0);
   else
     m2d_info("key index: not using its cache %s (%s); building it from the table", INDEX_CACHE, e.message);
   return ok;
