@@ -398,6 +398,7 @@ def log_time(line):
         if m else None
 
 
+INDEX_READY = re.compile(r"key index: \d+ documents")  # built or loaded (a line before may say why it is built)
 INDEX_BYTES = re.compile(r"\(([\d.]+) MiB, ([\d.]+) bytes a document\)")
 
 
@@ -412,10 +413,10 @@ def restart_sync(cmd, t, err):
     start = time.time()
     r = harness.run_isolated(cmd)
     lines = r["err"].splitlines()
-    line = next((l for l in lines if "key index:" in l), None)
+    line = next((l for l in lines if INDEX_READY.search(l)), None)
     return {"start-up to key index s": log_time(line) - start if line else None,
             "from the cache": bool(line and "loaded from its cache" in line),
-            "key index bytes a document": index_bytes(line or ""), "process wall s": r["wall"],
+            "key index bytes a document": index_bytes(line or ""), "process wall s": r["wall"], "CPU s": r["cpu"],
             "peak RSS MiB": r["rss_mib"], "cache MiB": (t / "_mongo2delta" / "keyindex.bin").stat().st_size / 2**20
             if (t / "_mongo2delta" / "keyindex.bin").exists() else None, "log": line}
 
@@ -437,7 +438,7 @@ def sync_batch(server, client, table, n, ids, strategy, a, work):
         cmd += ["--merge-strategy", strategy]
     start = time.time()
     iso = harness.Isolated(cmd, err)
-    while "key index:" not in iso.log():
+    while not INDEX_READY.search(iso.log()):
         if not iso.running():
             iso.wait()
             raise SystemExit(f"sync did not start: {iso.log()[-2000:]}")
@@ -450,7 +451,7 @@ def sync_batch(server, client, table, n, ids, strategy, a, work):
     w1 = time.time()
     r = iso.wait(timeout=7200)
     lines = r["err"].splitlines()
-    index_line = next(l for l in lines if "key index:" in l)
+    index_line = next(l for l in lines if INDEX_READY.search(l))
     batches = [(l, BATCH_LINE.search(l)) for l in lines if BATCH_LINE.search(l)]
     if len(batches) != 1 or int(batches[0][1].group(2)) != len(ids):
         # which updates did not come through, and when the server wrote them
@@ -530,7 +531,7 @@ def deltars_batch(table, n, ids, a, work):
 
 def sync_strategies(a):
     help_text = subprocess.run([BIN, "sync", "--help"], capture_output=True, text=True).stdout
-    if a.merge_strategies:
+    if a.merge_strategies is not None:  # "": the default alone
         if "--merge-strategy" not in help_text:
             raise SystemExit("--merge-strategies given, but `mongo2delta sync --help` has no --merge-strategy")
         return [s or None for s in a.merge_strategies.split(",")]
@@ -606,13 +607,13 @@ def print_tables(a, lat, batch):
         if restarts:
             print("\nthe key index: built at the first start, read from its cache at a restart on the unchanged table")
             print("| N | bytes a document | start-up, built s | peak RSS, built | restart (cache) s | from the cache | "
-                  "peak RSS, restart | cache file |")
-            print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+                  "peak RSS, restart | restart CPU s | cache file |")
+            print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
             for r in restarts:
                 x = r["restart, table unchanged"]
                 print(f"| {r['rows']:,} | {r['key index bytes a document']} | {r['start-up to key index s']:.1f} | "
                       f"{r['peak RSS MiB']:,.0f} MiB | {x['start-up to key index s']:.2f} | {x['from the cache']} | "
-                      f"{x['peak RSS MiB']:,.0f} MiB | {x['cache MiB']:.0f} MiB |")
+                      f"{x['peak RSS MiB']:,.0f} MiB | {x['CPU s']:.2f} | {x['cache MiB']:.0f} MiB |")
 
 
 def main():

@@ -24,6 +24,7 @@ struct m2d_mirror {
   m2d_key_index_t *index;  /* _id -> file and row */
   int64_t indexed;         /* the table version the index is exact for (-1: the table not created yet),
                               NO_VERSION: none known (then it is not saved) */
+  int64_t cached;          /* the version the cache file holds the index as it is now, or NO_VERSION */
 };
 
 static double now_s(void) {
@@ -234,8 +235,9 @@ static bool build_index(m2d_mirror_t *m, m2d_error_t *err) {
   double t0 = now_s();
   delta_snapshot_t snap;
   if (!delta_snapshot_load(m2d_table_writer_store(m->w), -1, &snap, err)) return false;
+  m->cached = NO_VERSION;
   if (load_index(m, &snap, t0)) {
-    m->indexed = snap.version;
+    m->indexed = m->cached = snap.version;
     delta_snapshot_free(&snap);
     return true;
   }
@@ -265,6 +267,7 @@ void m2d_mirror_save_index(m2d_mirror_t *m) {
     if (m->index && m->indexed != -1) m2d_info("key index: not saved (another writer changed the mirror table since it was built)");
     return;
   }
+  if (m->indexed == m->cached) return; /* the cache holds it already */
   double t0 = now_s();
   m2d_store_t *store = m2d_table_writer_store(m->w);
   delta_snapshot_t snap;
@@ -283,6 +286,7 @@ void m2d_mirror_save_index(m2d_mirror_t *m) {
     m2d_sink_abort(sink);
   m2d_buf_free(&stamp);
   delta_snapshot_free(&snap);
+  if (ok) m->cached = m->indexed;
   if (ok)
     m2d_info("key index: saved to %s for version %lld in %.1f s", INDEX_CACHE, (long long)m->indexed, now_s() - t0);
   else
@@ -633,7 +637,7 @@ m2d_mirror_t *m2d_mirror_open(const m2d_mirror_options_t *o, m2d_error_t *err) {
   m2d_mirror_t *m = calloc(1, sizeof *m);
   if (!m) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
   m->o = *o;
-  m->indexed = NO_VERSION;
+  m->indexed = m->cached = NO_VERSION;
   m2d_table_writer_options_t mo = {.table = o->table, .codec = o->codec, .level = o->level};
   if (!(m->w = m2d_table_writer_open(&mo, err)) || !mirror_opened(m, err)) {
     m2d_mirror_close(m);
