@@ -177,7 +177,7 @@ static bool scan_files(m2d_mirror_t *m, json_t *metadata, json_t *protocol, json
 
 /* The key index's cache: a file in the table's store, outside _delta_log and referenced by no
  * log entry, so Delta readers never see it, and under a '_' folder, which vacuum (ours and
- * Spark's) leaves alone. It is only used when its version and stamp match the table's. */
+ * Spark's) leaves alone. It is only used when its stamp matches the table's now. */
 #define INDEX_CACHE "_mongo2delta/keyindex.bin"
 #define NO_VERSION INT64_MIN
 
