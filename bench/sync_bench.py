@@ -39,7 +39,8 @@ Part 2, one batch of U updates (--updates) applied to a table of N rows (--rows-
             on a copy of the table (the key index is built from the table at start), then U
             updateOne $set {v, w_ms} on random _ids: they land in one batch; the figure is that
             batch's "mirror ... ms" log line; the start-up with the key index and the process are
-            given separately.
+            given separately. Then (the default strategy) the same sync again on the table it left,
+            with no event: the start-up with the key index read from its cache, and its peak RSS.
   delta-rs: the same U updated rows (full rows, the table's schema) as a pyarrow table; on
             another copy of the table, DeltaTable(t).merge(source, predicate='t._id = s._id',
             source_alias='s', target_alias='t').when_matched_update_all()
@@ -397,6 +398,29 @@ def log_time(line):
         if m else None
 
 
+INDEX_READY = re.compile(r"key index: \d+ documents")  # built or loaded (a line before may say why it is built)
+INDEX_BYTES = re.compile(r"\(([\d.]+) MiB, ([\d.]+) bytes a document\)")
+
+
+def index_bytes(line):
+    m = INDEX_BYTES.search(line)
+    return float(m.group(2)) if m else None
+
+
+def restart_sync(cmd, t, err):
+    """The same sync again on the table it left (no change since, no new event): the start-up
+    with the key index's cache, the process's peak RSS."""
+    start = time.time()
+    r = harness.run_isolated(cmd)
+    lines = r["err"].splitlines()
+    line = next((l for l in lines if INDEX_READY.search(l)), None)
+    return {"start-up to key index s": log_time(line) - start if line else None,
+            "from the cache": bool(line and "loaded from its cache" in line),
+            "key index bytes a document": index_bytes(line or ""), "process wall s": r["wall"], "CPU s": r["cpu"],
+            "peak RSS MiB": r["rss_mib"], "cache MiB": (t / "_mongo2delta" / "keyindex.bin").stat().st_size / 2**20
+            if (t / "_mongo2delta" / "keyindex.bin").exists() else None, "log": line}
+
+
 def sync_batch(server, client, table, n, ids, strategy, a, work):
     from pymongo import UpdateOne
     coll = f"batch_{n}"
@@ -414,7 +438,7 @@ def sync_batch(server, client, table, n, ids, strategy, a, work):
         cmd += ["--merge-strategy", strategy]
     start = time.time()
     iso = harness.Isolated(cmd, err)
-    while "key index:" not in iso.log():
+    while not INDEX_READY.search(iso.log()):
         if not iso.running():
             iso.wait()
             raise SystemExit(f"sync did not start: {iso.log()[-2000:]}")
@@ -427,7 +451,7 @@ def sync_batch(server, client, table, n, ids, strategy, a, work):
     w1 = time.time()
     r = iso.wait(timeout=7200)
     lines = r["err"].splitlines()
-    index_line = next(l for l in lines if "key index:" in l)
+    index_line = next(l for l in lines if INDEX_READY.search(l))
     batches = [(l, BATCH_LINE.search(l)) for l in lines if BATCH_LINE.search(l)]
     if len(batches) != 1 or int(batches[0][1].group(2)) != len(ids):
         # which updates did not come through, and when the server wrote them
@@ -448,8 +472,10 @@ def sync_batch(server, client, table, n, ids, strategy, a, work):
     reader = verify_table(t, n, ids)
     inspect = json.loads(subprocess.run([BIN, "inspect", "--table", t, "--json"], capture_output=True, text=True,
                                         check=True).stdout)
+    restart = restart_sync(cmd, t, err) if not strategy else None
     res = {"rows": n, "tool": "mongo2delta sync" + (f" --merge-strategy {strategy}" if strategy else ""),
            "apply s": mirror_s, "start-up to key index s": log_time(index_line) - start,
+           "key index bytes a document": index_bytes(index_line), "restart, table unchanged": restart,
            "start to batch committed s": committed - start, "updates written s": w1 - w0,
            "first update to batch committed s": committed - w0,
            "process wall s (incl. --stop-when-idle)": r["wall"],
@@ -505,7 +531,7 @@ def deltars_batch(table, n, ids, a, work):
 
 def sync_strategies(a):
     help_text = subprocess.run([BIN, "sync", "--help"], capture_output=True, text=True).stdout
-    if a.merge_strategies:
+    if a.merge_strategies is not None:  # "": the default alone
         if "--merge-strategy" not in help_text:
             raise SystemExit("--merge-strategies given, but `mongo2delta sync --help` has no --merge-strategy")
         return [s or None for s in a.merge_strategies.split(",")]
@@ -577,6 +603,17 @@ def print_tables(a, lat, batch):
                 committed, wall = "", f"{r['process wall s']:.1f}"
             print(f"| {r['tool']} | {r['rows']:,} | {r['apply s']:.2f} | {ratio} | {start} | {committed} | {wall} | "
                   f"{r['peak RSS MiB']:,.0f} MiB | {r['CPU s']:.1f} | {r['files after']} |")
+        restarts = [r for r in batch if r.get("restart, table unchanged")]
+        if restarts:
+            print("\nthe key index: built at the first start, read from its cache at a restart on the unchanged table")
+            print("| N | bytes a document | start-up, built s | peak RSS, built | restart (cache) s | from the cache | "
+                  "peak RSS, restart | restart CPU s | cache file |")
+            print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+            for r in restarts:
+                x = r["restart, table unchanged"]
+                print(f"| {r['rows']:,} | {r['key index bytes a document']} | {r['start-up to key index s']:.1f} | "
+                      f"{r['peak RSS MiB']:,.0f} MiB | {x['start-up to key index s']:.2f} | {x['from the cache']} | "
+                      f"{x['peak RSS MiB']:,.0f} MiB | {x['CPU s']:.2f} | {x['cache MiB']:.0f} MiB |")
 
 
 def main():

@@ -120,6 +120,8 @@ static void clear_batch(ki_t *k) {
  * known partition's position from them. */
 static bool open_tables(ki_t *k, m2d_error_t *err) {
   const m2d_kafka_ingest_options_t *o = k->o;
+  /* read back at once below when no other instance committed meanwhile */
+  if (k->mirror) m2d_mirror_save_index(k->mirror);
   m2d_mirror_close(k->mirror);
   k->mirror = NULL;
   m2d_table_writer_destroy(k->log);
@@ -531,6 +533,7 @@ bool m2d_kafka_ingest_run(const m2d_kafka_ingest_options_t *o, m2d_kafka_ingest_
   free(k.parts);
   m2d_kafka_producer_destroy(k.dlq);
   m2d_metrics_stop(k.metrics);
+  if (ok && k.mirror) m2d_mirror_save_index(k.mirror);
   m2d_mirror_close(k.mirror);
   m2d_table_writer_destroy(k.log);
   return ok;

@@ -741,6 +741,7 @@ bool m2d_load_connect_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, 
   free(k.parts);
   for (int i = 0; k.inputs && i < o->ninputs; i++) m2d_store_destroy(k.inputs[i].st);
   free(k.inputs);
+  if (ok && k.mirror) m2d_mirror_save_index(k.mirror);
   m2d_mirror_close(k.mirror);
   m2d_table_writer_destroy(k.log);
   if (k.rejects) fclose(k.rejects);

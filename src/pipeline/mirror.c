@@ -22,6 +22,9 @@ struct m2d_mirror {
   m2d_table_writer_t *w;   /* the mirror table */
   m2d_table_writer_t *cdc; /* --change-data-feed: writes its _change_data files */
   m2d_key_index_t *index;  /* _id -> file and row */
+  int64_t indexed;         /* the table version the index is exact for (-1: the table not created yet),
+                              NO_VERSION: none known (then it is not saved) */
+  int64_t cached;          /* the version the cache file holds the index as it is now, or NO_VERSION */
 };
 
 static double now_s(void) {
@@ -172,22 +175,122 @@ static bool scan_files(m2d_mirror_t *m, json_t *metadata, json_t *protocol, json
          !r->failed;
 }
 
+/* The key index's cache: a file in the table's store, outside _delta_log and referenced by no
+ * log entry, so Delta readers never see it, and under a '_' folder, which vacuum (ours and
+ * Spark's) leaves alone. It is only used when its stamp matches the table's now. */
+#define INDEX_CACHE "_mongo2delta/keyindex.bin"
+#define NO_VERSION INT64_MIN
+
+/* What the index depends on: the table's id and every live file with its deletion vector (files
+ * are sorted by path; data files and deletion vector files never change once written). The same
+ * stamp at a later version (commits without adds or removes: positions, vacuum's) still matches;
+ * a table re-created, compacted or changed by another writer does not. */
+static bool index_stamp(const delta_snapshot_t *snap, m2d_buf_t *out, m2d_error_t *err) {
+  bool ok = m2d_buf_appendf(out, err, "%s\n", json_string_value(json_object_get(snap->metadata, "id")) ?: "");
+  size_t i;
+  json_t *add;
+  json_array_foreach(snap->files, i, add) {
+    json_t *dv = json_object_get(add, "deletionVector");
+    ok = ok && m2d_buf_appendf(out, err, "%s\t%s%s@%lld\n", json_string_value(json_object_get(add, "path")) ?: "",
+                               json_string_value(json_object_get(dv, "storageType")) ?: "",
+                               json_string_value(json_object_get(dv, "pathOrInlineDv")) ?: "",
+                               (long long)json_integer_value(json_object_get(dv, "offset")));
+  }
+  return ok;
+}
+
+static void log_index(m2d_mirror_t *m, size_t files, const char *how, double t0) {
+  size_t n = m2d_key_index_count(m->index), bytes = m2d_key_index_memory(m->index);
+  m2d_info("key index: %zu documents in %zu files of the mirror table, %s in %.1f s (%.1f MiB, %.1f bytes a document)", n,
+           files, how, now_s() - t0, bytes / 1048576.0, n ? (double)bytes / (double)n : 0.0);
+}
+
+/* The index from the cache when it matches snap; false (with the reason logged) otherwise. */
+static bool load_index(m2d_mirror_t *m, const delta_snapshot_t *snap, double t0) {
+  m2d_store_t *store = m2d_table_writer_store(m->w);
+  m2d_error_t e = {0};
+  m2d_buf_t stamp;
+  m2d_buf_init(&stamp, (size_t)1 << 30);
+  m2d_source_t *src = NULL;
+  int64_t saved = -1;
+  bool ok = index_stamp(snap, &stamp, &e) && (src = store->open(store, INDEX_CACHE, &e)) &&
+            (m->index = m2d_key_index_load(src, (const char *)stamp.data, stamp.len, &saved, &e));
+  m2d_source_destroy(src);
+  m2d_buf_free(&stamp);
+  char how[128];
+  snprintf(how, sizeof how, "loaded from its cache " INDEX_CACHE " (saved at version %lld)", (long long)saved);
+  if (ok)
+    log_index(m, json_array_size(snap->files), how, t0);
+  else
+    m2d_info("key index: not using its cache %s (%s); building it from the table", INDEX_CACHE, e.message);
+  return ok;
+}
+
 static bool build_index(m2d_mirror_t *m, m2d_error_t *err) {
-  m->index = m2d_key_index_new();
-  if (!m->index) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory for the key index");
-  if (m2d_table_writer_version(m->w) < 0) return true;
+  m->indexed = NO_VERSION;
+  if (m2d_table_writer_version(m->w) < 0) {
+    m->indexed = -1;
+    return (m->index = m2d_key_index_new()) != NULL || m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory for the key index");
+  }
   double t0 = now_s();
   delta_snapshot_t snap;
   if (!delta_snapshot_load(m2d_table_writer_store(m->w), -1, &snap, err)) return false;
+  m->cached = NO_VERSION;
+  if (load_index(m, &snap, t0)) {
+    m->indexed = m->cached = snap.version;
+    delta_snapshot_free(&snap);
+    return true;
+  }
+  m->index = m2d_key_index_new();
+  /* sized for the table's live rows at once: no growth (two tables at a time) while building */
+  size_t rows = 0, i;
+  json_t *add;
+  json_array_foreach(snap.files, i, add) {
+    int64_t n = delta_stats_num_records(add);
+    int64_t gone = json_integer_value(json_object_get(json_object_get(add, "deletionVector"), "cardinality"));
+    if (n > gone) rows += (size_t)(n - gone);
+  }
+  bool ok = m->index && m2d_key_index_reserve(m->index, rows);
+  if (!ok) m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory for the key index");
   rows_t r = {.index = true};
-  bool ok = scan_files(m, snap.metadata, snap.protocol, snap.files, true, &r, err);
+  ok = ok && scan_files(m, snap.metadata, snap.protocol, snap.files, true, &r, err);
   size_t files = json_array_size(snap.files);
   rows_free(&r);
+  if (ok) m->indexed = snap.version;
   delta_snapshot_free(&snap);
-  if (ok)
-    m2d_info("key index: %zu documents in %zu files of the mirror table, built in %.1f s",
-             m2d_key_index_count(m->index), files, now_s() - t0);
+  if (ok) log_index(m, files, "built", t0);
   return ok;
+}
+
+void m2d_mirror_save_index(m2d_mirror_t *m) {
+  if (!m->index || m->indexed < 0) {
+    if (m->index && m->indexed != -1) m2d_info("key index: not saved (another writer changed the mirror table since it was built)");
+    return;
+  }
+  if (m->indexed == m->cached) return; /* the cache holds it already */
+  double t0 = now_s();
+  m2d_store_t *store = m2d_table_writer_store(m->w);
+  delta_snapshot_t snap;
+  m2d_error_t e = {0}, *err = &e;
+  if (!delta_snapshot_load(store, m->indexed, &snap, err)) {
+    m2d_warn("key index: not saved to its cache %s: %s", INDEX_CACHE, e.message);
+    return;
+  }
+  m2d_buf_t stamp;
+  m2d_buf_init(&stamp, (size_t)1 << 30);
+  m2d_sink_t *sink = NULL;
+  bool ok = index_stamp(&snap, &stamp, err) && (sink = store->create(store, INDEX_CACHE, err)) &&
+            m2d_key_index_save(m->index, sink, m->indexed, (const char *)stamp.data, stamp.len, err);
+  if (sink && ok) ok = m2d_sink_finish(sink, err);
+  else if (sink)
+    m2d_sink_abort(sink);
+  m2d_buf_free(&stamp);
+  delta_snapshot_free(&snap);
+  if (ok) m->cached = m->indexed;
+  if (ok)
+    m2d_info("key index: saved to %s for version %lld in %.1f s", INDEX_CACHE, (long long)m->indexed, now_s() - t0);
+  else
+    m2d_warn("key index: not saved to its cache %s (the next start builds it from the table): %s", INDEX_CACHE, e.message);
 }
 
 /* Indexes the new data files of the batch just committed. */
@@ -348,6 +451,9 @@ static bool apply(m2d_mirror_t *m, const m2d_change_t *ev, int nev, const m2d_ap
   const m2d_mirror_options_t *o = &m->o;
   m2d_store_t *store = m2d_table_writer_store(m->w);
   bool ok = true, have = false;
+  /* the index changes before the commit: exact again only after it, if no other commit came between */
+  int64_t base = m->indexed;
+  m->indexed = NO_VERSION;
   delta_snapshot_t snap = {0};
   json_t *by_path = json_object(); /* path -> add of the live files */
   if (m2d_table_writer_version(m->w) >= 0) {
@@ -491,6 +597,7 @@ static bool apply(m2d_mirror_t *m, const m2d_change_t *ev, int nev, const m2d_ap
     m2d_table_writer_abort(m->w);
   if (!ok && dvf) store->remove(store, delta_dv_file_key(dvf), NULL); /* not referenced */
   if (ok) ok = index_new_files(m, err);
+  if (ok && base != NO_VERSION && version == base + 1) m->indexed = version;
   delta_dv_file_free(dvf);
   for (int j = 0; j < n; j++) bson_destroy(docs[j]);
   free(docs);
@@ -530,6 +637,7 @@ m2d_mirror_t *m2d_mirror_open(const m2d_mirror_options_t *o, m2d_error_t *err) {
   m2d_mirror_t *m = calloc(1, sizeof *m);
   if (!m) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
   m->o = *o;
+  m->indexed = m->cached = NO_VERSION;
   m2d_table_writer_options_t mo = {.table = o->table, .codec = o->codec, .level = o->level};
   if (!(m->w = m2d_table_writer_open(&mo, err)) || !mirror_opened(m, err)) {
     m2d_mirror_close(m);
@@ -580,12 +688,16 @@ void m2d_mirror_compact(m2d_mirror_t *m, volatile sig_atomic_t *stop) {
   m2d_optimize_summary_t sum;
   m2d_error_t e = {0};
   double t0 = now_s();
+  int64_t base = m->indexed;
+  m->indexed = NO_VERSION;
   bool ok = m2d_optimize_with_writer(m->w, &oo, &sum, &e);
+  if (m2d_table_writer_version(m->w) == base) m->indexed = base; /* nothing committed */
   if (ok && sum.files_removed > 0) {
     rows_t r = {.index = true};
     ok = scan_files(m, (json_t *)m2d_table_writer_metadata(m->w), (json_t *)m2d_table_writer_protocol(m->w), sum.added,
                     true, &r, &e);
     rows_free(&r);
+    if (ok && base != NO_VERSION && sum.version == base + 1) m->indexed = sum.version;
     if (!ok) { /* the index no longer matches the table: build it again */
       m2d_error_t e2 = {0};
       if (!reopen_mirror(m, &e2)) m2d_warn("rebuilding the key index: %s", e2.message);

@@ -37,8 +37,13 @@ m2d_mirror_t *m2d_mirror_open(const m2d_mirror_options_t *o, m2d_error_t *err);
 void m2d_mirror_close(m2d_mirror_t *m); /* accepts NULL */
 /* The mirror's table writer (borrowed): its version, txns, and commits of the caller's. */
 m2d_table_writer_t *m2d_mirror_writer(m2d_mirror_t *m);
-/* (Re)builds the key index from the table as it is now. */
+/* (Re)builds the key index from the table as it is now, or reads it from its cache in the table's
+ * store (_mongo2delta/keyindex.bin) when that was saved for this very table version and files. */
 bool m2d_mirror_build_index(m2d_mirror_t *m, m2d_error_t *err);
+/* Writes the key index to its cache (atomically), when it is known to be exact for a version:
+ * built or loaded, then changed only by this mirror's own commits, none from another writer
+ * between them. At clean shutdown; a cache left behind by a crash is rejected or still right. */
+void m2d_mirror_save_index(m2d_mirror_t *m); /* a failure is logged: the next start builds it */
 /* Applies a batch of changes as one commit with the txn actions (one per app id: sync's
  * stream, or each Kafka partition of the batch) and position (borrowed) in commitInfo; counts (added to) says what was done. Applying a change twice is harmless.
  * When another writer (an optimize run) rewrote files the batch changes, the table is read

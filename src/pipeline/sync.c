@@ -440,6 +440,7 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
     usleep(20000);
   }
   if (ok) ok = flush(&s, err); /* the batch in hand, also on SIGINT/SIGTERM */
+  if (ok && s.mirror) m2d_mirror_save_index(s.mirror);
   sum->last_seq = seq;
   clear_events(&s);
   free(s.ev);

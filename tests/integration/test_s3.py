@@ -156,6 +156,9 @@ def test_sync_both_modes_optimize_vacuum_publish_in_a_bucket(mongo, mongo_db, s3
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert f"{len(done)} change-log rows" in err, err
+    assert "key index: saved to _mongo2delta/keyindex.bin" in err, err
+    cache = "mirror/_mongo2delta/keyindex.bin"
+    assert cache in s3_bucket.keys("mirror/")
     docs = list(mongo_db.c.find())
     protocol = [a["protocol"] for _, a in log_actions(s3_bucket, "mirror") if "protocol" in a][-1]
     assert "deletionVectors" in protocol["readerFeatures"]
@@ -177,6 +180,7 @@ def test_sync_both_modes_optimize_vacuum_publish_in_a_bucket(mongo, mongo_db, s3
     m2d(s3_bucket, "optimize", "--table", log)
     p = m2d(s3_bucket, "vacuum", "--table", mirror, "--retain-hours", "0", "--force")
     assert "file(s) deleted" in p.stderr
+    assert cache in s3_bucket.keys("mirror/")  # not a table file: vacuum leaves it
     check_table(spark_rows(spark, s3_bucket, "mirror"), docs)
     # publish the mirror back into another collection: equal to the source
     m2d(s3_bucket, "publish", "--table", mirror, "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "back")

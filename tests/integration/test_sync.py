@@ -439,7 +439,9 @@ def test_sync_mirror_with_common_id_types(mongo, mongo_db, tmp_path, spark, ids)
     settle()
     sync = ["sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", table,
             "--max-latency", "200", "--stop-when-idle", "3"]
-    for round_ in range(2):  # the second run builds its key index from the table
+    for round_ in range(3):  # the second run reads its key index from the cache, the third builds it again
+        if round_ == 2:
+            (table / "_mongo2delta" / "keyindex.bin").unlink()
         proc = spawn_m2d(sync)
         time.sleep(2.5)
         docs = list(mongo_db.c.find())
@@ -450,7 +452,59 @@ def test_sync_mirror_with_common_id_types(mongo, mongo_db, tmp_path, spark, ids)
                 mongo_db.c.update_one({"_id": d["_id"]}, {"$set": {"n": -k - 1000 * round_}})
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
+        assert ("loaded from its cache" in err) == (round_ == 1), err
         check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(mongo_db.c.find()))
+
+
+def test_sync_key_index_cache_is_used_only_when_it_matches_the_table(mongo, mongo_db, tmp_path, spark):
+    """sync saves its key index next to the table at a clean stop and reads it back at the next
+    start when the table is as it left it; a damaged cache, or a table another writer changed
+    meanwhile (optimize), is refused and the index built from the table. After each run the
+    mirror equals the collection (read by Spark), and vacuum leaves the cache alone."""
+    mongo_db.c.insert_many([{"_id": i, "n": i, "s": f"doc-{i}"} for i in range(3000)])
+    table = tmp_path / "mirror"
+    cache = table / "_mongo2delta" / "keyindex.bin"
+    settle()
+    sync = ["sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", table,
+            "--max-latency", "200", "--compact-every", "0", "--stop-when-idle", "3"]
+
+    def run(round_):
+        proc = spawn_m2d(sync)
+        time.sleep(3)
+        for i in range(round_, 3000, 11):
+            mongo_db.c.update_one({"_id": i}, {"$set": {"n": -i - 10_000 * round_}})
+        mongo_db.c.delete_many({"_id": {"$gte": 100 * round_, "$lt": 100 * round_ + 20}})
+        mongo_db.c.insert_one({"_id": 5000 + round_, "n": round_})
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert "key index: saved to _mongo2delta/keyindex.bin" in err, err
+        check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(mongo_db.c.find()))
+        return err
+
+    err = run(0)  # the first run: the snapshot, no cache yet
+    assert "loaded from its cache" not in err
+    assert cache.exists()
+    err = run(1)  # nothing changed in between
+    assert "loaded from its cache" in err, err
+    data = bytearray(cache.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    cache.write_bytes(bytes(data))
+    err = run(2)
+    assert "not using its cache _mongo2delta/keyindex.bin (its checksum does not match)" in err, err
+    assert "loaded from its cache" not in err
+    p = run_m2d("optimize", "--table", table, timeout=300)  # another writer
+    assert p.returncode == 0, p.stderr
+    err = run(3)
+    assert "not using its cache _mongo2delta/keyindex.bin (it was saved at table version" in err, err
+    assert "loaded from its cache" not in err
+    err = run(4)
+    assert "loaded from its cache" in err, err
+    # vacuum commits (VACUUM START / END) without changing the files: the cache still matches
+    p = run_m2d("vacuum", "--table", table, "--retain-hours", "0", "--force", timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert cache.exists() and "deleted" in p.stdout + p.stderr, p.stdout + p.stderr
+    err = run(5)
+    assert "loaded from its cache" in err, err
 
 
 def test_sync_writes_the_codec_it_is_given(mongo, mongo_db, tmp_path):

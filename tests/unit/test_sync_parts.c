@@ -37,7 +37,7 @@ TEST(key_index_matches_a_reference_through_random_puts_and_removes) {
       ref_file[v] = -1;
     } else {
       int32_t f = rand() % 50;
-      uint64_t r = (uint64_t)rand() << 20;
+      uint64_t r = (uint64_t)rand() << 8; /* rows up to 2^40 */
       if (ref_file[v] < 0) live++;
       ref_file[v] = f;
       ref_row[v] = r;
@@ -53,6 +53,153 @@ TEST(key_index_matches_a_reference_through_random_puts_and_removes) {
     CHECK(got == (ref_file[v] >= 0));
     if (got) CHECK(f == ref_file[v] && r == ref_row[v]);
   }
+  m2d_buf_free(&k);
+  m2d_key_index_free(x);
+}
+
+/* Key number v of a mix: integers (kept in the slots), strings short and long (over 255
+ * bytes: the arena's long length form), ObjectIds and doubles (the arena). */
+static void mixed_key(int v, m2d_buf_t *k) {
+  bson_t d = BSON_INITIALIZER;
+  char s[400];
+  switch (v % 5) {
+  case 0: BSON_APPEND_INT32(&d, "_id", v); break;
+  case 1: snprintf(s, sizeof s, "k%d", v); BSON_APPEND_UTF8(&d, "_id", s); break;
+  case 2: snprintf(s, sizeof s, "%0300d", v); BSON_APPEND_UTF8(&d, "_id", s); break;
+  case 3: {
+    bson_oid_t oid;
+    memset(oid.bytes, 0, 12);
+    memcpy(oid.bytes + 8, &v, 4);
+    BSON_APPEND_OID(&d, "_id", &oid);
+    break;
+  }
+  default: BSON_APPEND_DOUBLE(&d, "_id", v + 0.5); break;
+  }
+  m2d_key_index_doc_key(&d, k, NULL);
+  bson_destroy(&d);
+}
+
+static void check_against(const m2d_key_index_t *x, int n, const int32_t *ref_file, const uint64_t *ref_row) {
+  m2d_buf_t k;
+  m2d_buf_init(&k, 1 << 10);
+  for (int v = 0; v < n; v++) {
+    mixed_key(v, &k);
+    int32_t f;
+    uint64_t r;
+    bool got = m2d_key_index_get(x, &k, &f, &r);
+    CHECK(got == (ref_file[v] >= 0));
+    if (got) CHECK(f == ref_file[v] && r == ref_row[v]);
+  }
+  m2d_buf_free(&k);
+}
+
+TEST(key_index_keeps_keys_of_every_kind_apart_through_puts_removes_and_growth) {
+  enum { N = 30000 };
+  static int32_t ref_file[N];
+  static uint64_t ref_row[N];
+  for (int i = 0; i < N; i++) ref_file[i] = -1;
+  m2d_key_index_t *x = m2d_key_index_new();
+  CHECK(m2d_key_index_reserve(x, 5000));
+  m2d_buf_t k;
+  m2d_buf_init(&k, 1 << 10);
+  srand(11);
+  size_t live = 0;
+  for (int step = 0; step < 300000; step++) {
+    int v = rand() % N;
+    mixed_key(v, &k);
+    if (rand() % 3 == 0) {
+      bool was = ref_file[v] >= 0;
+      CHECK(m2d_key_index_remove(x, &k) == was);
+      if (was) live--;
+      ref_file[v] = -1;
+    } else {
+      int32_t f = rand() % 70;
+      uint64_t r = ((uint64_t)rand() << 9) ^ (uint64_t)step;
+      if (ref_file[v] < 0) live++;
+      ref_file[v] = f;
+      ref_row[v] = r;
+      CHECK(m2d_key_index_put(x, &k, f, r));
+    }
+  }
+  CHECK(m2d_key_index_count(x) == live);
+  check_against(x, N, ref_file, ref_row);
+  /* the largest row a slot holds, and one past it refused rather than cut */
+  int_key(-5, &k);
+  CHECK(m2d_key_index_put(x, &k, 3, ((uint64_t)1 << 40) - 1));
+  CHECK(!m2d_key_index_put(x, &k, 3, (uint64_t)1 << 40));
+  int32_t f;
+  uint64_t r;
+  CHECK(m2d_key_index_get(x, &k, &f, &r) && f == 3 && r == ((uint64_t)1 << 40) - 1);
+  CHECK(m2d_key_index_remove(x, &k));
+  /* integer keys: 16 bytes a slot at a load of at least half after a reserve */
+  m2d_key_index_t *y = m2d_key_index_new();
+  CHECK(m2d_key_index_reserve(y, 100000));
+  for (int v = 0; v < 100000; v++) {
+    int_key(v, &k);
+    CHECK(m2d_key_index_put(y, &k, 0, (uint64_t)v));
+  }
+  CHECK(m2d_key_index_memory(y) / 100000 <= 21);
+  m2d_key_index_free(y);
+  m2d_buf_free(&k);
+  m2d_key_index_free(x);
+}
+
+TEST(key_index_cache_file_read_back_only_for_its_version_stamp_and_bytes) {
+  enum { N = 3000 };
+  static int32_t ref_file[N];
+  static uint64_t ref_row[N];
+  m2d_key_index_t *x = m2d_key_index_new();
+  m2d_buf_t k;
+  m2d_buf_init(&k, 1 << 10);
+  char path[32];
+  for (int i = 0; i < 40; i++) {
+    snprintf(path, sizeof path, "part-%d.parquet", i);
+    CHECK(m2d_key_index_file(x, path) == i);
+  }
+  for (int v = 0; v < N; v++) {
+    mixed_key(v, &k);
+    ref_file[v] = v % 3 == 0 ? -1 : v % 40;
+    ref_row[v] = (uint64_t)v * 7;
+    if (ref_file[v] >= 0) CHECK(m2d_key_index_put(x, &k, ref_file[v], ref_row[v]));
+  }
+  m2d_buf_t file;
+  m2d_buf_init(&file, (size_t)1 << 26);
+  m2d_sink_t *sink = m2d_buf_sink_new(&file);
+  CHECK(m2d_key_index_save(x, sink, 12, "stamp", 5, NULL) && m2d_sink_finish(sink, NULL));
+  m2d_error_t err = {0};
+  m2d_source_t *src = m2d_mem_source_new(file.data, file.len, "cache");
+  int64_t version = -1;
+  m2d_key_index_t *y = m2d_key_index_load(src, "stamp", 5, &version, &err);
+  CHECK(y != NULL && version == 12);
+  if (y) {
+    check_against(y, N, ref_file, ref_row);
+    CHECK(m2d_key_index_count(y) == m2d_key_index_count(x));
+    CHECK(strcmp(m2d_key_index_file_path(y, 39), "part-39.parquet") == 0);
+    CHECK(m2d_key_index_file(y, "part-7.parquet") == 7);
+    mixed_key(N + 1, &k); /* it goes on as an index */
+    CHECK(m2d_key_index_put(y, &k, 2, 5) && m2d_key_index_count(y) == m2d_key_index_count(x) + 1);
+  }
+  m2d_key_index_free(y);
+  CHECK(!m2d_key_index_load(src, "stamq", 5, &version, &err) && strstr(err.message, "saved at table version 12"));
+  CHECK(!m2d_key_index_load(src, "stam", 4, &version, &err));
+  m2d_source_destroy(src);
+  /* every byte matters: a flipped bit anywhere, or a file cut short, is refused */
+  size_t bad = 0, tries = 0;
+  for (size_t at = 0; at < file.len; at += file.len / 97 + 1) {
+    file.data[at] ^= 0x10;
+    src = m2d_mem_source_new(file.data, file.len, "cache");
+    m2d_key_index_t *z = m2d_key_index_load(src, "stamp", 5, &version, &err);
+    bad += z == NULL;
+    tries++;
+    m2d_key_index_free(z);
+    m2d_source_destroy(src);
+    file.data[at] ^= 0x10;
+  }
+  CHECK(bad == tries);
+  src = m2d_mem_source_new(file.data, file.len - 3, "cache");
+  CHECK(!m2d_key_index_load(src, "stamp", 5, &version, &err));
+  m2d_source_destroy(src);
+  m2d_buf_free(&file);
   m2d_buf_free(&k);
   m2d_key_index_free(x);
 }
