@@ -15,8 +15,10 @@ do not depend on our code. Every add names a real Parquet file (10 rows, written
 whose size and statistics are the add's.
 
 Measured, each in its own process, the two sides alternately, --reps times, median:
-  mongo2delta: `mongo2delta inspect --table T --json` (replay to the latest snapshot, file list
-               printed), the wall time of the whole process;
+  mongo2delta: `mongo2delta inspect --table T --json --timing` (replay to the latest snapshot,
+               file list printed), the wall time of the whole process, and in-process the time
+               --timing prints on stderr: delta_snapshot_load_ex alone (listing, checkpoint,
+               commits, reconciliation, ending with the live files sorted by path);
   delta-rs:    DeltaTable(T) then .file_uris() in a Python process; the clock covers only those
                two calls (not the interpreter's start nor `import deltalake`).
 Peak memory is each process's maximum RSS (for delta-rs that includes Python and its imports,
@@ -27,6 +29,7 @@ import json
 import os
 import pathlib
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -153,13 +156,16 @@ def child(table):
 
 
 def run_isolated(cmd):
-    """(the child's JSON result, wall seconds, peak RSS MiB, CPU seconds) of cmd, alone."""
+    """(the child's JSON result, wall seconds, peak RSS MiB, CPU seconds, stderr) of cmd, alone."""
     r = harness.run_isolated(cmd)
-    return harness.last_json_line(r["out"]), r["wall"], r["rss_mib"], r["cpu"]
+    return harness.last_json_line(r["out"]), r["wall"], r["rss_mib"], r["cpu"], r["err"]
+
+
+TIMING = re.compile(r"inspect timing: log replay ([0-9.]+) ms wall, ([0-9.]+) ms CPU")
 
 
 def ours_cmd(table):
-    return [BIN, "inspect", "--table", str(table), "--json"]
+    return [BIN, "inspect", "--table", str(table), "--json", "--timing"]
 
 
 def theirs_cmd(table):
@@ -169,7 +175,7 @@ def theirs_cmd(table):
 def check_agree(table):
     """Both sides read the same version and the same set of paths (outside the clock)."""
     from deltalake import DeltaTable
-    ours, _, _, _ = run_isolated(ours_cmd(table))
+    ours, _, _, _, _ = run_isolated(ours_cmd(table))
     dt = DeltaTable(str(table))
     theirs = dt.get_add_actions(flatten=True).column("path").to_pylist()
     assert ours["version"] == dt.version(), (ours["version"], dt.version())
@@ -202,11 +208,14 @@ def main():
         run_isolated(ours_cmd(table))
         run_isolated(theirs_cmd(table))
         o_wall, o_rss, o_cpu, t_sec, t_wall, t_rss, t_cpu, t_rss0, t_ocpu = [], [], [], [], [], [], [], [], []
+        o_sec, o_ocpu = [], []
         for _ in range(a.reps):
-            r, wall, rss, cpu = run_isolated(ours_cmd(table))
+            r, wall, rss, cpu, err = run_isolated(ours_cmd(table))
             assert r["numFiles"] == shape["numFiles"] and r["version"] == shape["version"]
             o_wall.append(wall), o_rss.append(rss), o_cpu.append(cpu)
-            r, wall, rss, cpu = run_isolated(theirs_cmd(table))
+            m = TIMING.search(err)
+            o_sec.append(float(m.group(1)) / 1000), o_ocpu.append(float(m.group(2)) / 1000)
+            r, wall, rss, cpu, _ = run_isolated(theirs_cmd(table))
             assert r["numFiles"] == shape["numFiles"] and r["version"] == shape["version"]
             t_sec.append(r["seconds"]), t_wall.append(wall), t_rss.append(rss), t_cpu.append(cpu)
             t_rss0.append(r["rss_imports_mib"]), t_ocpu.append(r["cpu"])
@@ -214,10 +223,12 @@ def main():
         results.append({
             "table": name, **shape, "log files": log_files, "params": TABLES[name],
             "mongo2delta s (process)": med(o_wall), "mongo2delta CPU s": med(o_cpu), "mongo2delta peak MiB": max(o_rss),
+            "mongo2delta s (replay)": med(o_sec), "mongo2delta CPU s (replay)": med(o_ocpu),
             "delta-rs s (open + file_uris)": med(t_sec), "delta-rs s (process)": med(t_wall), "delta-rs CPU s (process)": med(t_cpu),
             "delta-rs CPU s (open + file_uris)": med(t_ocpu),
             "delta-rs peak MiB": max(t_rss), "delta-rs MiB after imports": med(t_rss0),
             "ratio": med(t_sec) / med(o_wall), "ratio, processes": med(t_wall) / med(o_wall),
+            "ratio, in-process": med(t_sec) / med(o_sec),
             "all mongo2delta s": o_wall, "all delta-rs s": t_sec, "all delta-rs s (process)": t_wall,
             "load average before": LOAD_BEFORE, "load average after": os.getloadavg(),
         })
@@ -228,20 +239,25 @@ def main():
 
 
 def print_table(results):
-    print("\n| table | version / files / log files | mongo2delta (process) | delta-rs open + file_uris | ratio "
+    print("\n| table | version / files / log files | mongo2delta (process) | mongo2delta replay (in-process) "
+          "| delta-rs open + file_uris | ratio, our process | ratio, in-process "
           "| delta-rs (process) | ratio, processes | peak RSS mongo2delta | peak RSS delta-rs (after imports) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     cpu_rows = []
     for r in results:
-        o, t, tp = r["mongo2delta s (process)"], r["delta-rs s (open + file_uris)"], r["delta-rs s (process)"]
+        o, oi = r["mongo2delta s (process)"], r["mongo2delta s (replay)"]
+        t, tp = r["delta-rs s (open + file_uris)"], r["delta-rs s (process)"]
         print(f"| {r['table']} | {r['version']:,} / {r['numFiles']:,} / {r['log files']:,} | {o * 1000:,.0f} ms "
-              f"| {t * 1000:,.0f} ms | **{t / o:.2f}** | {tp * 1000:,.0f} ms | {tp / o:.2f} "
+              f"| {oi * 1000:,.0f} ms | {t * 1000:,.0f} ms | **{t / o:.2f}** | **{t / oi:.2f}** | {tp * 1000:,.0f} ms | {tp / o:.2f} "
               f"| {r['mongo2delta peak MiB']:,.0f} MiB | {r['delta-rs peak MiB']:,.0f} MiB ({r['delta-rs MiB after imports']:,.0f}) |")
-        oc, tc, tpc = r["mongo2delta CPU s"], r["delta-rs CPU s (open + file_uris)"], r["delta-rs CPU s (process)"]
-        cpu_rows.append(f"| {r['table']} | {oc * 1000:,.0f} ms | {tc * 1000:,.0f} ms | **{tc / oc:.2f}** | {tpc * 1000:,.0f} ms | {tpc / oc:.2f} |")
+        oc, oic = r["mongo2delta CPU s"], r["mongo2delta CPU s (replay)"]
+        tc, tpc = r["delta-rs CPU s (open + file_uris)"], r["delta-rs CPU s (process)"]
+        cpu_rows.append(f"| {r['table']} | {oc * 1000:,.0f} ms | {oic * 1000:,.0f} ms | {tc * 1000:,.0f} ms "
+                        f"| **{tc / oc:.2f}** | **{tc / oic:.2f}** | {tpc * 1000:,.0f} ms | {tpc / oc:.2f} |")
     print("\nCPU time (user + system, all threads):\n")
-    print("| table | mongo2delta (process) | delta-rs open + file_uris | ratio | delta-rs (process) | ratio, processes |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| table | mongo2delta (process) | mongo2delta replay (in-process) | delta-rs open + file_uris "
+          "| ratio, our process | ratio, in-process | delta-rs (process) | ratio, processes |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(cpu_rows))
 
 

@@ -2,15 +2,48 @@
 #include "cli/commands.h"
 #include "delta/log.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+static double clock_s(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Prints path as a JSON string (what json_dumps prints: paths are valid UTF-8). */
+static void print_json_string(FILE *out, const char *path) {
+  /* eight bytes at a time: none is '"', '\\' or a control character (below 0x20) */
+  size_t n = strlen(path), i = 0;
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  uint64_t bad = 0, w;
+  for (; i + 8 <= n; i += 8) {
+    memcpy(&w, path + i, 8);
+    uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+    bad |= ((q - ones) & ~q) | ((bs - ones) & ~bs) | ((w - ones * 0x20) & ~w);
+  }
+  for (; i < n; i++) bad |= path[i] == '"' || path[i] == '\\' || (unsigned char)path[i] < 0x20 ? highs : 0;
+  if (!(bad & highs)) {
+    putc('"', out);
+    fwrite(path, 1, n, out);
+    putc('"', out);
+    return;
+  }
+  json_t *s = json_string(path);
+  char *t = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+  fputs(t ? t : "null", out);
+  free(t);
+  json_decref(s);
+}
+
 static const m2d_opt_spec_t opts[] = {
     M2D_OPT_TABLE(""),
     {"version", "N", "read the table as of version N", "latest", false},
     {"json", NULL, "print one JSON object instead of text", NULL, false},
+    {"timing", NULL, "print on stderr the time the log replay and the file list took (wall and CPU)", NULL, false},
     M2D_OPT_END,
 };
 
@@ -74,21 +107,26 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   m2d_store_t *store = m2d_store_open(m2d_args_get(args, "table"), &err);
   if (!store) return m2d_cli_fail(&err);
   delta_snapshot_t s;
-  if (!delta_snapshot_load(store, version, &s, &err)) {
+  double w0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+  if (!delta_snapshot_load_ex(store, version, DELTA_LOAD_COMPACT | DELTA_LOAD_NO_TOMBSTONES, &s, &err)) {
     m2d_store_destroy(store);
     return m2d_cli_fail(&err);
   }
+  /* the replay ends with the live files sorted by path (s.adds) */
+  if (m2d_args_flag(args, "timing"))
+    fprintf(stderr, "inspect timing: log replay %.1f ms wall, %.1f ms CPU (%zu files)\n",
+            (clock_s(CLOCK_MONOTONIC) - w0) * 1e3, (clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0) * 1e3, s.nadds);
   json_int_t records = 0, bytes = 0;
   bool all_counted = true;
   size_t i;
-  json_t *add;
-  json_array_foreach(s.files, i, add) {
-    bytes += json_integer_value(json_object_get(add, "size"));
+  for (size_t k = 0; k < s.nadds; k++) {
+    const delta_file_t *add = &s.adds[k];
+    if (add->flags & DELTA_FILE_SIZE) bytes += add->size;
     int64_t nr;
-    if (stats_num_records(json_string_value(json_object_get(add, "stats")), &nr)) {
+    if (stats_num_records(add->stats, &nr)) {
       records += nr;
-      json_t *dv = json_object_get(add, "deletionVector");
-      if (json_is_object(dv)) records -= json_integer_value(json_object_get(dv, "cardinality"));
+      json_t *dv = delta_file_dv(add);
+      if (dv) records -= json_integer_value(json_object_get(dv, "cardinality"));
     } else {
       all_counted = false;
     }
@@ -97,7 +135,7 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   json_object_set_new(out, "table", json_string(m2d_args_get(args, "table")));
   json_object_set_new(out, "version", json_integer(s.version));
   json_object_set(out, "protocol", s.protocol);
-  json_object_set_new(out, "numFiles", json_integer((json_int_t)json_array_size(s.files)));
+  json_object_set_new(out, "numFiles", json_integer((json_int_t)s.nadds));
   json_object_set_new(out, "numRecords", all_counted ? json_integer(records) : json_null());
   json_object_set_new(out, "sizeInBytes", json_integer(bytes));
   json_object_set(out, "schemaString", json_object_get(s.metadata, "schemaString"));
@@ -161,12 +199,28 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   json_object_set_new(out, "kafka", kafka);
   json_object_set_new(out, "checkpointVersion", s.checkpoint >= 0 ? json_integer(s.checkpoint) : json_null());
   json_object_set(out, "lastCommits", s.commits);
-  json_t *files = json_array();
-  json_array_foreach(s.files, i, add) json_array_append(files, json_object_get(add, "path"));
-  json_object_set_new(out, "files", files);
   if (m2d_args_flag(args, "json")) {
+    /* the object with "files" last, spliced in from the list built above */
     char *text = json_dumps(out, JSON_COMPACT);
-    printf("%s\n", text);
+    size_t len = text ? strlen(text) : 0;
+    if (len < 2 || text[len - 1] != '}') {
+      free(text);
+      json_decref(out);
+      delta_snapshot_free(&s);
+      m2d_store_destroy(store);
+      m2d_error_set(&err, M2D_ERR_LIMIT, 0, "out of memory printing the table");
+      return m2d_cli_fail(&err);
+    }
+    static char obuf[1 << 16];
+    setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
+    fwrite(text, 1, len - 1, stdout);
+    fputs(",\"files\":[", stdout);
+    for (size_t k = 0; k < s.nadds; k++) {
+      if (k) putc(',', stdout);
+      print_json_string(stdout, s.adds[k].path ? s.adds[k].path : "");
+    }
+    fputs("]}\n", stdout);
+    fflush(stdout);
     free(text);
   } else {
     printf("table:         %s\n", m2d_args_get(args, "table"));
@@ -179,7 +233,7 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
     char *pc = json_dumps(json_object_get(s.metadata, "partitionColumns"), JSON_COMPACT);
     printf("partitioned:   %s\n", pc ? pc : "[]");
     free(pc);
-    printf("files:         %zu (%lld bytes)\n", json_array_size(s.files), (long long)bytes);
+    printf("files:         %zu (%lld bytes)\n", s.nadds, (long long)bytes);
     if (all_counted) printf("rows:          %lld\n", (long long)records);
     else printf("rows:          unknown (some files have no statistics)\n");
     const char *app;

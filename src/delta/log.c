@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 #define MAX_COMMIT ((size_t)512 << 20)
 #define KEEP_COMMITS 10
@@ -68,24 +69,296 @@ typedef struct {
 } ckpt_t;
 
 static bool parse_version(const char *name, int64_t *v, const char **rest) {
-  for (int i = 0; i < 20; i++)
-    if (!isdigit((unsigned char)name[i])) return false;
-  char digits[21];
-  memcpy(digits, name, 20);
-  digits[20] = 0;
-  *v = strtoll(digits, NULL, 10);
+  uint64_t x = 0; /* 20 digits: what strtoll gives, saturated at INT64_MAX */
+  for (int i = 0; i < 20; i++) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    unsigned d = (unsigned)(name[i] - '0');
+    x = x > (UINT64_MAX - d) / 10 ? UINT64_MAX : x * 10 + d;
+  }
+  *v = x > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)x;
   *rest = name + 20;
   return true;
+}
+
+/* --- compact files --------------------------------------------------------------------------
+ * The adds' strings live in an arena freed with the snapshot (a removed add's bytes stay until
+ * then); the live files are found by reconciliation key in an open-addressing table of indexes
+ * into the vector of every add seen, sized from _last_checkpoint. */
+
+struct delta_arena {
+  struct delta_arena *next;
+  size_t used, cap, mapped; /* mapped: the length of an mmap'd chunk, 0 when malloc'd */
+  char data[];
+};
+
+#define ARENA_FIRST ((size_t)1 << 20)
+#define ARENA_HUGE ((size_t)4 << 20)
+#define ARENA_MAX ((size_t)64 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* A chunk of at least want bytes. Chunks grow with the arena, so a small table stays small and
+ * 100,000 adds take a few chunks; the large ones are asked to be backed by huge pages, since a
+ * page fault per 4 KiB costs more than writing the page. */
+static delta_arena_t *arena_chunk(size_t prev, size_t want) {
+  size_t cap = prev ? 2 * prev : ARENA_FIRST;
+  if (cap > ARENA_MAX) cap = ARENA_MAX;
+  if (cap < want) cap = want;
+  delta_arena_t *c;
+  size_t mapped = 0;
+  if (cap >= ARENA_HUGE) {
+    mapped = (sizeof *c + cap + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *p = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, mapped, MADV_HUGEPAGE); /* a hint: without it the chunk is ordinary pages */
+#endif
+    c = p;
+    cap = mapped - sizeof *c;
+  } else if (!(c = malloc(sizeof *c + cap))) {
+    return NULL;
+  }
+  c->used = 0;
+  c->cap = cap;
+  c->mapped = mapped;
+  return c;
+}
+
+static char *arena_strdup(delta_arena_t **a, const char *s, size_t len) {
+  if (!*a || (*a)->cap - (*a)->used < len + 1) {
+    delta_arena_t *c = arena_chunk(*a ? (*a)->cap : 0, len + 1);
+    if (!c) return NULL;
+    c->next = *a;
+    *a = c;
+  }
+  char *p = (*a)->data + (*a)->used;
+  memcpy(p, s, len);
+  p[len] = '\0';
+  (*a)->used += len + 1;
+  return p;
+}
+
+static void arena_free(delta_arena_t *a) {
+  while (a) {
+    delta_arena_t *next = a->next;
+    if (a->mapped) munmap(a, a->mapped);
+    else free(a);
+    a = next;
+  }
+}
+
+#define SLOT_FREE 0u
+#define SLOT_GONE UINT32_MAX
+
+typedef struct {
+  delta_file_t *v; /* every add applied, in order; removed ones flagged DELTA_FILE_DEAD */
+  size_t n, cap;
+  uint32_t *slots; /* index + 1 into v, SLOT_FREE or SLOT_GONE */
+  size_t nslots, used; /* used: slots not free */
+  bool oom;
+} files_t;
+
+static uint64_t hash_key(const char *k) {
+  /* eight bytes at a time, multiplied and folded: paths share long prefixes */
+  size_t n = strlen(k), i = 0;
+  uint64_t h = 0x9e3779b97f4a7c15u ^ n, w;
+  for (; i + 8 <= n; i += 8) {
+    memcpy(&w, k + i, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdu;
+    h ^= h >> 32;
+  }
+  w = 0;
+  memcpy(&w, k + i, n - i);
+  h = (h ^ w) * 0xc4ceb9fe1a85ec53u;
+  return h ^ (h >> 29);
+}
+
+static bool files_rehash(files_t *t, size_t want) {
+  size_t n = 1024;
+  while (n < 2 * want) n *= 2;
+  uint32_t *slots = calloc(n, sizeof *slots);
+  if (!slots) return false;
+  size_t used = 0;
+  for (size_t i = 0; i < t->nslots; i++) {
+    uint32_t x = t->slots[i];
+    if (x == SLOT_FREE || x == SLOT_GONE) continue;
+    size_t j = hash_key(t->v[x - 1].key) & (n - 1);
+    while (slots[j] != SLOT_FREE) j = (j + 1) & (n - 1);
+    slots[j] = x;
+    used++;
+  }
+  free(t->slots);
+  t->slots = slots;
+  t->nslots = n;
+  t->used = used;
+  return true;
+}
+
+/* The slot holding key, or the free slot where it would go (*found false). */
+static size_t files_find(const files_t *t, const char *key, bool *found) {
+  size_t mask = t->nslots - 1, j = hash_key(key) & mask, gone = SIZE_MAX;
+  for (;;) {
+    uint32_t x = t->slots[j];
+    if (x == SLOT_FREE) {
+      *found = false;
+      return gone != SIZE_MAX ? gone : j;
+    }
+    if (x == SLOT_GONE) {
+      if (gone == SIZE_MAX) gone = j;
+    } else if (strcmp(t->v[x - 1].key, key) == 0) {
+      *found = true;
+      return j;
+    }
+    j = (j + 1) & mask;
+  }
+}
+
+static void file_kill(delta_file_t *f) {
+  json_decref(f->extra);
+  f->extra = NULL;
+  f->flags |= DELTA_FILE_DEAD;
+}
+
+/* Adds f (its extra taken) as live, replacing a live file of the same key. */
+static void files_put(files_t *t, delta_file_t *f) {
+  if (!t->oom && (t->used + 1) * 2 > t->nslots && !files_rehash(t, t->nslots ? t->nslots : 1)) t->oom = true;
+  if (!t->oom && t->n == t->cap) {
+    size_t cap = t->cap ? 2 * t->cap : 1024;
+    delta_file_t *v = realloc(t->v, cap * sizeof *v);
+    if (v) t->v = v, t->cap = cap;
+    else t->oom = true;
+  }
+  if (t->oom) {
+    json_decref(f->extra);
+    return;
+  }
+  bool found;
+  size_t j = files_find(t, f->key, &found);
+  if (found) {
+    file_kill(&t->v[t->slots[j] - 1]);
+  } else if (t->slots[j] == SLOT_FREE) {
+    t->used++;
+  }
+  t->v[t->n++] = *f;
+  t->slots[j] = (uint32_t)t->n;
+}
+
+static void files_del(files_t *t, const char *key) {
+  if (!t->nslots) return;
+  bool found;
+  size_t j = files_find(t, key, &found);
+  if (!found) return;
+  file_kill(&t->v[t->slots[j] - 1]);
+  t->slots[j] = SLOT_GONE;
+}
+
+static void files_free(files_t *t) {
+  for (size_t i = 0; i < t->n; i++) json_decref(t->v[i].extra);
+  free(t->v);
+  free(t->slots);
+  memset(t, 0, sizeof *t);
+}
+
+json_t *delta_file_partition_values(const delta_file_t *f) {
+  return json_object_get(f->extra, "partitionValues");
+}
+
+json_t *delta_file_dv(const delta_file_t *f) {
+  json_t *dv = json_object_get(f->extra, "deletionVector");
+  return json_is_object(dv) ? dv : NULL;
+}
+
+/* key_of(path, dv): what delta_file_key gives for an action with that path and deletion vector. */
+static void key_of(const char *path, const json_t *dv, char *out, size_t n) {
+  if (json_is_object(dv)) {
+    snprintf(out, n, "%s\x1f%s%s@%" JSON_INTEGER_FORMAT, path ? path : "",
+             json_string_value(json_object_get(dv, "storageType")) ?: "",
+             json_string_value(json_object_get(dv, "pathOrInlineDv")) ?: "", json_integer_value(json_object_get(dv, "offset")));
+  } else { /* snprintf(out, n, "%s", path), without its cost */
+    size_t len = path ? strlen(path) : 0;
+    if (len >= n) len = n - 1;
+    memcpy(out, path ? path : "", len);
+    out[len] = '\0';
+  }
+}
+
+/* Sets f->key (the path itself when there is no deletion vector). false: out of memory. */
+static bool file_set_key(delta_arena_t **a, delta_file_t *f) {
+  json_t *dv = json_object_get(f->extra, "deletionVector");
+  if (!json_is_object(dv) && (!f->path || strlen(f->path) < 4096)) {
+    f->key = f->path ? f->path : "";
+    return true;
+  }
+  char key[4096];
+  key_of(f->path, dv, key, sizeof key);
+  return (f->key = arena_strdup(a, key, strlen(key))) != NULL;
+}
+
+/* The compact form of an add from the log's JSON (v borrowed). */
+static bool file_from_json(delta_arena_t **a, json_t *v, delta_file_t *f) {
+  memset(f, 0, sizeof *f);
+  const char *k;
+  json_t *x;
+  json_object_foreach(v, k, x) {
+    if (!f->path && strcmp(k, "path") == 0 && json_is_string(x)) {
+      if (!(f->path = arena_strdup(a, json_string_value(x), json_string_length(x)))) goto oom;
+    } else if (!f->stats && strcmp(k, "stats") == 0 && json_is_string(x)) {
+      if (!(f->stats = arena_strdup(a, json_string_value(x), json_string_length(x)))) goto oom;
+    } else if (strcmp(k, "size") == 0 && json_is_integer(x)) {
+      f->size = json_integer_value(x);
+      f->flags |= DELTA_FILE_SIZE;
+    } else if (strcmp(k, "modificationTime") == 0 && json_is_integer(x)) {
+      f->modification_time = json_integer_value(x);
+      f->flags |= DELTA_FILE_MTIME;
+    } else if (strcmp(k, "dataChange") == 0 && json_is_boolean(x)) {
+      f->flags |= DELTA_FILE_DATA_CHANGE | (json_is_true(x) ? DELTA_FILE_DATA_CHANGE_TRUE : 0);
+    } else if (strcmp(k, "partitionValues") == 0 && json_is_object(x) && json_object_size(x) == 0) {
+      f->flags |= DELTA_FILE_EMPTY_PV;
+    } else {
+      if (!f->extra && !(f->extra = json_object())) goto oom;
+      if (json_object_set(f->extra, k, x) != 0) goto oom;
+    }
+  }
+  if (file_set_key(a, f)) return true;
+oom:
+  json_decref(f->extra);
+  f->extra = NULL;
+  return false;
+}
+
+json_t *delta_file_json(const delta_file_t *f) {
+  json_t *o = json_object();
+  if (!o) return NULL;
+  /* the order of Spark's adds: path, partitionValues, size, modificationTime, dataChange, stats */
+  if (f->path) json_object_set_new_nocheck(o, "path", json_string_nocheck(f->path));
+  json_t *pv = json_object_get(f->extra, "partitionValues");
+  if (pv) json_object_set_nocheck(o, "partitionValues", pv);
+  else if (f->flags & DELTA_FILE_EMPTY_PV) json_object_set_new_nocheck(o, "partitionValues", json_object());
+  if (f->flags & DELTA_FILE_SIZE) json_object_set_new_nocheck(o, "size", json_integer(f->size));
+  if (f->flags & DELTA_FILE_MTIME) json_object_set_new_nocheck(o, "modificationTime", json_integer(f->modification_time));
+  if (f->flags & DELTA_FILE_DATA_CHANGE)
+    json_object_set_new_nocheck(o, "dataChange", json_boolean(f->flags & DELTA_FILE_DATA_CHANGE_TRUE));
+  if (f->stats) json_object_set_new_nocheck(o, "stats", json_string_nocheck(f->stats));
+  const char *k;
+  json_t *x;
+  json_object_foreach(f->extra, k, x) if (x != pv) json_object_set_nocheck(o, k, x);
+  return o;
 }
 
 /* Replay state: the snapshot being built and its live files by reconciliation key. */
 typedef struct {
   delta_snapshot_t *s;
-  json_t *live;
+  files_t *live;
   json_t *dead; /* tombstones by reconciliation key */
   int64_t version;
   bool from_checkpoint;
+  unsigned flags; /* DELTA_LOAD_* */
 } replay_t;
+
+/* Applies a compact add (its extra taken) to the state. */
+static void apply_file(replay_t *r, delta_file_t *f) {
+  files_put(r->live, f);
+  if (json_object_size(r->dead)) json_object_del(r->dead, f->key);
+}
 
 /* Applies one action, named by its key in the log ("add", "remove", ...), to the state. */
 static void apply_action(replay_t *r, const char *kind, json_t *v);
@@ -111,7 +384,24 @@ typedef struct plan {
   int nleaves;
   struct plan *kids; /* P_STRUCT: selected children; P_MAP: key, value; P_LIST: element */
   int nkids;
+  int role; /* a child of add: which typed field it is (ROLE_*), set by rows_direct */
 } plan_t;
+
+enum { ROLE_OTHER, ROLE_PATH, ROLE_STATS, ROLE_SIZE, ROLE_MTIME, ROLE_DATA_CHANGE, ROLE_PV };
+
+/* The role of add's child k: its name and a type d_add reads without jansson. */
+static int add_role(const plan_t *k) {
+  const char *name = k->n->name;
+  bool leaf = k->kind == P_LEAF, str = leaf && k->n->type == PQ_BYTE_ARRAY;
+  bool num = leaf && (k->n->type == PQ_INT64 || k->n->type == PQ_INT32);
+  if (str && !strcmp(name, "path")) return ROLE_PATH;
+  if (str && !strcmp(name, "stats")) return ROLE_STATS;
+  if (num && !strcmp(name, "size")) return ROLE_SIZE;
+  if (num && !strcmp(name, "modificationTime")) return ROLE_MTIME;
+  if (leaf && k->n->type == PQ_BOOLEAN && !strcmp(name, "dataChange")) return ROLE_DATA_CHANGE;
+  if (k->kind == P_MAP && !strcmp(name, "partitionValues")) return ROLE_PV;
+  return ROLE_OTHER;
+}
 
 typedef struct {
   const m2d_column_t *cols;
@@ -365,8 +655,140 @@ static json_t *d_value(direct_t *d, const plan_t *p) {
 
 typedef struct {
   const char *kind;
-  json_t *v;
+  json_t *v;         /* NULL for an add */
+  delta_file_t file; /* an add, compact */
 } row_action_t;
+
+/* A string leaf's bytes at the cursors: 1 with *s, *len; 0 when null; -1 when the columns are
+ * corrupt or the text round trip would change the value (d_leaf's NUL and UTF-8 rules). */
+static int d_string(direct_t *d, const plan_t *p, const uint8_t **s, size_t *len) {
+  int f = p->first;
+  if (!d_has_slot(d, f)) return -1;
+  if (d_def(d, f) < p->n->max_def) return d_skip(d, p) ? 0 : -1;
+  const m2d_column_t *c = &d->cols[f];
+  size_t vi = d->val[f]++;
+  d->slot[f]++;
+  if (vi >= c->nvalues) return -1;
+  *s = m2d_column_bytes_at(c, vi, len);
+  /* the common case, ASCII without NUL, eight bytes at a time */
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  uint64_t any_high = 0, any_zero = 0, w;
+  size_t i = 0;
+  for (; i + 8 <= *len; i += 8) {
+    memcpy(&w, *s + i, 8);
+    any_high |= w;
+    any_zero |= (w - ones) & ~w;
+  }
+  for (; i < *len; i++) {
+    any_high |= (*s)[i];
+    any_zero |= (*s)[i] ? 0 : 0x80;
+  }
+  if (!((any_high | any_zero) & highs)) return 1;
+  if (memchr(*s, 0, *len)) return -1;
+  for (i = 0; i < *len; i++)
+    if ((*s)[i] & 0x80) {
+      json_t *t = json_stringn((const char *)*s, *len); /* valid UTF-8? */
+      json_decref(t);
+      return t ? 1 : -1;
+    }
+  return 1;
+}
+
+/* An integer or boolean leaf at the cursors, as d_string. */
+static int d_int(direct_t *d, const plan_t *p, int64_t *out) {
+  int f = p->first;
+  if (!d_has_slot(d, f)) return -1;
+  if (d_def(d, f) < p->n->max_def) return d_skip(d, p) ? 0 : -1;
+  const m2d_column_t *c = &d->cols[f];
+  size_t vi = d->val[f]++;
+  d->slot[f]++;
+  if (vi >= c->nvalues) return -1;
+  if (p->n->type == PQ_BOOLEAN) {
+    *out = c->values[vi] != 0;
+  } else if (p->n->type == PQ_INT32) {
+    int32_t x;
+    memcpy(&x, c->values + vi * 4, 4);
+    *out = x;
+  } else {
+    memcpy(out, c->values + vi * 8, 8);
+  }
+  return 1;
+}
+
+/* The add struct p at the cursors, compact, without a jansson object for its typed fields:
+ * 1 with f filled, 0 when null, -1 when it needs the general path. */
+static int d_add(direct_t *d, const plan_t *p, delta_arena_t **arena, delta_file_t *f) {
+  int f0 = p->first;
+  if (!d_has_slot(d, f0)) return -1;
+  if (d_def(d, f0) < p->n->max_def) return d_skip(d, p) ? 0 : -1;
+  memset(f, 0, sizeof *f);
+  for (int i = 0; i < p->nkids; i++) {
+    const plan_t *k = &p->kids[i];
+    const char *name = k->n->name;
+    int rc;
+    if (!d_has_slot(d, k->first)) goto fail;
+    if (d_def(d, k->first) < k->n->max_def) { /* null: absent, as in a JSON commit */
+      if (!d_skip(d, k)) goto fail;
+      continue;
+    }
+    if (k->role == ROLE_PATH || k->role == ROLE_STATS) {
+      const uint8_t *b;
+      size_t len;
+      if ((rc = d_string(d, k, &b, &len)) < 0) goto fail;
+      const char *c = rc ? arena_strdup(arena, (const char *)b, len) : NULL;
+      if (rc && !c) goto fail;
+      *(k->role == ROLE_PATH ? &f->path : &f->stats) = c;
+    } else if (k->role == ROLE_SIZE || k->role == ROLE_MTIME || k->role == ROLE_DATA_CHANGE) {
+      int64_t x;
+      if ((rc = d_int(d, k, &x)) < 0) goto fail;
+      if (!rc) continue;
+      if (k->role == ROLE_DATA_CHANGE) f->flags |= DELTA_FILE_DATA_CHANGE | (x ? DELTA_FILE_DATA_CHANGE_TRUE : 0);
+      else if (k->role == ROLE_SIZE) f->size = x, f->flags |= DELTA_FILE_SIZE;
+      else f->modification_time = x, f->flags |= DELTA_FILE_MTIME;
+    } else if (k->role == ROLE_PV && d_def(d, k->first) < k->r->max_def) { /* {} */
+      if (!d_skip(d, k)) goto fail;
+      f->flags |= DELTA_FILE_EMPTY_PV;
+    } else {
+      json_t *v = d_value(d, k);
+      if (!v) goto fail;
+      if (json_is_null(v)) { /* absent, as in a JSON commit */
+        json_decref(v);
+      } else if (!strcmp(name, "partitionValues") && json_is_object(v) && json_object_size(v) == 0) {
+        json_decref(v);
+        f->flags |= DELTA_FILE_EMPTY_PV;
+      } else if ((!f->extra && !(f->extra = json_object())) || json_object_set_new_nocheck(f->extra, name, v) != 0) {
+        goto fail;
+      }
+    }
+  }
+  if (file_set_key(arena, f)) return 1;
+fail:
+  json_decref(f->extra);
+  f->extra = NULL;
+  return -1;
+}
+
+/* Moves the cursors of p's leaves but the first over the *pending null rows its first leaf
+ * has passed (d_skip's moves, leaf by leaf). */
+static bool catch_up(direct_t *d, const plan_t *p, size_t *pending) {
+  size_t n = *pending;
+  *pending = 0;
+  for (int i = 1; i < p->nleaves; i++) {
+    int f = p->leaves[i];
+    const m2d_column_t *c = &d->cols[f];
+    size_t s = d->slot[f];
+    if (s + n > c->nlevels) return false;
+    if (c->max_def == 0) {
+      d->val[f] += n;
+    } else {
+      size_t vals = 0;
+      for (size_t j = s; j < s + n; j++) vals += c->def[j] == c->max_def;
+      d->val[f] += vals;
+    }
+    d->slot[f] = s + n;
+  }
+  return true;
+}
 
 /* Applies the actions of one row group's columns, as rows_as_text would. false, with nothing
  * applied, when the schema or the data needs the general path. */
@@ -383,6 +805,15 @@ static bool rows_direct(const pq_schema_t *s, const m2d_column_t *cols, const bo
   d.val = calloc((size_t)s->nleaves, sizeof *d.val);
   bool ok = d.slot && d.val && plan.kind == P_STRUCT;
   int f = plan.first;
+  /* a null action takes one slot in each of its leaves: only its first leaf's cursor moves
+   * row by row, the others catch up (pending) when a value comes, as d_skip would move them */
+  size_t *pending = calloc((size_t)plan.nkids + 1, sizeof *pending);
+  bool *is_add = calloc((size_t)plan.nkids + 1, sizeof *is_add);
+  ok = ok && pending && is_add;
+  for (int i = 0; ok && i < plan.nkids; i++) {
+    is_add[i] = plan.kids[i].kind == P_STRUCT && strcmp(plan.kids[i].n->name, "add") == 0;
+    for (int k = 0; is_add[i] && k < plan.kids[i].nkids; k++) plan.kids[i].kids[k].role = add_role(&plan.kids[i].kids[k]);
+  }
   while (ok && d_has_slot(&d, f)) {
     if (cols[f].max_rep > 0 && cols[f].rep[d.slot[f]] != 0) {
       ok = false;
@@ -390,25 +821,56 @@ static bool rows_direct(const pq_schema_t *s, const m2d_column_t *cols, const bo
     }
     /* a checkpoint row holds one action; the other columns are null */
     for (int i = 0; ok && i < plan.nkids; i++) {
-      json_t *v = d_value(&d, &plan.kids[i]);
-      if (!v) {
+      const plan_t *k = &plan.kids[i];
+      if (!d_has_slot(&d, k->first)) {
         ok = false;
-      } else if (!json_is_null(v)) {
-        if (nacts == cap) {
-          row_action_t *grown = realloc(acts, (cap = cap ? 2 * cap : 1024) * sizeof *acts);
-          if (!grown) {
-            json_decref(v);
-            ok = false;
-            break;
-          }
-          acts = grown;
-        }
-        acts[nacts++] = (row_action_t){plan.kids[i].n->name, v};
+        break;
       }
+      if (d_def(&d, k->first) < k->n->max_def) {
+        d.slot[k->first]++;
+        pending[i]++;
+        continue;
+      }
+      if (pending[i]) ok = catch_up(&d, k, &pending[i]);
+      row_action_t a = {.kind = k->n->name};
+      if (!ok) break;
+      if (is_add[i]) {
+        int rc = d_add(&d, &plan.kids[i], &rp->s->arena, &a.file);
+        if (rc < 0) ok = false;
+        if (rc <= 0) continue;
+      } else {
+        a.v = d_value(&d, &plan.kids[i]);
+        if (!a.v) {
+          ok = false;
+          continue;
+        }
+        if (json_is_null(a.v)) {
+          json_decref(a.v);
+          continue;
+        }
+      }
+      if (nacts == cap) {
+        row_action_t *grown = realloc(acts, (cap ? 2 * cap : 1024) * sizeof *acts);
+        if (!grown) {
+          json_decref(a.v);
+          json_decref(a.file.extra);
+          ok = false;
+          break;
+        }
+        acts = grown;
+        cap = cap ? 2 * cap : 1024;
+      }
+      acts[nacts++] = a;
     }
   }
+  for (int i = 0; ok && i < plan.nkids; i++)
+    if (pending[i]) ok = catch_up(&d, &plan.kids[i], &pending[i]);
+  free(pending);
+  free(is_add);
   for (size_t i = 0; i < nacts; i++) {
-    if (ok) apply_action(rp, acts[i].kind, acts[i].v);
+    if (ok && !acts[i].v) apply_file(rp, &acts[i].file);
+    else if (ok) apply_action(rp, acts[i].kind, acts[i].v);
+    else json_decref(acts[i].file.extra);
     json_decref(acts[i].v);
   }
   free(acts);
@@ -463,11 +925,17 @@ static bool read_parquet_actions(m2d_store_t *store, const char *key, replay_t *
     const pq_schema_t *s = pq_reader_schema(r);
     cols = calloc((size_t)s->nleaves + 1, sizeof *cols);
     sel = calloc((size_t)s->nleaves + 1, sizeof *sel);
-    /* only the actions replay needs (not stats_parsed / partitionValues_parsed) */
+    /* only the actions replay applies (not sidecar, nor remove without tombstones: a
+     * checkpoint's removes never name its adds), and not stats_parsed / partitionValues_parsed */
+    static const char *const actions[] = {"add.", "metaData.", "protocol.", "txn.", "domainMetadata.", "remove."};
+    size_t nactions = sizeof actions / sizeof *actions - (rp->flags & DELTA_LOAD_NO_TOMBSTONES ? 1 : 0);
     for (int i = 0; i < s->nleaves; i++) {
       char path[1024];
       pq_node_path(s->leaves[i], path, sizeof path);
       sel[i] = strncmp(path, "add.stats_parsed", 16) != 0 && strncmp(path, "add.partitionValues_parsed", 26) != 0;
+      bool action = false;
+      for (size_t a = 0; a < nactions; a++) action |= strncmp(path, actions[a], strlen(actions[a])) == 0;
+      sel[i] = sel[i] && action;
     }
     for (int g = 0; ok && g < pq_reader_num_row_groups(r); g++) {
       for (int i = 0; ok && i < s->nleaves; i++)
@@ -489,31 +957,20 @@ static bool read_parquet_actions(m2d_store_t *store, const char *key, replay_t *
 void delta_file_key(const json_t *action, char *out, size_t n) {
   /* the path string as the log spells it: Spark 4 with Delta 4 does not treat "/p" and
    * "file:/p" as one file either (golden tables canonicalized-paths-*) */
-  const char *path = json_string_value(json_object_get(action, "path"));
-  json_t *dv = json_object_get(action, "deletionVector");
-  if (json_is_object(dv)) {
-    snprintf(out, n, "%s\x1f%s%s@%" JSON_INTEGER_FORMAT, path ? path : "",
-             json_string_value(json_object_get(dv, "storageType")) ?: "",
-             json_string_value(json_object_get(dv, "pathOrInlineDv")) ?: "", json_integer_value(json_object_get(dv, "offset")));
-  } else { /* snprintf(out, n, "%s", path), without its cost */
-    size_t len = path ? strlen(path) : 0;
-    if (len >= n) len = n - 1;
-    memcpy(out, path ? path : "", len);
-    out[len] = '\0';
-  }
+  key_of(json_string_value(json_object_get(action, "path")), json_object_get(action, "deletionVector"), out, n);
 }
 
 static void apply_action(replay_t *r, const char *kind, json_t *v) {
   delta_snapshot_t *s = r->s;
   char key[4096];
   if (strcmp(kind, "add") == 0) {
-    delta_file_key(v, key, sizeof key);
-    json_object_set(r->live, key, v);
-    json_object_del(r->dead, key);
+    delta_file_t f;
+    if (file_from_json(&s->arena, v, &f)) apply_file(r, &f);
+    else r->live->oom = true;
   } else if (strcmp(kind, "remove") == 0) {
     delta_file_key(v, key, sizeof key);
-    json_object_del(r->live, key);
-    json_object_set(r->dead, key, v);
+    files_del(r->live, key);
+    if (!(r->flags & DELTA_LOAD_NO_TOMBSTONES)) json_object_set(r->dead, key, v);
   } else if (strcmp(kind, "metaData") == 0) {
     json_decref(s->metadata);
     s->metadata = json_incref(v);
@@ -552,16 +1009,104 @@ static void apply(replay_t *r, json_t *actions) {
   }
 }
 
-typedef struct {
-  const char *path; /* "" when the add has none */
-  json_t *add;
-} by_path_t;
+static int cmp_files(const void *a, const void *b) {
+  const delta_file_t *x = a, *y = b;
+  return strcmp(x->path ? x->path : "", y->path ? y->path : "");
+}
 
-static int cmp_adds(const void *a, const void *b) {
-  return strcmp(((const by_path_t *)a)->path, ((const by_path_t *)b)->path);
+typedef struct {
+  uint64_t key; /* eight bytes of the path after the common prefix, big-endian */
+  uint32_t idx;
+} sort_key_t;
+
+/* Sorts k[0..n) (tmp: room for n) by the paths of v, which agree on their first off bytes:
+ * by radix on the next eight, then each run of equal ones by the eight after. */
+static void sort_run(const delta_file_t *v, sort_key_t *k, sort_key_t *tmp, size_t n, size_t off) {
+  if (off > 1024) { /* paths alike for so long: insertion by strcmp, not deeper recursion */
+    for (size_t i = 1; i < n; i++) {
+      sort_key_t x = k[i];
+      size_t j = i;
+      while (j > 0 && strcmp(v[k[j - 1].idx].path + off, v[x.idx].path + off) > 0) k[j] = k[j - 1], j--;
+      k[j] = x;
+    }
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const char *p = (v[k[i].idx].path ? v[k[i].idx].path : "") + off;
+    uint64_t key = 0;
+    for (int b = 0; b < 8; b++) {
+      key = key << 8 | (unsigned char)*p;
+      if (*p) p++;
+    }
+    k[i].key = key;
+  }
+  /* LSD radix sort on the key, a byte per pass; a pass where every key has the same byte is skipped */
+  sort_key_t *src = k, *dst = tmp;
+  for (int shift = 0; shift < 64; shift += 8) {
+    size_t count[257] = {0};
+    for (size_t i = 0; i < n; i++) count[((src[i].key >> shift) & 0xff) + 1]++;
+    bool one = false;
+    for (int b = 1; b <= 256; b++) one |= count[b] == n;
+    if (one) continue;
+    for (int b = 1; b <= 256; b++) count[b] += count[b - 1];
+    for (size_t i = 0; i < n; i++) dst[count[(src[i].key >> shift) & 0xff]++] = src[i];
+    sort_key_t *t = src;
+    src = dst;
+    dst = t;
+  }
+  if (src != k) memcpy(k, src, n * sizeof *k);
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    while (j < n && k[j].key == k[i].key) j++;
+    /* equal, and the paths go on (a zero last byte: they ended, and are the same) */
+    if (j - i > 1 && (k[i].key & 0xff)) sort_run(v, k + i, tmp, j - i, off + 8);
+    i = j;
+  }
+}
+
+/* Sorts files by path (strcmp's order). The checkpoint's come first and are often sorted
+ * already (ours are written so): then one pass does. Otherwise the paths' common prefix
+ * (part-00000-... ) is skipped and the rest sorted by radix, eight bytes at a time: qsort with
+ * strcmp on whole paths was most of a 100,000-file replay. */
+static void sort_files(delta_file_t *v, size_t n) {
+  size_t sorted = 1;
+  while (sorted < n && cmp_files(&v[sorted - 1], &v[sorted]) <= 0) sorted++;
+  if (sorted >= n) return;
+  sort_key_t *k = n >= 1024 && n < UINT32_MAX ? malloc(n * sizeof *k) : NULL;
+  sort_key_t *tmp = k ? malloc(n * sizeof *k) : NULL;
+  delta_file_t *out = tmp ? malloc(n * sizeof *out) : NULL;
+  if (!out) {
+    free(k), free(tmp);
+    qsort(v, n, sizeof *v, cmp_files);
+    return;
+  }
+  const char *first = v[0].path ? v[0].path : "";
+  size_t lcp = strlen(first);
+  for (size_t i = 1; i < n && lcp; i++) {
+    const char *p = v[i].path ? v[i].path : "";
+    size_t j = 0;
+    while (j < lcp && p[j] == first[j]) j++;
+    lcp = j;
+  }
+  for (size_t i = 0; i < n; i++) k[i].idx = (uint32_t)i;
+  sort_run(v, k, tmp, n, lcp);
+  for (size_t i = 0; i < n; i++) out[i] = v[k[i].idx];
+  memcpy(v, out, n * sizeof *v);
+  free(k), free(tmp), free(out);
+}
+
+json_t *delta_snapshot_files(delta_snapshot_t *s) {
+  if (s->files) return s->files;
+  s->files = json_array();
+  for (size_t k = 0; k < s->nadds; k++) json_array_append_new(s->files, delta_file_json(&s->adds[k]));
+  return s->files;
 }
 
 bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, m2d_error_t *err) {
+  return delta_snapshot_load_ex(store, want, 0, s, err);
+}
+
+bool delta_snapshot_load_ex(m2d_store_t *store, int64_t want, unsigned flags, delta_snapshot_t *s, m2d_error_t *err) {
   memset(s, 0, sizeof *s);
   s->txns = json_object();
   s->domains = json_object();
@@ -570,7 +1115,9 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
   m2d_store_entry_t *entries = NULL;
   size_t n = 0;
   bool ok = false;
-  json_t *live = json_object(), *dead = json_object();
+  files_t live = {0};
+  json_t *dead = json_object();
+  int64_t hint = 0; /* files expected, from _last_checkpoint */
   int64_t *commits = NULL;
   size_t ncommits = 0;
   ckpt_t *cps = NULL;
@@ -578,7 +1125,7 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
   m2d_buf_t buf;
   m2d_buf_init(&buf, MAX_COMMIT);
 
-  if (!store->list(store, "_delta_log", &entries, &n, err)) goto done;
+  if (!m2d_store_list_names(store, "_delta_log", &entries, &n, err)) goto done;
   commits = calloc(n + 1, sizeof *commits);
   cps = calloc(n + 1, sizeof *cps);
   for (size_t i = 0; i < n; i++) {
@@ -646,6 +1193,7 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
   if (store->get(store, "_delta_log/_last_checkpoint", &buf, &missing, NULL)) {
     json_t *lc = json_loadb((const char *)buf.data, buf.len, 0, NULL);
     json_int_t v = json_integer_value(json_object_get(lc, "version"));
+    hint = json_integer_value(json_object_get(lc, "numOfAddFiles")) ?: json_integer_value(json_object_get(lc, "size"));
     if (!lc) m2d_warn("%s/_delta_log/_last_checkpoint is not valid JSON; finding the checkpoint by listing", store->root);
     else if (want < 0 && !use)
       m2d_warn("%s/_delta_log/_last_checkpoint names version %lld, but there is no complete classic checkpoint; "
@@ -656,9 +1204,16 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
     json_decref(lc);
   }
   int64_t from = 0;
+  if (hint > 0 && hint < ((int64_t)1 << 28) && (live.v = malloc(((size_t)hint + 64) * sizeof *live.v)))
+    live.cap = (size_t)hint + 64;
+  if (!files_rehash(&live, hint > 0 && hint < ((int64_t)1 << 28) ? (size_t)hint + 64 : 1)) {
+    m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory replaying %s/_delta_log", store->root);
+    goto done;
+  }
   if (use) {
     /* the checkpoint's actions, applied as they are read (the parts in order) */
-    replay_t rp = {.s = s, .live = live, .dead = dead, .version = use->version, .from_checkpoint = true};
+    replay_t rp = {.s = s, .live = &live, .dead = dead, .version = use->version, .from_checkpoint = true,
+                   .flags = flags};
     bool cp_ok = true;
     for (int p = 0; cp_ok && p < use->parts; p++) {
       char key[512];
@@ -710,7 +1265,7 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
     snprintf(name, sizeof name, "%s/%s", store->root, key);
     json_t *acts = delta_parse_actions(name, buf.data, buf.len, err);
     if (!acts) goto done;
-    replay_t rp = {.s = s, .live = live, .dead = dead, .version = v, .from_checkpoint = false};
+    replay_t rp = {.s = s, .live = &live, .dead = dead, .version = v, .from_checkpoint = false, .flags = flags};
     apply(&rp, acts);
     json_decref(acts);
   }
@@ -720,19 +1275,23 @@ bool delta_snapshot_load(m2d_store_t *store, int64_t want, delta_snapshot_t *s, 
                   !s->metadata ? "metaData" : "protocol", target);
     goto done;
   }
-  /* files, sorted by path */
-  size_t nf = json_object_size(live), k = 0;
-  by_path_t *arr = calloc(nf + 1, sizeof *arr);
+  if (live.oom) {
+    m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory replaying %s/_delta_log", store->root);
+    goto done;
+  }
+  /* files, sorted by path: the live ones moved to the front of the vector */
+  size_t nf = 0;
+  for (size_t k = 0; k < live.n; k++)
+    if (!(live.v[k].flags & DELTA_FILE_DEAD)) live.v[nf++] = live.v[k];
+  delta_file_t *shrunk = nf ? realloc(live.v, nf * sizeof *live.v) : NULL;
+  s->adds = shrunk ? shrunk : live.v;
+  live.v = NULL;
+  live.n = 0;
+  s->nadds = nf;
+  sort_files(s->adds, nf);
+  if (!(flags & DELTA_LOAD_COMPACT)) delta_snapshot_files(s);
   const char *key;
   json_t *val;
-  json_object_foreach(live, key, val) {
-    arr[k].path = json_string_value(json_object_get(val, "path")) ?: "";
-    arr[k++].add = val;
-  }
-  qsort(arr, nf, sizeof *arr, cmp_adds);
-  s->files = json_array();
-  for (k = 0; k < nf; k++) json_array_append(s->files, arr[k].add);
-  free(arr);
   s->tombstones = json_array();
   json_object_foreach(dead, key, val) json_array_append(s->tombstones, val);
   ok = true;
@@ -741,7 +1300,7 @@ done:
   free(cps);
   free(commits);
   m2d_store_entries_free(entries, n);
-  json_decref(live);
+  files_free(&live);
   json_decref(dead);
   m2d_buf_free(&buf);
   if (!ok) delta_snapshot_free(s);
@@ -756,6 +1315,9 @@ void delta_snapshot_free(delta_snapshot_t *s) {
   json_decref(s->commits);
   json_decref(s->domains);
   json_decref(s->tombstones);
+  for (size_t k = 0; k < s->nadds; k++) json_decref(s->adds[k].extra);
+  free(s->adds);
+  arena_free(s->arena);
   memset(s, 0, sizeof *s);
 }
 

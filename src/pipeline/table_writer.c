@@ -212,8 +212,8 @@ static bool load_table(m2d_table_writer_t *w, m2d_error_t *err) {
     w->partition = w->opts.partition_by ? strdup(w->opts.partition_by) : NULL;
     return true;
   }
-  delta_snapshot_t snap;
-  if (!delta_snapshot_load(w->store, -1, &snap, err)) return false;
+  delta_snapshot_t snap; /* the files only by key (no jansson object each) */
+  if (!delta_snapshot_load_ex(w->store, -1, DELTA_LOAD_COMPACT | DELTA_LOAD_NO_TOMBSTONES, &snap, err)) return false;
   bool ok = check_writable(snap.protocol, snap.metadata, err) && rules_load(w, snap.metadata, err);
   if (ok && w->open && json_array_size(w->removes)) {
     /* re-read during a batch (after a concurrent schema change): the files the batch removes
@@ -222,10 +222,7 @@ static bool load_table(m2d_table_writer_t *w, m2d_error_t *err) {
     size_t i;
     json_t *a;
     char key[4096];
-    json_array_foreach(snap.files, i, a) {
-      delta_file_key(a, key, sizeof key);
-      json_object_set_new(live, key, json_true());
-    }
+    for (size_t k = 0; k < snap.nadds; k++) json_object_set_new(live, snap.adds[k].key, json_true());
     json_array_foreach(w->removes, i, a) {
       json_t *r = json_object_get(a, "remove");
       delta_file_key(r, key, sizeof key);

@@ -68,7 +68,8 @@ static int cmp_entries(const void *a, const void *b) {
   return strcmp(((const m2d_store_entry_t *)a)->name, ((const m2d_store_entry_t *)b)->name);
 }
 
-static bool local_list(m2d_store_t *s, const char *dir, m2d_store_entry_t **out, size_t *n, m2d_error_t *err) {
+static bool list_dir(m2d_store_t *s, const char *dir, bool names_only, m2d_store_entry_t **out, size_t *n,
+                     m2d_error_t *err) {
   char path[2048];
   full_path(s, dir, path, sizeof path);
   *out = NULL;
@@ -83,10 +84,9 @@ static bool local_list(m2d_store_t *s, const char *dir, m2d_store_entry_t **out,
   bool ok = true;
   while ((e = readdir(d))) {
     if (e->d_name[0] == '.') continue; /* ".", "..", and hidden temporary files */
-    char f[4096];
-    snprintf(f, sizeof f, "%s/%s", path, e->d_name);
-    struct stat st;
-    if (stat(f, &st) != 0) continue; /* vanished meanwhile */
+    struct stat st = {0}; /* relative to the open directory: no path walk per entry */
+    if (names_only && (e->d_type == DT_REG || e->d_type == DT_DIR)) st.st_mode = e->d_type == DT_DIR ? S_IFDIR : S_IFREG;
+    else if (fstatat(dirfd(d), e->d_name, &st, 0) != 0) continue; /* vanished meanwhile */
     if (*n == cap) {
       cap = cap ? cap * 2 : 64;
       m2d_store_entry_t *p = realloc(*out, cap * sizeof *p);
@@ -111,6 +111,14 @@ static bool local_list(m2d_store_t *s, const char *dir, m2d_store_entry_t **out,
   }
   if (*n) qsort(*out, *n, sizeof **out, cmp_entries);
   return true;
+}
+
+static bool local_list(m2d_store_t *s, const char *dir, m2d_store_entry_t **out, size_t *n, m2d_error_t *err) {
+  return list_dir(s, dir, false, out, n, err);
+}
+
+static bool local_list_names(m2d_store_t *s, const char *dir, m2d_store_entry_t **out, size_t *n, m2d_error_t *err) {
+  return list_dir(s, dir, true, out, n, err);
 }
 
 static bool local_put_if_absent(m2d_store_t *s, const char *key, const void *data, size_t len, bool *exists,
@@ -193,6 +201,7 @@ m2d_store_t *m2d_store_local_new(const char *dir, m2d_error_t *err) {
   memcpy(l->base.root, dir, n);
   l->base.get = local_get;
   l->base.list = local_list;
+  l->base.list_names = local_list_names;
   l->base.put_if_absent = local_put_if_absent;
   l->base.create = local_create;
   l->base.open = local_open;

@@ -150,6 +150,10 @@ static bool walk(m2d_store_t *s, const char *dir, const char *rel, const char *a
   return ok;
 }
 
+bool m2d_store_list_names(m2d_store_t *s, const char *dir, m2d_store_entry_t **out, size_t *n, m2d_error_t *err) {
+  return (s->list_names ? s->list_names : s->list)(s, dir, out, n, err);
+}
+
 bool m2d_store_list_all(m2d_store_t *s, const char *dir, const char *start_after, m2d_store_entry_t **out, size_t *n,
                         m2d_error_t *err) {
   *out = NULL;

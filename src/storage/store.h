@@ -39,6 +39,9 @@ struct m2d_store {
   /* Optional (NULL: nothing of the kind): aborts the unfinished uploads (S3 multipart) under
    * the store started before before_ms, the leftovers of a writer that was killed; *n counts. */
   bool (*abort_uploads)(m2d_store_t *s, int64_t before_ms, int *n, m2d_error_t *err);
+  /* Optional (NULL: list()): as list, but size and mtime_ms may be 0, so that a local directory
+   * answers without a stat per entry (log replay lists 11,000 commits and needs their names). */
+  bool (*list_names)(m2d_store_t *s, const char *dir, m2d_store_entry_t **out, size_t *n, m2d_error_t *err);
   void (*destroy)(m2d_store_t *s);
   char root[1024]; /* for messages */
 };
@@ -87,6 +90,8 @@ bool m2d_store_is_remote(const char *url);
 /* Every object under dir recursively, after start_after (see list_all above). */
 bool m2d_store_list_all(m2d_store_t *s, const char *dir, const char *start_after, m2d_store_entry_t **out, size_t *n,
                         m2d_error_t *err);
+/* s->list_names where the store has one, s->list otherwise. */
+bool m2d_store_list_names(m2d_store_t *s, const char *dir, m2d_store_entry_t **out, size_t *n, m2d_error_t *err);
 
 /* s->abort_uploads where the store has one; true with *n = 0 otherwise. */
 bool m2d_store_abort_uploads(m2d_store_t *s, int64_t before_ms, int *n, m2d_error_t *err);

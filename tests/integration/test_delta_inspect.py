@@ -4,6 +4,7 @@ with delta-spark where delta-rs cannot (column mapping, deletion vectors, type w
 vacuumProtocolCheck, v2 checkpoints, and log shapes delta-rs 1.1 rejects); tables no reader
 can open must fail with a clear message."""
 import json
+import re
 import urllib.parse
 
 import pytest
@@ -216,3 +217,12 @@ def test_absolute_paths_reconcile_as_written(name):
     info = inspect(GOLDEN / name)
     assert info["version"] == 1
     assert info["files"] == CANONICALIZED[name]
+
+
+def test_timing_goes_to_stderr_and_leaves_the_output_alone():
+    path = GOLDEN / "checkpoint"
+    plain = run_m2d("inspect", "--table", path, "--json", check=True)
+    timed = run_m2d("inspect", "--table", path, "--json", "--timing", check=True)
+    assert json.loads(timed.stdout) == json.loads(plain.stdout)
+    n = json.loads(plain.stdout)["numFiles"]
+    assert re.search(rf"inspect timing: log replay [0-9.]+ ms wall, [0-9.]+ ms CPU \({n} files\)", timed.stderr), timed.stderr
