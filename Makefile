@@ -22,7 +22,7 @@ export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1:exitcode=86
 # no libmongoc counters in /dev/shm for test processes (see tests/integration/conftest.py)
 export MONGOC_DISABLE_SHM ?= 1
 
-.PHONY: all deps test test-unit test-integration asan demo clean test-long bench bench-parquet bench-delta bench-publish bench-sync bench-s3 bench-kafka
+.PHONY: all deps test test-unit test-integration asan demo clean test-long bench bench-parquet bench-delta bench-publish bench-sync bench-s3 bench-kafka bench-load
 # The packages are installed first and the build runs in a sub-make, so that the pkg-config
 # flags above are computed after the -dev packages exist (on a fresh machine they do not yet).
 all: deps
@@ -140,7 +140,7 @@ fuzz:
 BENCH_ROWS ?= 10000000
 BENCH_DELTA_DIR ?= build/bench-delta
 BENCH_DELTA_REPS ?= 7
-bench: bench-parquet bench-delta bench-publish bench-sync bench-s3 bench-kafka
+bench: bench-parquet bench-delta bench-publish bench-sync bench-s3 bench-kafka bench-load
 bench-parquet: all
 	@scripts/bootstrap
 	.venv/bin/python bench/parquet_bench.py --rows $(BENCH_ROWS)
@@ -174,3 +174,12 @@ BENCH_KAFKA_ARGS ?=
 bench-kafka: all
 	@scripts/bootstrap
 	.venv/bin/python bench/kafka_bench.py $(BENCH_KAFKA_ARGS)
+# load: a generated mongodump of $(BENCH_LOAD_DOCS) documents of about 1 KB into a Delta table,
+# against pymongoarrow's process_bson_stream + delta-rs write_deltalake of the same file; both
+# tables read back and compared per value (the dump is kept in $(BENCH_LOAD_DIR) for the next run)
+BENCH_LOAD_DOCS ?= 1000000
+BENCH_LOAD_DIR ?= build/bench-load
+BENCH_LOAD_REPS ?= 2
+bench-load: all
+	@scripts/bootstrap
+	.venv/bin/python bench/load_bench.py --docs $(BENCH_LOAD_DOCS) --reps $(BENCH_LOAD_REPS) --workdir $(BENCH_LOAD_DIR)

@@ -29,6 +29,8 @@ struct m2d_shredder {
   bson_t rescued; /* this row's rescued values */
   int nrescued;
   char path[2048];
+  size_t plen;    /* strlen(path) */
+  bool validated; /* documents were validated by the caller */
   struct {
     size_t nlevels, nvalues, value_bytes;
   } *mark; /* column sizes before the current row */
@@ -158,6 +160,8 @@ void m2d_shredder_destroy(m2d_shredder_t *s) {
   free(s);
 }
 
+void m2d_shredder_set_validated(m2d_shredder_t *s, bool validated) { s->validated = validated; }
+
 const bson_t *m2d_shredder_row_rescued(const m2d_shredder_t *s) { return &s->rescued; }
 
 bool m2d_shredder_skip_field(m2d_shredder_t *s, const char *name, m2d_error_t *err) {
@@ -169,6 +173,16 @@ bool m2d_shredder_skip_field(m2d_shredder_t *s, const char *name, m2d_error_t *e
 int m2d_shredder_ncolumns(const m2d_shredder_t *s) { return s->ncols; }
 m2d_column_t *m2d_shredder_columns(m2d_shredder_t *s) { return s->cols; }
 size_t m2d_shredder_rows(const m2d_shredder_t *s) { return s->rows; }
+
+size_t m2d_shredder_bytes(const m2d_shredder_t *s) {
+  size_t n = 0;
+  for (int i = 0; i < s->ncols; i++) {
+    const m2d_column_t *c = &s->cols[i];
+    n += c->nlevels * sizeof(int16_t) * ((c->max_def > 0) + (c->max_rep > 0)) + c->value_bytes +
+         (c->offsets ? c->nvalues * sizeof(uint32_t) : 0);
+  }
+  return n;
+}
 
 size_t m2d_shredder_memory(const m2d_shredder_t *s) {
   size_t n = 0;
@@ -195,10 +209,22 @@ static bool rescue(m2d_shredder_t *s, const bson_iter_t *it) {
   return m2d_bson_append_value(&s->rescued, s->path, it);
 }
 
-static size_t path_push(m2d_shredder_t *s, const char *name) {
-  size_t old = strlen(s->path);
-  snprintf(s->path + old, sizeof s->path - old, "%s%s", old ? "." : "", name);
+/* The path of the value being shredded, for rescued values and errors: kept with its length
+ * (it is extended for every field of every document; cut short past its buffer). */
+static size_t path_push(m2d_shredder_t *s, const char *name, size_t len) {
+  size_t old = s->plen, at = old;
+  if (at && at + 1 < sizeof s->path) s->path[at++] = '.';
+  if (len > sizeof s->path - 1 - at) len = sizeof s->path - 1 - at;
+  memcpy(s->path + at, name, len);
+  at += len;
+  s->path[at] = '\0';
+  s->plen = at;
   return old;
+}
+
+static void path_pop(m2d_shredder_t *s, size_t old) {
+  s->path[old] = '\0';
+  s->plen = old;
 }
 
 /* Canonical Extended JSON of one value (without a key), NULL when libbson cannot write it
@@ -234,17 +260,29 @@ static void uuid_string(const uint8_t *b, char out[37]) {
   out[o] = '\0';
 }
 
+static bool decimal_scale(bool neg, __int128 coeff, int exp, int precision, int scale, __int128 *out);
+
 /* Unscaled value of a finite Decimal128 at scale, when it fits precision. */
 static bool decimal_unscaled(const bson_iter_t *it, int precision, int scale, __int128 *out) {
   bson_decimal128_t d;
   bson_iter_decimal128(it, &d);
+  __int128 coeff = 0;
+  int exp;
+  bool neg = d.high >> 63;
+  if (((d.high >> 61) & 3) != 3) {
+    /* the usual encoding (IEEE 754-2008 BID): 113-bit coefficient, 14-bit biased exponent,
+     * read directly (printing and parsing the string was a large part of shredding) */
+    coeff = (__int128)(d.high & 0x1ffffffffffffULL) << 64 | d.low;
+    exp = (int)((d.high >> 49) & 0x3fff) - 6176;
+    if (coeff >= (__int128)1 << 113) coeff = 0; /* not canonical: zero, as libbson prints it */
+    return decimal_scale(neg, coeff, exp, precision, scale, out);
+  }
   char s[BSON_DECIMAL128_STRING];
   bson_decimal128_to_string(&d, s);
   const char *p = s;
-  bool neg = *p == '-';
+  neg = *p == '-';
   if (*p == '-' || *p == '+') p++;
-  if (*p < '0' || *p > '9') return false;
-  __int128 coeff = 0;
+  if (*p < '0' || *p > '9') return false; /* NaN, Infinity */
   int digits = 0, frac = 0;
   bool in_frac = false;
   for (; *p && *p != 'E'; p++) {
@@ -256,7 +294,13 @@ static bool decimal_unscaled(const bson_iter_t *it, int precision, int scale, __
     if (coeff) digits++;
     if (in_frac) frac++;
   }
-  int exp = (*p == 'E' ? atoi(p + 1) : 0) - frac;
+  exp = (*p == 'E' ? atoi(p + 1) : 0) - frac;
+  return decimal_scale(neg, coeff, exp, precision, scale, out);
+}
+
+/* coeff * 10^exp (negated when neg) as an unscaled value at scale, when exact and within
+ * precision digits. */
+static bool decimal_scale(bool neg, __int128 coeff, int exp, int precision, int scale, __int128 *out) {
   int shift = exp + scale;
   if (shift < 0) {
     for (; shift < 0; shift++) {
@@ -409,6 +453,11 @@ static int push_primitive(m2d_shredder_t *s, const plan_t *p, const bson_iter_t 
 static bool shred_value(m2d_shredder_t *s, const plan_t *p, const bson_iter_t *it, int16_t rep, int depth,
                         m2d_error_t *err);
 
+static inline bool name_eq(const char *a, const char *b) { /* strcmp == 0, inlined for short keys */
+  while (*a && *a == *b) a++, b++;
+  return *a == *b;
+}
+
 /* Fields of a document (child iterates them) into the struct plan p. */
 static bool shred_fields(m2d_shredder_t *s, const plan_t *p, bson_iter_t *child, int16_t rep, int depth,
                          m2d_error_t *err) {
@@ -425,12 +474,12 @@ static bool shred_fields(m2d_shredder_t *s, const plan_t *p, bson_iter_t *child,
     int found = -1;
     for (int k = 0; k < p->nchildren; k++) {
       int i = (hint + k) % p->nchildren;
-      if (strcmp(p->t->fields[i].name, key) == 0) {
+      if (name_eq(p->t->fields[i].name, key)) {
         found = i;
         break;
       }
     }
-    size_t old = path_push(s, key);
+    size_t old = path_push(s, key, bson_iter_key_len(child));
     if (found < 0 || seen[found]) {
       /* a field the schema does not have (or a duplicate key): nothing is dropped */
       if (!rescue(s, child)) ok = m2d_error_set(err, M2D_ERR_LIMIT, 0, "rescued data too large at '%s'", s->path);
@@ -439,7 +488,7 @@ static bool shred_fields(m2d_shredder_t *s, const plan_t *p, bson_iter_t *child,
       hint = found + 1;
       ok = shred_value(s, &p->children[found], child, rep, depth + 1, err);
     }
-    s->path[old] = '\0';
+    path_pop(s, old);
   }
   for (int i = 0; ok && i < p->nchildren; i++)
     if (!seen[i]) ok = emit_null(s, &p->children[i], (int16_t)(p->children[i].def - 1), rep, err);
@@ -464,9 +513,9 @@ static bool shred_array(m2d_shredder_t *s, const plan_t *p, const bson_iter_t *i
   bool any = false;
   while (bson_iter_next(&child)) {
     any = true;
-    size_t old = path_push(s, bson_iter_key(&child));
+    size_t old = path_push(s, bson_iter_key(&child), bson_iter_key_len(&child));
     bool ok = shred_value(s, &p->children[0], &child, r, depth + 1, err);
-    s->path[old] = '\0';
+    path_pop(s, old);
     if (!ok) return false;
     r = p->child_rep;
   }
@@ -487,9 +536,9 @@ static bool shred_map(m2d_shredder_t *s, const plan_t *p, const bson_iter_t *it,
     if (!m2d_column_push_level(keys, p->children[0].def, r, err) ||
         !m2d_column_push_bytes(keys, bson_iter_key(&child), klen, err))
       return false;
-    size_t old = path_push(s, bson_iter_key(&child));
+    size_t old = path_push(s, bson_iter_key(&child), klen);
     bool ok = shred_value(s, &p->children[1], &child, r, depth + 1, err);
-    s->path[old] = '\0';
+    path_pop(s, old);
     if (!ok) return false;
     r = p->child_rep;
   }
@@ -528,12 +577,13 @@ static bool shred_value(m2d_shredder_t *s, const plan_t *p, const bson_iter_t *i
 bool m2d_shredder_add(m2d_shredder_t *s, const bson_t *doc, int64_t *rescued, m2d_error_t *err) {
   bson_iter_t root;
   size_t err_off;
-  if (!bson_iter_init(&root, doc) || !bson_validate(doc, BSON_VALIDATE_NONE, &err_off))
+  if (!bson_iter_init(&root, doc) || (!s->validated && !bson_validate(doc, BSON_VALIDATE_NONE, &err_off)))
     return m2d_error_set(err, M2D_ERR_FORMAT, 0, "invalid BSON document (corrupt near byte %zu)",
                          bson_iter_init(&root, doc) ? err_off : 0);
   bson_reinit(&s->rescued);
   s->nrescued = 0;
   s->path[0] = '\0';
+  s->plen = 0;
   /* remember where every column was, so a failed row leaves no partial levels behind */
   for (int i = 0; i < s->ncols; i++) {
     s->mark[i].nlevels = s->cols[i].nlevels;

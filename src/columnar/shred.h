@@ -38,9 +38,14 @@ m2d_column_t *m2d_shredder_columns(m2d_shredder_t *s);
 size_t m2d_shredder_rows(const m2d_shredder_t *s);
 /* Memory held by the columns, to cut batches by size. */
 size_t m2d_shredder_memory(const m2d_shredder_t *s);
+/* Bytes of the rows shredded since the last reset (the memory held stays after a reset). */
+size_t m2d_shredder_bytes(const m2d_shredder_t *s);
 /* Empties the columns (after they were written), keeping their storage. */
 void m2d_shredder_reset(m2d_shredder_t *s);
 
+/* Documents handed to m2d_shredder_add were validated (bson_validate) by the caller: they are
+ * not checked again. */
+void m2d_shredder_set_validated(m2d_shredder_t *s, bool validated);
 /* Appends one document as one row. Values that do not fit are rescued; *rescued (may be
  * NULL) is increased by their number. Fails on invalid BSON or a size limit. */
 bool m2d_shredder_add(m2d_shredder_t *s, const bson_t *doc, int64_t *rescued, m2d_error_t *err);

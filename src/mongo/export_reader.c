@@ -3,9 +3,17 @@
 #include "core/buf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
+
+/* A plain .bson file is mapped, its documents read in place (no copies); what was read is
+ * dropped from the mapping every MAP_DROP bytes, so the process does not keep the file. */
+#define MAP_DROP ((uint64_t)16 << 20)
 
 #define MAX_BSON_DOC (16 * 1024 * 1024 + 16 * 1024) /* MongoDB's 16 MiB limit, plus headroom */
 #define MAX_JSON_LINE (64 * 1024 * 1024)           /* Extended JSON of a 16 MiB document */
@@ -20,6 +28,12 @@ struct m2d_export_reader {
   bson_t doc;
   bool have_doc;
   bool eof;
+  uint64_t trusted_end; /* BSON: documents before this offset were validated already; stop there */
+  bool trusted;
+  const uint8_t *map; /* a plain .bson file mapped (gz unused), or NULL */
+  uint64_t map_len, dropped;
+  const uint8_t *cur; /* the last record's bytes (in raw or in map) */
+  size_t cur_len;
 };
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -55,23 +69,44 @@ m2d_export_reader_t *m2d_export_reader_open_named(const char *local, const char 
                   path);
     return NULL;
   }
-  gzFile gz = gzopen(local, "rb");
-  if (!gz) {
-    m2d_error_set(err, M2D_ERR_IO, errno, "cannot open %s: %s", path, strerror(errno ? errno : ENOMEM));
-    return NULL;
+  const uint8_t *map = NULL;
+  uint64_t map_len = 0;
+  gzFile gz = NULL;
+  if (fmt == M2D_EXPORT_BSON && !ends_with(path, ".gz")) {
+    int fd = open(local, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+      void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (m != MAP_FAILED) {
+        map = m;
+        map_len = (uint64_t)st.st_size;
+        madvise(m, (size_t)map_len, MADV_SEQUENTIAL);
+      }
+    }
+    if (fd >= 0) close(fd);
   }
-  gzbuffer(gz, 1 << 17);
+  if (!map) {
+    gz = gzopen(local, "rb");
+    if (!gz) {
+      m2d_error_set(err, M2D_ERR_IO, errno, "cannot open %s: %s", path, strerror(errno ? errno : ENOMEM));
+      return NULL;
+    }
+    gzbuffer(gz, 1 << 17);
+  }
   /* bson_t members want 128-byte alignment */
   size_t size = (sizeof(m2d_export_reader_t) + 127) / 128 * 128;
   m2d_export_reader_t *r = aligned_alloc(128, size);
   if (r) memset(r, 0, size);
   if (!r || !(r->path = strdup(path))) {
-    gzclose(gz);
+    if (gz) gzclose(gz);
+    if (map) munmap((void *)map, (size_t)map_len);
     free(r);
     m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
     return NULL;
   }
   r->gz = gz;
+  r->map = map;
+  r->map_len = map_len;
   r->format = fmt;
   m2d_buf_init(&r->raw, fmt == M2D_EXPORT_BSON ? MAX_BSON_DOC : MAX_JSON_LINE);
   return r;
@@ -79,7 +114,8 @@ m2d_export_reader_t *m2d_export_reader_open_named(const char *local, const char 
 
 void m2d_export_reader_close(m2d_export_reader_t *r) {
   if (!r) return;
-  gzclose(r->gz);
+  if (r->gz) gzclose(r->gz);
+  if (r->map) munmap((void *)r->map, (size_t)r->map_len);
   if (r->have_doc) bson_destroy(&r->doc);
   m2d_buf_free(&r->raw);
   free(r->path);
@@ -109,11 +145,29 @@ static int64_t read_full(m2d_export_reader_t *r, void *p, size_t n, m2d_error_t 
  * a lone 0xE9 through, and invalid strings must not reach Parquet string columns (nor libbson's
  * Extended JSON writer, which gives up on them). *bad_at: the offset of the top-level element
  * holding the first invalid string. */
+/* bson_utf8_validate, with a fast path for ASCII (most keys and strings): libbson decodes
+ * character by character, which was the largest cost of reading a dump. */
+static bool utf8_ok(const char *s, size_t len, bool allow_nul) {
+  size_t i = 0;
+  uint64_t hi = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    hi |= w;
+  }
+  for (; i < len; i++) hi |= (uint8_t)s[i];
+  if (!(hi & 0x8080808080808080ULL) && (allow_nul || !memchr(s, 0, len))) return true;
+  return bson_utf8_validate(s, len, allow_nul);
+}
+
+/* The walk also finds broken structure (a length that does not fit, an unknown type): then
+ * it fails too, and the caller asks bson_validate what is wrong. */
 static bool utf8_valid(bson_iter_t *it, int depth, size_t *bad_at) {
-  while (bson_iter_next(it)) {
+  bool more;
+  while ((more = bson_iter_next(it))) {
     const char *key = bson_iter_key(it), *s = NULL;
     uint32_t len = 0;
-    bool ok = bson_utf8_validate(key, strlen(key), false);
+    bool ok = utf8_ok(key, bson_iter_key_len(it), true); /* a key ends at its first NUL */
     bson_iter_t child;
     switch (bson_iter_type(it)) {
     case BSON_TYPE_UTF8: s = bson_iter_utf8(it, &len); break;
@@ -128,7 +182,7 @@ static bool utf8_valid(bson_iter_t *it, int depth, size_t *bad_at) {
       const char *options;
       s = bson_iter_regex(it, &options);
       len = (uint32_t)strlen(s);
-      ok = ok && bson_utf8_validate(options, strlen(options), false);
+      ok = ok && utf8_ok(options, strlen(options), false);
       break;
     }
     case BSON_TYPE_CODEWSCOPE: {
@@ -149,16 +203,67 @@ static bool utf8_valid(bson_iter_t *it, int depth, size_t *bad_at) {
     }
     default: break;
     }
-    if (ok && s) ok = bson_utf8_validate(s, len, true);
+    if (ok && s) ok = utf8_ok(s, len, true);
     if (!ok) {
       *bad_at = bson_iter_offset(it);
       return false;
     }
   }
+  if (!more && it->err_off) { /* bson_iter_next stopped on a corrupt element */
+    *bad_at = it->err_off;
+    return false;
+  }
   return true;
 }
 
+static m2d_rec_status_t take_bson(m2d_export_reader_t *r, const uint8_t *data, uint32_t len, const bson_t **doc,
+                                  m2d_error_t *err);
+
+/* The next document of a mapped file in place: *data, *len; or EOF / FATAL as next_bson. */
+static m2d_rec_status_t next_mapped(m2d_export_reader_t *r, const uint8_t **data, uint32_t *len, m2d_error_t *err) {
+  uint64_t left = r->map_len - r->offset;
+  if (left == 0) return M2D_REC_EOF;
+  if (r->offset - r->dropped >= MAP_DROP) {
+    uint64_t upto = r->offset & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
+    madvise((void *)(r->map + r->dropped), (size_t)(upto - r->dropped), MADV_DONTNEED);
+    r->dropped = upto;
+  }
+  const uint8_t *p = r->map + r->offset;
+  if (left < 4) {
+    m2d_error_set(err, M2D_ERR_FORMAT, 0, "%s: truncated document at byte %llu (the file ends inside it)", r->path,
+                  (unsigned long long)r->offset);
+    return M2D_REC_FATAL;
+  }
+  uint32_t n = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+  if (n < 5 || n > MAX_BSON_DOC) {
+    m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                  "%s: invalid BSON at byte %llu: document length %u is %s; the rest of the file cannot be "
+                  "read (is it really a mongodump .bson file?)",
+                  r->path, (unsigned long long)r->offset, n, n < 5 ? "too small" : "over the 16 MiB limit");
+    return M2D_REC_FATAL;
+  }
+  if (left < n) {
+    r->cur = p;
+    r->cur_len = (size_t)left;
+    m2d_error_set(err, M2D_ERR_FORMAT, 0, "%s: truncated document at byte %llu: %u bytes announced, %zu present",
+                  r->path, (unsigned long long)r->offset, n, (size_t)left);
+    r->offset += left;
+    return M2D_REC_FATAL;
+  }
+  *data = p;
+  *len = n;
+  return M2D_REC_OK;
+}
+
 static m2d_rec_status_t next_bson(m2d_export_reader_t *r, const bson_t **doc, m2d_error_t *err) {
+  if (r->trusted && r->offset >= r->trusted_end) return M2D_REC_EOF;
+  if (r->map) {
+    const uint8_t *data;
+    uint32_t len;
+    m2d_rec_status_t st = next_mapped(r, &data, &len, err);
+    if (st != M2D_REC_OK) return st;
+    return take_bson(r, data, len, doc, err);
+  }
   uint8_t len_bytes[4];
   int64_t n = read_full(r, len_bytes, 4, err);
   if (n < 0) return M2D_REC_FATAL;
@@ -183,23 +288,42 @@ static m2d_rec_status_t next_bson(m2d_export_reader_t *r, const bson_t **doc, m2
   n = read_full(r, r->raw.data + 4, len - 4, err);
   if (n < 0) return M2D_REC_FATAL;
   r->raw.len = 4 + (size_t)n;
-  uint64_t at = r->offset;
-  r->offset += r->raw.len;
   if ((size_t)n < len - 4) {
     m2d_error_set(err, M2D_ERR_FORMAT, 0, "%s: truncated document at byte %llu: %u bytes announced, %zu present",
-                  r->path, (unsigned long long)at, len, r->raw.len);
+                  r->path, (unsigned long long)r->offset, len, r->raw.len);
+    r->cur = r->raw.data;
+    r->cur_len = r->raw.len;
+    r->offset += r->raw.len;
     return M2D_REC_FATAL;
   }
+  return take_bson(r, r->raw.data, len, doc, err);
+}
+
+/* The document at data (len bytes, at r->offset), checked unless trusted. */
+static m2d_rec_status_t take_bson(m2d_export_reader_t *r, const uint8_t *data, uint32_t len, const bson_t **doc,
+                                  m2d_error_t *err) {
+  uint64_t at = r->offset;
+  r->offset += len;
+  r->cur = data;
+  r->cur_len = len;
   if (r->have_doc) bson_destroy(&r->doc);
   r->have_doc = false;
   size_t bad_at = 0;
-  if (!bson_init_static(&r->doc, r->raw.data, len) || !bson_validate(&r->doc, BSON_VALIDATE_NONE, &bad_at)) {
+  if (r->trusted && bson_init_static(&r->doc, data, len)) {
+    r->have_doc = true;
+    *doc = &r->doc;
+    return M2D_REC_OK;
+  }
+  /* one walk checks structure and UTF-8 (bson_validate walks the document a second time, and
+   * checks keys with libbson's slow UTF-8 check); bson_validate only says what is wrong */
+  bson_iter_t it;
+  bool valid = bson_init_static(&r->doc, data, len) && bson_iter_init(&it, &r->doc) && utf8_valid(&it, 0, &bad_at);
+  if (!valid && (!bson_init_static(&r->doc, data, len) || !bson_validate(&r->doc, BSON_VALIDATE_NONE, &bad_at))) {
     m2d_error_set(err, M2D_ERR_FORMAT, 0, "%s: invalid BSON document at byte %llu (corrupt near byte %llu)", r->path,
                   (unsigned long long)at, (unsigned long long)(at + bad_at));
     return M2D_REC_BAD;
   }
-  bson_iter_t it;
-  if (!bson_iter_init(&it, &r->doc) || !utf8_valid(&it, 0, &bad_at)) {
+  if (!valid) {
     m2d_error_set(err, M2D_ERR_FORMAT, 0, "%s: invalid BSON document at byte %llu (not UTF-8 near byte %llu)",
                   r->path, (unsigned long long)at, (unsigned long long)(at + bad_at));
     return M2D_REC_BAD;
@@ -265,8 +389,19 @@ m2d_rec_status_t m2d_export_reader_next(m2d_export_reader_t *r, const bson_t **d
 }
 
 const uint8_t *m2d_export_reader_raw(const m2d_export_reader_t *r, size_t *len) {
+  if (r->format == M2D_EXPORT_BSON) {
+    *len = r->cur_len;
+    return r->cur;
+  }
   *len = r->raw.len;
   return r->raw.data;
+}
+
+bool m2d_export_reader_trust(m2d_export_reader_t *r, uint64_t end) {
+  if (r->format != M2D_EXPORT_BSON) return false;
+  r->trusted = true;
+  r->trusted_end = end;
+  return true;
 }
 
 m2d_export_format_t m2d_export_reader_format(const m2d_export_reader_t *r) { return r->format; }

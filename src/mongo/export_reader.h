@@ -38,6 +38,10 @@ m2d_rec_status_t m2d_export_reader_next(m2d_export_reader_t *r, const bson_t **d
 
 /* Raw bytes of the last record returned (for a rejects file). */
 const uint8_t *m2d_export_reader_raw(const m2d_export_reader_t *r, size_t *len);
+/* A second read of a BSON file whose documents were all valid on the first read, up to
+ * byte end: documents are not validated again, and the file ends at end (bytes appended
+ * since were not seen by the first read). False (and no change) for JSON files. */
+bool m2d_export_reader_trust(m2d_export_reader_t *r, uint64_t end);
 m2d_export_format_t m2d_export_reader_format(const m2d_export_reader_t *r);
 /* Bytes consumed of the (decompressed) input so far, for progress. */
 uint64_t m2d_export_reader_offset(const m2d_export_reader_t *r);

@@ -184,10 +184,13 @@ static bool reject(FILE *rej, const m2d_export_reader_t *r, const char *file, co
 typedef bool (*doc_fn)(void *ud, const bson_t *doc, const m2d_export_reader_t *r, m2d_error_t *err);
 typedef bool (*bad_fn)(void *ud, const m2d_export_reader_t *r, const m2d_error_t *why, m2d_error_t *err);
 
+/* trust_end: a BSON file whose documents up to this offset were all valid on the first pass
+ * (0: validate); *end (may be NULL): the offset reached. */
 static bool each_record(const char *local, const char *path, doc_fn on_doc, bad_fn on_bad, void *ud,
-                        m2d_error_t *err) {
+                        uint64_t trust_end, uint64_t *end, m2d_error_t *err) {
   m2d_export_reader_t *r = m2d_export_reader_open_named(local, path, err);
   if (!r) return false;
+  if (trust_end) m2d_export_reader_trust(r, trust_end);
   bool ok = true;
   for (;;) {
     const bson_t *doc;
@@ -199,6 +202,7 @@ static bool each_record(const char *local, const char *path, doc_fn on_doc, bad_
     else ok = err ? (*err = rec_err, false) : false;
     if (!ok) break;
   }
+  if (end) *end = m2d_export_reader_offset(r);
   m2d_export_reader_close(r);
   return ok;
 }
@@ -261,9 +265,11 @@ static bool load_file(const m2d_load_options_t *o, m2d_table_writer_t *tw, FILE 
   if (!remote) snprintf(local, sizeof local, "%s", path);
   file_pass_t f = {.path = path, .rejects = rej, .inf = m2d_infer_new(NULL), .tw = tw};
   m2d_infer_t *inf = f.inf;
-  bool ok = inf && each_record(local, path, learn_doc, learn_bad, &f, err);
+  uint64_t end = 0;
+  bool ok = inf && each_record(local, path, learn_doc, learn_bad, &f, 0, &end, err);
   ok = ok && m2d_table_writer_begin(tw, m2d_infer_schema(inf), err);
-  ok = ok && each_record(local, path, write_doc, skip_bad, &f, err);
+  /* with no bad record, the second pass need not validate the same bytes again */
+  ok = ok && each_record(local, path, write_doc, skip_bad, &f, f.rejected ? 0 : end, NULL, err);
   if (remote) unlink(local);
   if (ok && rej && fflush(rej) != 0)
     ok = m2d_error_set(err, M2D_ERR_IO, errno, "cannot write the rejects file: %s", strerror(errno));
@@ -302,7 +308,9 @@ bool m2d_load_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, m2d_erro
   if (o->rejects && !(rej = fopen(o->rejects, "a")))
     ok = m2d_error_set(err, M2D_ERR_IO, errno, "cannot open the rejects file %s: %s", o->rejects, strerror(errno));
   m2d_table_writer_options_t topts = {.table = o->table, .codec = o->codec, .level = o->level,
-                                      .target_file_size = o->target_file_size, .partition_by = o->partition_by};
+                                      .target_file_size = o->target_file_size, .partition_by = o->partition_by,
+                                      .validated = true /* by the export reader */,
+                                      .background_encode = true};
   m2d_table_writer_t *tw = ok ? m2d_table_writer_open(&topts, err) : NULL;
   ok = ok && tw;
   /* what each file looked like when it was taken (or first seen taken): a later listing that

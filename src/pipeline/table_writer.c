@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,6 +32,11 @@ typedef struct {
   m2d_shredder_t *shredder;
   pq_writer_t *writer; /* the open file, or NULL */
   char *key;           /* its path in the table */
+  /* opts.background_encode: the batch a thread of its own encodes into writer meanwhile */
+  m2d_shredder_t *inflight;
+  pthread_t thread;
+  bool busy, bg_ok;
+  m2d_error_t bg_err;
 } part_t;
 
 struct m2d_table_writer {
@@ -292,9 +298,34 @@ m2d_table_writer_stats_t m2d_table_writer_last(const m2d_table_writer_t *w) { re
 
 /* --- a batch ----------------------------------------------------------------------------- */
 
+/* Encoding in the background for one part at a time only (a partitioned table would hold two
+ * batches and a thread per partition). */
+static bool background(const m2d_table_writer_t *w) { return w->opts.background_encode && !w->partition; }
+
+static void *encode_main(void *arg) {
+  part_t *p = arg;
+  p->bg_ok = pq_writer_write(p->writer, m2d_shredder_columns(p->inflight), &p->bg_err);
+  m2d_shredder_reset(p->inflight);
+  return NULL;
+}
+
+/* Waits for p's batch being encoded in the background; false (err set) when that failed. */
+static bool join_part(part_t *p, m2d_error_t *err) {
+  if (!p->busy) return true;
+  pthread_join(p->thread, NULL);
+  p->busy = false;
+  if (!p->bg_ok) {
+    if (err) *err = p->bg_err;
+    return false;
+  }
+  return true;
+}
+
 static void batch_clear(m2d_table_writer_t *w) {
   for (int i = 0; i < w->nparts; i++) {
+    join_part(&w->parts[i], NULL);
     free(w->parts[i].value);
+    m2d_shredder_destroy(w->parts[i].inflight);
     m2d_shredder_destroy(w->parts[i].shredder);
     pq_writer_destroy(w->parts[i].writer);
     free(w->parts[i].key);
@@ -320,6 +351,7 @@ static void batch_clear(m2d_table_writer_t *w) {
 void m2d_table_writer_abort(m2d_table_writer_t *w) {
   if (!w || !w->open) return;
   for (int i = 0; i < w->nparts; i++) {
+    join_part(&w->parts[i], NULL);
     pq_writer_destroy(w->parts[i].writer); /* aborts the sink: nothing published */
     w->parts[i].writer = NULL;
   }
@@ -529,12 +561,18 @@ static const char *codec_ext(pq_codec_t c) {
   }
 }
 
-static bool new_shredder(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
-  p->shredder = m2d_shredder_new(w->data_type, !w->no_rescue, BATCH_BYTES * 4, err);
-  if (p->shredder && w->partition && !m2d_shredder_skip_field(p->shredder, w->partition, err)) {
-    m2d_shredder_destroy(p->shredder);
-    p->shredder = NULL;
+static m2d_shredder_t *make_shredder(m2d_table_writer_t *w, m2d_error_t *err) {
+  m2d_shredder_t *s = m2d_shredder_new(w->data_type, !w->no_rescue, BATCH_BYTES * 4, err);
+  if (s) m2d_shredder_set_validated(s, w->opts.validated);
+  if (s && w->partition && !m2d_shredder_skip_field(s, w->partition, err)) {
+    m2d_shredder_destroy(s);
+    s = NULL;
   }
+  return s;
+}
+
+static bool new_shredder(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
+  p->shredder = make_shredder(w, err);
   return p->shredder != NULL;
 }
 
@@ -595,17 +633,42 @@ static bool open_file(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
   return p->writer != NULL;
 }
 
+/* The shredded rows into p's file; with opts.background_encode, encoded by a thread while the
+ * next batch is shredded (into a second shredder), the encoding of the one before waited for. */
 static bool flush_rows(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
+  if (!join_part(p, err)) return false;
   if (m2d_shredder_rows(p->shredder) == 0) return true;
   if (!p->writer && !open_file(w, p, err)) return false;
+  if (background(w)) {
+    if (!p->inflight && !(p->inflight = make_shredder(w, err))) return false;
+    m2d_shredder_t *full = p->shredder;
+    p->shredder = p->inflight;
+    p->inflight = full;
+    p->bg_ok = false;
+    memset(&p->bg_err, 0, sizeof p->bg_err);
+    if (pthread_create(&p->thread, NULL, encode_main, p) == 0) {
+      p->busy = true;
+      return true;
+    }
+    encode_main(p); /* no thread to be had: here */
+    if (!p->bg_ok && err) *err = p->bg_err;
+    return p->bg_ok;
+  }
   bool ok = pq_writer_write(p->writer, m2d_shredder_columns(p->shredder), err);
   m2d_shredder_reset(p->shredder);
   return ok;
 }
 
+static bool finish_file(m2d_table_writer_t *w, part_t *p, m2d_error_t *err);
+
 /* Closes p's file and records its add action. */
 static bool close_file(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
-  if (!flush_rows(w, p, err)) return false;
+  if (!flush_rows(w, p, err) || !join_part(p, err)) return false;
+  return finish_file(w, p, err);
+}
+
+/* Closes p's file (its rows all written) and records its add action. */
+static bool finish_file(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
   if (!p->writer) return true;
   pq_write_result_t res = {0};
   bool ok = pq_writer_close(p->writer, &res, err);
@@ -762,9 +825,20 @@ bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *res
       }
   }
   w->batch.rows++;
-  if (m2d_shredder_memory(p->shredder) < BATCH_BYTES) return true;
-  if (!flush_rows(w, p, err)) return false;
+  /* the bytes of this batch's rows: the memory the columns hold stays at its largest after a
+   * flush, and measured by it every later document was a batch of its own */
+  if (m2d_shredder_bytes(p->shredder) < BATCH_BYTES) return true;
   uint64_t target = w->batch_target ? w->batch_target : w->opts.target_file_size;
+  if (background(w)) {
+    /* the file is cut where the synchronous path cuts it: after the batch that reached the
+     * target, known once that batch is encoded, before this one is written */
+    if (!join_part(p, err)) return false;
+    if (p->writer && pq_writer_bytes_written(p->writer) + pq_writer_buffered(p->writer) >= target &&
+        !finish_file(w, p, err))
+      return false;
+    return flush_rows(w, p, err);
+  }
+  if (!flush_rows(w, p, err)) return false;
   if (pq_writer_bytes_written(p->writer) + pq_writer_buffered(p->writer) >= target) return close_file(w, p, err);
   return true;
 }
@@ -784,6 +858,8 @@ bool m2d_table_writer_extend(m2d_table_writer_t *w, const m2d_dtype_t *observed_
     ok = close_file(w, &w->parts[i], err);
     m2d_shredder_destroy(w->parts[i].shredder);
     w->parts[i].shredder = NULL;
+    m2d_shredder_destroy(w->parts[i].inflight);
+    w->parts[i].inflight = NULL;
   }
   if (!ok) return false;
   m2d_dtype_free(w->data_type);

@@ -25,6 +25,9 @@ typedef struct {
   json_t *configuration;      /* metaData configuration of a table this writer creates (borrowed) */
   const char *data_dir;       /* directory of the data files under the table, NULL: the root */
   const char *file_prefix;    /* data file names begin with it, default "part" */
+  bool validated;             /* documents added were validated (bson_validate) by the caller */
+  bool background_encode;     /* batches are encoded into Parquet by a thread while the next one is
+                               * shredded (one part at a time: load's unpartitioned tables) */
 } m2d_table_writer_options_t;
 
 typedef struct m2d_table_writer m2d_table_writer_t;

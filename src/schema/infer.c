@@ -44,6 +44,21 @@ int64_t m2d_infer_documents(const m2d_infer_t *inf) { return inf->documents; }
 /* Precision and scale of a finite Decimal128, from its canonical string form. Returns false
  * for NaN and infinities. */
 static bool decimal_shape(const bson_decimal128_t *d, int *precision, int *scale) {
+  if (((d->high >> 61) & 3) != 3) {
+    /* the usual encoding (IEEE 754-2008 BID), read directly (printing the string was a large
+     * part of learning a schema): coeff * 10^exp, the same shape as from the string below */
+    unsigned __int128 coeff = (unsigned __int128)(d->high & 0x1ffffffffffffULL) << 64 | d->low;
+    int exp = (int)((d->high >> 49) & 0x3fff) - 6176;
+    if (coeff >= (unsigned __int128)1 << 113) coeff = 0; /* not canonical: zero */
+    int digits = 0;
+    for (unsigned __int128 c = coeff; c; c /= 10) digits++;
+    int sc = exp < 0 ? -exp : 0;
+    int intd = coeff && digits + exp > 0 ? digits + exp : 0;
+    if (intd + sc == 0) intd = 1;
+    *precision = intd + sc;
+    *scale = sc;
+    return true;
+  }
   char s[BSON_DECIMAL128_STRING];
   bson_decimal128_to_string(d, s);
   const char *p = s;
@@ -71,6 +86,18 @@ static bool decimal_shape(const bson_decimal128_t *d, int *precision, int *scale
   *precision = intd + sc;
   *scale = sc;
   return true;
+}
+
+/* The field called name, looked for at index guess first: documents mostly list their fields
+ * in the order of the schema (a search from the start was a large part of learning one). */
+static inline bool name_eq(const char *a, const char *b) { /* strcmp == 0, inlined for short keys */
+  while (*a && *a == *b) a++, b++;
+  return *a == *b;
+}
+
+static m2d_field_t *field_near(m2d_dtype_t *st, const char *name, int guess) {
+  if (guess < st->nfields && name_eq(st->fields[guess].name, name)) return &st->fields[guess];
+  return m2d_dtype_field(st, name);
 }
 
 /* The type a field gets from its first value: a date no column can hold still makes it a date
@@ -243,9 +270,11 @@ bool m2d_infer_merge(m2d_dtype_t **established, m2d_dtype_t *observed, const m2d
     return true;
   }
   if (e->kind == M2D_T_STRUCT && observed->kind == M2D_T_STRUCT && e->orig == observed->orig) {
+    int guess = 0;
     for (int i = 0; i < observed->nfields; i++) {
       m2d_field_t *of = &observed->fields[i];
-      m2d_field_t *ef = m2d_dtype_field(e, of->name);
+      m2d_field_t *ef = field_near(e, of->name, guess);
+      if (ef) guess = (int)(ef - e->fields) + 1;
       if (ef) {
         if (!m2d_infer_merge(&ef->type, of->type, &opts, conflicts)) fits = false, counted = true;
       } else if (!m2d_dtype_add_field(e, of->name, of->type, NULL)) {
@@ -306,15 +335,67 @@ done:
   return fits;
 }
 
+/* Whether the value changes nothing in the established type t: merging it would leave t as
+ * it is and count no conflict. Most values of a file are such; checking them in place spares
+ * building (allocating) and merging a type per value. False for anything less common: those
+ * take the full path. */
+static bool covers(m2d_dtype_t *t, const bson_iter_t *it, int depth) {
+  if (depth > 100) return false;
+  switch (bson_iter_type(it)) {
+  case BSON_TYPE_NULL: return true;
+  case BSON_TYPE_UTF8: return t->kind == M2D_T_STRING && t->orig == M2D_ORIG_NONE;
+  case BSON_TYPE_OID: return t->kind == M2D_T_STRING && t->orig == M2D_ORIG_OBJECTID;
+  case BSON_TYPE_BOOL: return t->kind == M2D_T_BOOLEAN;
+  case BSON_TYPE_INT32: return t->kind == M2D_T_INTEGER || t->kind == M2D_T_LONG || t->kind == M2D_T_DOUBLE;
+  case BSON_TYPE_INT64: return t->kind == M2D_T_LONG || t->kind == M2D_T_DOUBLE;
+  case BSON_TYPE_DOUBLE: return t->kind == M2D_T_DOUBLE;
+  case BSON_TYPE_DATE_TIME: {
+    int64_t ms = bson_iter_date_time(it);
+    return t->kind == M2D_T_TIMESTAMP && t->orig == M2D_ORIG_DATE && ms >= MIN_DATE_MS && ms <= MAX_DATE_MS;
+  }
+  case BSON_TYPE_DECIMAL128: {
+    if (t->kind != M2D_T_DECIMAL || t->orig != M2D_ORIG_DECIMAL128) return false;
+    bson_decimal128_t d;
+    int p, sc;
+    bson_iter_decimal128(it, &d);
+    return decimal_shape(&d, &p, &sc) && p <= 38 && sc <= t->scale && p - sc <= t->precision - t->scale;
+  }
+  case BSON_TYPE_DOCUMENT: {
+    if (t->kind != M2D_T_STRUCT || t->orig != M2D_ORIG_NONE) return false;
+    bson_iter_t child;
+    if (!bson_iter_recurse(it, &child)) return false;
+    int guess = 0;
+    while (bson_iter_next(&child)) {
+      m2d_field_t *f = field_near(t, bson_iter_key(&child), guess);
+      if (!f || !covers(f->type, &child, depth + 1)) return false;
+      guess = (int)(f - t->fields) + 1;
+    }
+    return true;
+  }
+  case BSON_TYPE_ARRAY: {
+    if (t->kind != M2D_T_ARRAY || !t->elem) return false;
+    bson_iter_t child;
+    if (!bson_iter_recurse(it, &child)) return false;
+    while (bson_iter_next(&child))
+      if (!covers(t->elem, &child, depth + 1)) return false;
+    return true;
+  }
+  default: return false;
+  }
+}
+
 bool m2d_infer_observe(m2d_infer_t *inf, const bson_t *doc, m2d_error_t *err) {
   bson_iter_t it;
   if (!bson_iter_init(&it, doc)) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "invalid BSON document");
   inf->documents++;
+  int guess = 0;
   while (bson_iter_next(&it)) {
+    const char *key = bson_iter_key(&it);
+    m2d_field_t *f = field_near(inf->root, key, guess);
+    if (f) guess = (int)(f - inf->root->fields) + 1;
+    if (f && covers(f->type, &it, 0)) continue;
     m2d_dtype_t *t = m2d_infer_value_type(&it, &inf->opts, err);
     if (!t) return false;
-    const char *key = bson_iter_key(&it);
-    m2d_field_t *f = m2d_dtype_field(inf->root, key);
     if (f) {
       m2d_infer_merge(&f->type, t, &inf->opts, &inf->conflicts);
     } else if (strcmp(key, "_id") == 0 && inf->root->nfields > 0) {
