@@ -213,6 +213,21 @@ def test_ctrl_c_keeps_what_is_committed(mongo, mongo_db, tmp_path):
     check_table(delta_rs_rows(table), docs)
 
 
+def test_a_range_of_more_than_48_mb(mongo, mongo_db, tmp_path):
+    """Documents as _ids cannot be cut into ranges: one range of 56 MB. Without a batchSize the
+    test server sends it in one reply, beyond the 48 MB libmongoc accepts (MongoDB caps a reply
+    at 16 MiB); snapshot must read it in batches."""
+    pad = "x" * 8000
+    for s in range(0, 7000, 500):
+        mongo_db.big.insert_many([{"_id": {"k": i}, "pad": pad, "i": i} for i in range(s, s + 500)])
+    table = tmp_path / "big"
+    p = snapshot(mongo, mongo_db.name, "big", table, "--workers", 2, check=True)
+    assert "7000 documents" in p.stderr and "1 range(s)" in p.stderr
+    t = DeltaTable(str(table)).to_pyarrow_table()
+    assert sorted(r["k"] for r in t.column("_id").to_pylist()) == list(range(7000))
+    assert set(t.column("pad").to_pylist()) == {pad} and sum(t.column("i").to_pylist()) == sum(range(7000))
+
+
 @pytest.mark.long
 def test_a_million_documents(mongo, mongo_db, tmp_path):
     docs = generated(1_000_000)
