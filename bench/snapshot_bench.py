@@ -228,12 +228,13 @@ def run_m2d(uri, coll, table, workers=2):
 # --- checks with an independent reader (delta-rs) -----------------------------------------
 
 def read_rows(table, ids):
+    """The table's row count and its rows whose _id is in ids, read with delta-rs."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     from deltalake import DeltaTable
     t = DeltaTable(str(table)).to_pyarrow_table()
-    n = t.num_rows
-    sel = t.filter(pc.is_in(t["_id"], value_set=__import__("pyarrow").array(ids)))
-    return n, {r["_id"]: r for r in sel.to_pylist()}
+    sel = t.filter(pc.is_in(t["_id"], value_set=pa.array(ids)))
+    return t.num_rows, {r["_id"]: r for r in sel.to_pylist()}
 
 
 def same_doc(row, doc):
@@ -262,7 +263,7 @@ def same_doc(row, doc):
 
 
 def verify(tables, n, sample):
-    docs = {str(make_doc(i)["_id"]): make_doc(i) for i in sample}
+    docs = {str(d["_id"]): d for d in map(make_doc, sample)}
     out = {}
     for side, table in tables.items():
         count, rows = read_rows(table, list(docs))
@@ -302,15 +303,14 @@ def table_pylist(table):
         return []
     t = pa.concat_tables(parts, promote_options="default")
     # top-level timestamps as microseconds (Spark's INT96, and instants Python's datetime cannot hold)
-    for i, f in enumerate(t.schema):
-        if pa.types.is_timestamp(f.type):
-            t = t.set_column(i, f.name, t.column(i).cast(pa.timestamp("us")).cast(pa.int64()))
+    stamps = [f.name for f in t.schema if pa.types.is_timestamp(f.type)]
+    for name in stamps:
+        i = t.schema.get_field_index(name)
+        t = t.set_column(i, name, t.column(i).cast(pa.timestamp("us")).cast(pa.int64()))
     rows = t.to_pylist()
     for r in rows:
-        for f in t.schema:
-            if pa.types.is_int64(f.type) and pa.types.is_timestamp(parts[0].schema.field(f.name).type
-                                                                    if f.name in parts[0].schema.names else f.type):
-                r[f.name] = None if r[f.name] is None else Micros(r[f.name])
+        for name in stamps:
+            r[name] = None if r[name] is None else Micros(r[name])
     return rows
 
 
