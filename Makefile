@@ -22,7 +22,7 @@ export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1:exitcode=86
 # no libmongoc counters in /dev/shm for test processes (see tests/integration/conftest.py)
 export MONGOC_DISABLE_SHM ?= 1
 
-.PHONY: all deps test test-unit test-integration asan demo clean test-long bench bench-parquet bench-delta bench-publish bench-sync bench-s3 bench-kafka bench-load
+.PHONY: all deps test test-unit test-integration asan demo clean test-long bench bench-parquet bench-delta bench-publish bench-sync bench-s3 bench-kafka bench-load bench-snapshot
 # The packages are installed first and the build runs in a sub-make, so that the pkg-config
 # flags above are computed after the -dev packages exist (on a fresh machine they do not yet).
 all: deps
@@ -140,7 +140,7 @@ fuzz:
 BENCH_ROWS ?= 10000000
 BENCH_DELTA_DIR ?= build/bench-delta
 BENCH_DELTA_REPS ?= 7
-bench: bench-parquet bench-delta bench-publish bench-sync bench-s3 bench-kafka bench-load
+bench: bench-parquet bench-delta bench-publish bench-sync bench-s3 bench-kafka bench-load bench-snapshot
 bench-parquet: all
 	@scripts/bootstrap
 	.venv/bin/python bench/parquet_bench.py --rows $(BENCH_ROWS)
@@ -183,3 +183,12 @@ BENCH_LOAD_REPS ?= 2
 bench-load: all
 	@scripts/bootstrap
 	.venv/bin/python bench/load_bench.py --docs $(BENCH_LOAD_DOCS) --reps $(BENCH_LOAD_REPS) --workdir $(BENCH_LOAD_DIR)
+# snapshot (test server -> Delta) against the MongoDB Spark Connector (pyspark local[2], Delta):
+# which of its partitioners work against the test server, then both sides on the same
+# collection of BENCH_SNAPSHOT_DOCS 1 KB documents, then one document per BSON type through each
+BENCH_SNAPSHOT_DOCS ?= 1000000
+BENCH_SNAPSHOT_HEAP ?= 10g
+BENCH_SNAPSHOT_ARGS ?=
+bench-snapshot: all
+	@scripts/bootstrap
+	.venv/bin/python bench/snapshot_bench.py --docs $(BENCH_SNAPSHOT_DOCS) --server-heap $(BENCH_SNAPSHOT_HEAP) $(BENCH_SNAPSHOT_ARGS)

@@ -19,6 +19,7 @@
 #define APP_PREFIX "mongo2delta-snapshot:"
 #define BATCH_BSON_BYTES ((size_t)8 << 20)
 #define BATCH_DOCS 20000
+#define FIND_BATCH_DOCS 4096 /* per getMore: 4 MB of 1 KB documents */
 #define MAX_RANGES 1000
 
 typedef struct {
@@ -118,6 +119,10 @@ static void count_docs(run_t *r, int64_t n, int64_t bytes) {
 static bool do_range(run_t *r, mongoc_collection_t *coll, m2d_table_writer_t *tw, int k, m2d_error_t *err) {
   bson_t *opts = bson_new();
   if (r->projection) BSON_APPEND_DOCUMENT(opts, "projection", r->projection);
+  /* MongoDB caps a reply at 16 MiB; mongo-java-server (the test server) sends the rest of the
+   * cursor in one getMore when no batchSize is given, which for a large range exceeds the
+   * 48 MB message limit libmongoc accepts */
+  BSON_APPEND_INT32(opts, "batchSize", FIND_BATCH_DOCS);
   mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, r->plan.filters[k], opts, NULL);
   bson_destroy(opts);
   m2d_buf_t data;

@@ -59,6 +59,37 @@ class Undefined:
         return "Undefined"
 
 
+# --- a BSON encoder that keeps every type (pymongo cannot write symbol, undefined, dbPointer) ---
+
+def _bstr(s):
+    b = s.encode()
+    return struct.pack("<i", len(b) + 1) + b + b"\x00"
+
+
+def encode_elem(key, v):
+    """One element (type byte, key, value) as BSON."""
+    k = key.encode() + b"\x00"
+    if isinstance(v, Symbol):
+        return b"\x0e" + k + _bstr(str(v))
+    if isinstance(v, DBPointer):
+        return b"\x0c" + k + _bstr(v.ref) + v.id.binary
+    if isinstance(v, Undefined):
+        return b"\x06" + k
+    if isinstance(v, dict):
+        return b"\x03" + k + encode(v)
+    if isinstance(v, list):
+        return b"\x04" + k + encode({str(i): x for i, x in enumerate(v)})
+    if isinstance(v, Code) and v.scope is not None:
+        body = _bstr(str(v)) + encode(v.scope)
+        return b"\x0f" + k + struct.pack("<i", len(body) + 4) + body
+    return bson.encode({key: v})[4:-1]
+
+
+def encode(doc):
+    body = b"".join(encode_elem(k, v) for k, v in doc.items()) + b"\x00"
+    return struct.pack("<i", len(body) + 4) + body
+
+
 def canonical(v):
     """A BSON value as parsed canonical Extended JSON (to compare values whatever the spacing)."""
     if isinstance(v, Symbol):
@@ -576,3 +607,45 @@ def expected_rescues(table_type, doc):
         f = table_type.field(k)
         walk(f[1] if f else None, x, k)
     return out
+
+
+# --- one document per BSON type: {"_id": FIELD, FIELD: value}, the README's table --------------
+# (field, value, BSON type, the value as Extended JSON). tests/integration/test_snapshot.py pins
+# what snapshot writes for each (ONE_PER_TYPE_TABLE); bench/snapshot_bench.py puts the same
+# documents through the MongoDB Spark Connector. The test server refuses symbol, dbPointer, code
+# with scope and binary subtypes other than 0, 3, 4 and 0x80, and stores undefined as null.
+_UUID = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
+ONE_PER_TYPE = [
+    ("double", 1.5, "double", "1.5"),
+    ("string", "héllo", "string", '"héllo"'),
+    ("document", {"a": 1, "b": "x"}, "embedded document", '{"a": 1, "b": "x"}'),
+    ("array", [1, 2], "array", "[1, 2]"),
+    ("binary", Binary(b"\x00\x01\x02", 0), "binary (subtype 0)", '{"$binary": {"base64": "AAEC", "subType": "00"}}'),
+    ("uuid", Binary(_UUID.bytes, 4), "binary subtype 4 (UUID)",
+     '{"$binary": {"base64": "ASNFZ4mrze8BI0VniavN7w==", "subType": "04"}}'),
+    ("uuid_legacy", Binary(_UUID.bytes, 3), "binary subtype 3 (legacy UUID)",
+     '{"$binary": {"base64": "ASNFZ4mrze8BI0VniavN7w==", "subType": "03"}}'),
+    ("binary_md5", Binary(bytes(range(16)), 5), "binary subtype 5 (MD5)",
+     '{"$binary": {"base64": "AAECAwQFBgcICQoLDA0ODw==", "subType": "05"}}'),
+    ("undefined", Undefined(), "undefined", '{"$undefined": true}'),
+    ("objectid", ObjectId("5f1a2b3c4d5e6f7081920a1b"), "ObjectId", '{"$oid": "5f1a2b3c4d5e6f7081920a1b"}'),
+    ("bool", True, "bool", "true"),
+    ("date", dt.datetime(2021, 5, 6, 7, 8, 9, 123000, tzinfo=dt.timezone.utc), "date",
+     '{"$date": "2021-05-06T07:08:09.123Z"}'),
+    ("date_far", bson.DatetimeMS(-77777777777777), "date outside years 0001-9999",
+     '{"$date": {"$numberLong": "-77777777777777"}}'),
+    ("null", None, "null", "null"),
+    ("regex", Regex("^a", "i"), "regex", '{"$regularExpression": {"pattern": "^a", "options": "i"}}'),
+    ("dbpointer", DBPointer("c", ObjectId("5f1a2b3c4d5e6f7081920a1b")), "dbPointer",
+     '{"$dbPointer": {"$ref": "c", "$id": {"$oid": "5f1a2b3c4d5e6f7081920a1b"}}}'),
+    ("code", Code("function() { return 1; }"), "JavaScript code", '{"$code": "function() { return 1; }"}'),
+    ("symbol", Symbol("sym"), "symbol", '{"$symbol": "sym"}'),
+    ("code_w_scope", Code("f(x)", {"x": 1}), "code with scope", '{"$code": "f(x)", "$scope": {"x": 1}}'),
+    ("int32", 7, "int32", '{"$numberInt": "7"}'),
+    ("timestamp", Timestamp(1600000000, 7), "timestamp", '{"$timestamp": {"t": 1600000000, "i": 7}}'),
+    ("int64", Int64(5000000000), "int64", '{"$numberLong": "5000000000"}'),
+    ("decimal", Decimal128("-12.50"), "Decimal128", '{"$numberDecimal": "-12.50"}'),
+    ("decimal_big", Decimal128("1E+100"), "Decimal128 beyond 38 digits", '{"$numberDecimal": "1E+100"}'),
+    ("minkey", MinKey(), "minKey", '{"$minKey": 1}'),
+    ("maxkey", MaxKey(), "maxKey", '{"$maxKey": 1}'),
+]

@@ -46,8 +46,8 @@ from bson.regex import Regex
 from bson.timestamp import Timestamp
 from deltalake import DeltaTable
 
-from bson_mapping import (DBPointer, Symbol, Undefined, check_table, delta_type, expected_rescues, infer,
-                          parse_extjson, parse_rescued, same_value, schema_shape)
+from bson_mapping import (DBPointer, Symbol, Undefined, check_table, delta_type, encode, encode_elem, expected_rescues,
+                          infer, parse_extjson, parse_rescued, same_value, schema_shape)
 from conftest import TESTDATA, run_m2d
 from parquet_jsonform import table_rows
 from spark_fixture import spark  # noqa: F401  (fixture)
@@ -197,35 +197,6 @@ def decode(b):
     pairs, end = _doc(b, 0, len(b))
     _need(end == len(b), "bytes after the document")
     return dict(pairs)
-
-
-def _bstr(s):
-    b = s.encode()
-    return struct.pack("<i", len(b) + 1) + b + b"\x00"
-
-
-def encode_elem(key, v):
-    """One element (type byte, key, value) as BSON."""
-    k = key.encode() + b"\x00"
-    if isinstance(v, Symbol):
-        return b"\x0e" + k + _bstr(str(v))
-    if isinstance(v, DBPointer):
-        return b"\x0c" + k + _bstr(v.ref) + v.id.binary
-    if isinstance(v, Undefined):
-        return b"\x06" + k
-    if isinstance(v, dict):
-        return b"\x03" + k + encode(v)
-    if isinstance(v, list):
-        return b"\x04" + k + encode({str(i): x for i, x in enumerate(v)})
-    if isinstance(v, Code) and v.scope is not None:
-        body = _bstr(str(v)) + encode(v.scope)
-        return b"\x0f" + k + struct.pack("<i", len(body) + 4) + body
-    return bson.encode({key: v})[4:-1]
-
-
-def encode(doc):
-    body = b"".join(encode_elem(k, v) for k, v in doc.items()) + b"\x00"
-    return struct.pack("<i", len(body) + 4) + body
 
 
 # --- the documents -------------------------------------------------------------------------

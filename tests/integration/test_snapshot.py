@@ -1,17 +1,23 @@
 """mongo2delta snapshot and load: collections (from the test server) and export files into
 Delta tables that delta-rs and Spark read back as the documents, under the mapping of
 docs/type-mapping.md; resumable after SIGKILL and Ctrl-C without duplicates."""
+import datetime as dt
+import decimal
+import json
 import os
 import random
 import signal
 import subprocess
 import time
 
+import bson
+import pymongo
 import pytest
 from bson import json_util
+from bson.raw_bson import RawBSONDocument
 from deltalake import DeltaTable
 
-from bson_mapping import JSON_OPTIONS, check_table
+from bson_mapping import JSON_OPTIONS, ONE_PER_TYPE, check_table, encode, parse_rescued
 from conftest import SANITIZER_ENV, TESTDATA, m2d_bin, run_m2d
 from parquet_jsonform import table_rows
 from spark_fixture import spark  # noqa: F401  (fixture)
@@ -207,6 +213,21 @@ def test_ctrl_c_keeps_what_is_committed(mongo, mongo_db, tmp_path):
     check_table(delta_rs_rows(table), docs)
 
 
+def test_a_range_of_more_than_48_mb(mongo, mongo_db, tmp_path):
+    """Documents as _ids cannot be cut into ranges: one range of 56 MB. Without a batchSize the
+    test server sends it in one reply, beyond the 48 MB libmongoc accepts (MongoDB caps a reply
+    at 16 MiB); snapshot must read it in batches."""
+    pad = "x" * 8000
+    for s in range(0, 7000, 500):
+        mongo_db.big.insert_many([{"_id": {"k": i}, "pad": pad, "i": i} for i in range(s, s + 500)])
+    table = tmp_path / "big"
+    p = snapshot(mongo, mongo_db.name, "big", table, "--workers", 2, check=True)
+    assert "7000 documents" in p.stderr and "1 range(s)" in p.stderr
+    t = DeltaTable(str(table)).to_pyarrow_table()
+    assert sorted(r["k"] for r in t.column("_id").to_pylist()) == list(range(7000))
+    assert set(t.column("pad").to_pylist()) == {pad} and sum(t.column("i").to_pylist()) == sum(range(7000))
+
+
 @pytest.mark.long
 def test_a_million_documents(mongo, mongo_db, tmp_path):
     docs = generated(1_000_000)
@@ -244,3 +265,78 @@ def test_the_checker_notices_wrong_values(tmp_path):
     bad[0][col] = None
     with pytest.raises(Mismatch):
         check_table(bad, docs)
+
+
+# What snapshot writes for one document per BSON type ({"_id": F, F: value}, the README's type
+# table; bench/RESULTS.md sets it beside what the MongoDB Spark Connector writes), as delta-rs
+# reads it: F -> (Delta type in the table's schema, mongo2delta.bsonType, value). None for the
+# types the test server refuses (they reach snapshot only from a real server; the BSON corpus
+# tests cover them through load).
+ONE_PER_TYPE_TABLE = {
+    "double": ("double", None, 1.5),
+    "string": ("string", None, "héllo"),
+    "document": ("struct<a: integer, b: string>", None, {"a": 1, "b": "x"}),
+    "array": ("array<integer>", None, [1, 2]),
+    "binary": ("binary", None, b"\x00\x01\x02"),
+    "uuid": ("string", "uuid", "01234567-89ab-cdef-0123-456789abcdef"),
+    "uuid_legacy": ("string", "uuidLegacy", "01234567-89ab-cdef-0123-456789abcdef"),
+    "binary_md5": None,
+    "undefined": ("string", None, None),  # the test server stores undefined as null
+    "objectid": ("string", "objectId", "5f1a2b3c4d5e6f7081920a1b"),
+    "bool": ("boolean", None, True),
+    "date": ("timestamp", "date", dt.datetime(2021, 5, 6, 7, 8, 9, 123000, tzinfo=dt.timezone.utc)),
+    "date_far": ("timestamp", "date", None),  # rescued: {"date_far": {"$date": {"$numberLong": ...}}}
+    "null": ("string", None, None),
+    "regex": ("string", "extjson", '{ "$regularExpression" : { "pattern" : "^a", "options" : "i" } }'),
+    "dbpointer": None,
+    "code": ("string", "extjson", '{ "$code" : "function() { return 1; }" }'),
+    "symbol": None,
+    "code_w_scope": None,
+    "int32": ("integer", None, 7),
+    "timestamp": ("struct<t: long, i: long>", "timestamp", {"t": 1600000000, "i": 7}),
+    "int64": ("long", None, 5000000000),
+    "decimal": ("decimal(4,2)", "decimal128", decimal.Decimal("-12.50")),
+    "decimal_big": ("string", "decimal128", "1E+100"),
+    "minkey": ("string", "extjson", '{ "$minKey" : 1 }'),
+    "maxkey": ("string", "extjson", '{ "$maxKey" : 1 }'),
+}
+
+
+def delta_type_name(t):
+    if isinstance(t, str):
+        return t
+    if t["type"] == "struct":
+        return "struct<" + ", ".join(f"{f['name']}: {delta_type_name(f['type'])}" for f in t["fields"]) + ">"
+    if t["type"] == "array":
+        return f"array<{delta_type_name(t['elementType'])}>"
+    return json.dumps(t)
+
+
+def test_one_document_per_bson_type(mongo, mongo_db, tmp_path):
+    assert [f for f, *_ in ONE_PER_TYPE] == list(ONE_PER_TYPE_TABLE)
+    raw = mongo_db.get_collection("types", codec_options=bson.CodecOptions(document_class=RawBSONDocument))
+    for field, value, *_ in ONE_PER_TYPE:
+        doc = RawBSONDocument(encode({"_id": field, field: value}))
+        if ONE_PER_TYPE_TABLE[field] is None:
+            with pytest.raises(pymongo.errors.AutoReconnect):  # the test server closes the connection
+                raw.insert_one(doc)
+        else:
+            raw.insert_one(doc)
+    table = tmp_path / "types"
+    snapshot(mongo, mongo_db.name, "types", table, check=True)
+    dtab = DeltaTable(str(table))
+    fields = {f["name"]: f for f in json.loads(dtab.schema().to_json())["fields"]}
+    rows = {r["_id"]: r for r in dtab.to_pyarrow_table().to_pylist()}
+    expected = {f: e for f, e in ONE_PER_TYPE_TABLE.items() if e is not None}
+    assert sorted(rows) == sorted(expected)
+    assert set(fields) == {"_id", "_rescued_data", *expected}
+    for field, (delta_type, bson_type, value) in expected.items():
+        f = fields[field]
+        got = (delta_type_name(f["type"]), f["metadata"].get("mongo2delta.bsonType"), rows[field][field])
+        assert got == (delta_type, bson_type, value), field
+        assert all(r[field] is None for k, r in rows.items() if k != field), field
+        rescued = parse_rescued(rows[field]["_rescued_data"]) if rows[field]["_rescued_data"] else {}
+        if field == "date_far":
+            assert rescued == {"date_far": bson.DatetimeMS(-77777777777777)}
+        else:
+            assert rescued == {}, field
