@@ -9,7 +9,6 @@
 #include "pipeline/optimize.h"
 #include "pipeline/columns_bson.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
