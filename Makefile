@@ -22,7 +22,7 @@ export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1:exitcode=86
 # no libmongoc counters in /dev/shm for test processes (see tests/integration/conftest.py)
 export MONGOC_DISABLE_SHM ?= 1
 
-.PHONY: all deps test test-unit test-integration asan demo clean test-long bench bench-parquet bench-delta bench-publish bench-sync bench-s3 bench-kafka bench-load bench-snapshot
+.PHONY: all deps test test-unit test-integration asan demo clean test-long bench bench-parquet bench-delta bench-publish bench-sync bench-s3 bench-kafka bench-load bench-snapshot bench-optimize
 # The packages are installed first and the build runs in a sub-make, so that the pkg-config
 # flags above are computed after the -dev packages exist (on a fresh machine they do not yet).
 all: deps
@@ -140,19 +140,30 @@ fuzz:
 BENCH_ROWS ?= 10000000
 BENCH_DELTA_DIR ?= build/bench-delta
 BENCH_DELTA_REPS ?= 7
-bench: bench-parquet bench-delta bench-publish bench-sync bench-s3 bench-kafka bench-load bench-snapshot
+bench: bench-parquet bench-delta bench-publish bench-sync bench-s3 bench-kafka bench-load bench-snapshot bench-optimize
 bench-parquet: all
 	@scripts/bootstrap
 	.venv/bin/python bench/parquet_bench.py --rows $(BENCH_ROWS)
 bench-delta: all
 	@scripts/bootstrap
 	.venv/bin/python bench/delta_open_bench.py --workdir $(BENCH_DELTA_DIR) --reps $(BENCH_DELTA_REPS)
-# publish (Delta table -> MongoDB test server) against pymongo bulk writes fed by delta-rs/pyarrow
+# publish (Delta table -> MongoDB test server) against pymongo bulk writes fed by delta-rs/pyarrow;
+# BENCH_PUBLISH_ARGS=--bin-before B adds another build of mongo2delta to the same run
 BENCH_PUBLISH_ROWS ?= 1000000
 BENCH_PUBLISH_HEAP ?= 10g
+BENCH_PUBLISH_ARGS ?=
 bench-publish: all
 	@scripts/bootstrap
-	.venv/bin/python bench/publish_bench.py --rows $(BENCH_PUBLISH_ROWS) --server-heap $(BENCH_PUBLISH_HEAP)
+	.venv/bin/python bench/publish_bench.py --rows $(BENCH_PUBLISH_ROWS) --server-heap $(BENCH_PUBLISH_HEAP) $(BENCH_PUBLISH_ARGS)
+# optimize of a table of many small files (made once with `mongo2delta load`, kept in
+# $(BENCH_OPTIMIZE_DIR)) against delta-rs optimize.compact(); BENCH_OPTIMIZE_ARGS=--bin-before B adds
+# another build of mongo2delta to the same run
+BENCH_OPTIMIZE_ROWS ?= 10000000
+BENCH_OPTIMIZE_DIR ?= build/bench-optimize
+BENCH_OPTIMIZE_ARGS ?=
+bench-optimize: all
+	@scripts/bootstrap
+	.venv/bin/python bench/optimize_bench.py --rows $(BENCH_OPTIMIZE_ROWS) --out $(BENCH_OPTIMIZE_DIR) $(BENCH_OPTIMIZE_ARGS)
 # sync: latency and events/s at offered rates against a pymongo change stream + write_deltalake
 # loop; one batch of 10,000 updates into tables of 100,000 and 10,000,000 rows against delta-rs
 # MERGE (the tables are kept in $(BENCH_SYNC_DIR) for the next run)

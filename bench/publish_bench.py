@@ -16,7 +16,9 @@ dropped. The server's CPU time during each run is read from /proc, to show when 
 not the client, is the bottleneck.
 The summary takes each side's fastest run of each mode (with --rounds 2 or more, each side has
 gone first once).
-Usage: python bench/publish_bench.py [--rows N] [--rounds R] [--modes upsert,insert] [--out DIR]"""
+With --bin-before B a third side, mongo2delta-before, runs binary B (e.g. an earlier build) in
+the same way, to compare two builds in one run.
+Usage: python bench/publish_bench.py [--rows N] [--rounds R] [--modes upsert,insert] [--out DIR] [--bin-before B]"""
 import argparse
 import datetime as dt
 import json
@@ -124,6 +126,7 @@ def main():
                          "N documents and their N oplog entries live in it: too small a heap makes the "
                          "server spend most of each run in garbage collection")
     ap.add_argument("--out", default=None, help="where to put the table (default: a temporary directory)")
+    ap.add_argument("--bin-before", default=None, help="another mongo2delta binary, measured as side mongo2delta-before")
     a = ap.parse_args()
     out = pathlib.Path(a.out or tempfile.mkdtemp(prefix="m2d-publish-bench-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -159,16 +162,18 @@ def main():
             client[DB].drop_collection("warm_pymongo")
         clear_oplog(client)
         run_no = 0
+        sides = ["mongo2delta"] + (["mongo2delta-before"] if a.bin_before else []) + ["pymongo"]
+        bins = {"mongo2delta": BIN, "mongo2delta-before": a.bin_before}
         for mode in a.modes.split(","):
             for rnd_no in range(a.rounds):
                 # alternate which side goes first, so that neither always meets the server in
                 # the same state
-                for side in ["mongo2delta", "pymongo"][::1 if rnd_no % 2 == 0 else -1]:
+                for side in sides[::1 if rnd_no % 2 == 0 else -1]:
                     run_no += 1
                     coll = f"{side}_{mode}_{run_no}"
                     client[DB].drop_collection(coll)
-                    if side == "mongo2delta":
-                        cmd = [BIN, "publish", "--table", str(table_path), "--uri", server.uri, "--db", DB,
+                    if side != "pymongo":
+                        cmd = [bins[side], "publish", "--table", str(table_path), "--uri", server.uri, "--db", DB,
                                "--collection", coll, "--mode", mode, "--batch-size", str(BATCH)]
                     else:
                         cmd = [sys.executable, __file__, "--child", str(table_path), server.uri, coll, mode]
@@ -196,10 +201,14 @@ def main():
     rows = []
     for mode in a.modes.split(","):
         best = {}
-        for side in ["mongo2delta", "pymongo"]:
+        for side in sides:
             best[side] = min((r for r in results if r["mode"] == mode and r["side"] == side), key=lambda r: r["seconds"])
         m, p = best["mongo2delta"], best["pymongo"]
+        before = best.get("mongo2delta-before")
         rows.append({"mode": mode, "mongo2delta docs/s": m["docs/s"], "pymongo docs/s": p["docs/s"],
+                     **({"mongo2delta-before docs/s": before["docs/s"], "before seconds / after seconds": before["seconds"] / m["seconds"],
+                         "mongo2delta-before client CPU s": before["client CPU s"],
+                         "mongo2delta-before peak MiB": before["peak RSS MiB"]} if before else {}),
                      "ratio": p["seconds"] / m["seconds"],
                      "mongo2delta peak MiB": m["peak RSS MiB"], "pymongo peak MiB": p["peak RSS MiB"],
                      "mongo2delta client CPU s": m["client CPU s"], "pymongo client CPU s": p["client CPU s"],
@@ -224,6 +233,13 @@ def print_table(n, rows):
               f"{r['mongo2delta peak MiB']:,.0f} MiB | {r['pymongo peak MiB']:,.0f} MiB | "
               f"{r['mongo2delta client CPU s']:.1f} / {r['pymongo client CPU s']:.1f} | "
               f"{s[0]:.1f} ({gc(g[0])}) / {s[1]:.1f} ({gc(g[1])}) |")
+    if rows and "mongo2delta-before docs/s" in rows[0]:
+        print("\n| mode | mongo2delta-before docs/s | mongo2delta docs/s | before s / after s | client CPU s before / after | peak RSS before / after |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            print(f"| {r['mode']} | {r['mongo2delta-before docs/s']:,.0f} | {r['mongo2delta docs/s']:,.0f} | "
+                  f"{r['before seconds / after seconds']:.2f} | {r['mongo2delta-before client CPU s']:.1f} / "
+                  f"{r['mongo2delta client CPU s']:.1f} | {r['mongo2delta-before peak MiB']:,.0f} / {r['mongo2delta peak MiB']:,.0f} MiB |")
 
 
 def machine():

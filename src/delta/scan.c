@@ -157,8 +157,8 @@ bool delta_scan(m2d_store_t *store, const delta_snapshot_t *snap, const char *co
   return delta_scan_at(store, snap, columns, limit, plain_row, &p, err);
 }
 
-bool delta_scan_at(m2d_store_t *store, const delta_snapshot_t *snap, const char *columns, int64_t limit,
-                   delta_row_at_fn fn, void *ud, m2d_error_t *err) {
+static bool scan(m2d_store_t *store, const delta_snapshot_t *snap, const char *columns, int64_t limit,
+                 delta_row_at_fn fn, delta_batch_fn bfn, void *ud, m2d_error_t *err) {
   const char *mode_s = json_string_value(json_object_get(json_object_get(snap->metadata, "configuration"), "delta.columnMapping.mode"));
   cm_mode_t mode = !mode_s || strcmp(mode_s, "none") == 0 ? CM_NONE : strcmp(mode_s, "id") == 0 ? CM_ID : CM_NAME;
   if (!delta_features_check(snap->protocol, DELTA_USE_READ, NULL, err)) {
@@ -197,6 +197,7 @@ bool delta_scan_at(m2d_store_t *store, const delta_snapshot_t *snap, const char 
   }
   size_t nf = json_array_size(fields);
   pq_json_field_t *out_fields = calloc(nf + 1, sizeof *out_fields);
+  delta_scan_field_t *bfields = calloc(nf + 1, sizeof *bfields);
   m2d_buf_t *literals = calloc(nf + 1, sizeof *literals);
   m2d_buf_t line;
   m2d_buf_init(&line, (size_t)1 << 31);
@@ -281,13 +282,29 @@ bool delta_scan_at(m2d_store_t *store, const delta_snapshot_t *snap, const char 
       }
       m2d_buf_terminate(&literals[nout], NULL);
       out_fields[nout].literal = (const char *)literals[nout].data;
+      bfields[nout] = (delta_scan_field_t){name, f, out_fields[nout].node, out_fields[nout].literal};
       nout++;
     }
     uint64_t row = 0;
+    bool failed_here = false;
     m2d_column_t *cols = calloc((size_t)fs->nleaves + 1, sizeof *cols);
     for (int g = 0; ok && !stop && g < pq_reader_num_row_groups(r); g++) {
       for (int l = 0; ok && l < fs->nleaves; l++)
         if (sel[l]) ok = pq_reader_read_column(r, g, l, &cols[l], err);
+      if (bfn) { /* the typed form: the row group as it is */
+        delta_batch_t b = {fi, g, row, pq_reader_row_group_rows(r, g), fs, cols, sel, bfields, nout, dv};
+        m2d_error_t be = {0};
+        if (ok && !bfn(&b, ud, &be)) {
+          stop = true;
+          if (be.message[0]) { /* the caller's failure, reported as it is */
+            if (err) *err = be;
+            failed_here = true;
+          }
+        }
+        row += (uint64_t)b.nrows;
+        for (int l = 0; l < fs->nleaves; l++) m2d_column_free(&cols[l]);
+        continue;
+      }
       pq_json_rows_t *rows = ok ? pq_json_rows_new(fs, cols, sel, err) : NULL;
       ok = ok && rows;
       if (rows) pq_json_rows_int96_as_micros(rows, true);
@@ -313,6 +330,7 @@ bool delta_scan_at(m2d_store_t *store, const delta_snapshot_t *snap, const char 
       for (int l = 0; l < fs->nleaves; l++) m2d_column_free(&cols[l]);
     }
     if (!ok) m2d_error_prefix(err, "%s: ", store->root);
+    if (failed_here) ok = false;
     free(cols);
     free(sel);
     for (int o = 0; o < nout; o++) m2d_buf_free(&literals[o]);
@@ -324,7 +342,18 @@ bool delta_scan_at(m2d_store_t *store, const delta_snapshot_t *snap, const char 
   }
   m2d_buf_free(&line);
   free(out_fields);
+  free(bfields);
   free(literals);
   json_decref(schema);
   return ok;
+}
+
+bool delta_scan_at(m2d_store_t *store, const delta_snapshot_t *snap, const char *columns, int64_t limit,
+                   delta_row_at_fn fn, void *ud, m2d_error_t *err) {
+  return scan(store, snap, columns, limit, fn, NULL, ud, err);
+}
+
+bool delta_scan_batches(m2d_store_t *store, const delta_snapshot_t *snap, const char *columns, delta_batch_fn fn,
+                        void *ud, m2d_error_t *err) {
+  return scan(store, snap, columns, -1, NULL, fn, ud, err);
 }

@@ -388,7 +388,7 @@ static bool struct_value(pq_json_rows_t *j, const pq_node_t *g, m2d_buf_t *o, in
 
 /* The list/map shape of a group: its repeated child and the element node (LogicalTypes.md
  * backward-compatibility rules). Returns false when g is a plain struct. */
-static bool list_shape(const pq_node_t *g, const pq_node_t **rep, const pq_node_t **elem, bool *is_map) {
+bool pq_list_shape(const pq_node_t *g, const pq_node_t **rep, const pq_node_t **elem, bool *is_map) {
   bool list = g->logical.kind == PQ_LT_LIST || (g->has_converted && g->converted == PQ_CT_LIST);
   bool map = g->logical.kind == PQ_LT_MAP || (g->has_converted && (g->converted == PQ_CT_MAP || g->converted == PQ_CT_MAP_KEY_VALUE));
   if ((!list && !map) || g->nchildren != 1 || g->children[0]->repetition != PQ_REPEATED) return false;
@@ -435,7 +435,7 @@ static bool repeated_values(pq_json_rows_t *j, const pq_node_t *r, const pq_node
     } else if (elem == r) { /* the repeated node is the element itself */
       const pq_node_t *rep2, *elem2;
       bool map2;
-      if (r->is_group && list_shape(r, &rep2, &elem2, &map2)) /* itself an annotated list or map */
+      if (r->is_group && pq_list_shape(r, &rep2, &elem2, &map2)) /* itself an annotated list or map */
         ok = repeated_values(j, rep2, elem2, map2, o, depth + 1, err);
       else
         ok = r->is_group ? struct_value(j, r, o, depth + 1, err) : leaf_value(j, r, o, err);
@@ -463,7 +463,7 @@ static bool value(pq_json_rows_t *j, const pq_node_t *n, m2d_buf_t *o, int depth
   if (!n->is_group) return leaf_value(j, n, o, err);
   const pq_node_t *rep, *elem;
   bool is_map;
-  if (list_shape(n, &rep, &elem, &is_map)) return repeated_values(j, rep, elem, is_map, o, depth, err);
+  if (pq_list_shape(n, &rep, &elem, &is_map)) return repeated_values(j, rep, elem, is_map, o, depth, err);
   return struct_value(j, n, o, depth, err);
 }
 

@@ -38,4 +38,9 @@ bool pq_json_rows_next_fields(pq_json_rows_t *j, const pq_json_field_t *fields, 
 /* One value of a leaf in the JSON form (fixed-width value or bytes). */
 bool pq_json_value(const pq_node_t *leaf, const uint8_t *v, size_t len, m2d_buf_t *out, m2d_error_t *err);
 
+/* The list/map shape of a group (LogicalTypes.md backward-compatibility rules): its repeated
+ * child and the element node (the repeated node itself for a map's key_value). false when g
+ * is a plain struct. */
+bool pq_list_shape(const pq_node_t *g, const pq_node_t **rep, const pq_node_t **elem, bool *is_map);
+
 #endif

@@ -3,14 +3,12 @@
 #include "core/log.h"
 #include "delta/dv.h"
 #include "delta/log.h"
-#include "delta/scan.h"
 #include "delta/stats.h"
 #include "delta/txn.h"
 #include "pipeline/key_index.h"
 #include "pipeline/optimize.h"
-#include "pipeline/row_bson.h"
+#include "pipeline/columns_bson.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +50,6 @@ typedef struct {
   json_t *adds;           /* the files scanned, in scan order */
   const delta_dv_t *only; /* keep only these rows (one-file scans), NULL: all */
   bool collect, index;
-  int fast; /* index only: the _id column's form read straight from the row (see fast_key), 0: none */
   bson_t **docs;
   int n, cap;
   bool failed;
@@ -72,51 +69,6 @@ static bool push_doc(bson_t ***docs, int *n, int *cap, bson_t *doc) {
   return true;
 }
 
-enum { FAST_NONE, FAST_INTEGER, FAST_OBJECT_ID, FAST_STRING };
-
-/* The key of a row {"_id":V,...} read without parsing it, for the common _id columns: an
- * integer or long, an ObjectId (a string column from BSON objectId: 24 hex digits), a plain
- * string without escapes. The same key m2d_key_index_doc_key gives for the document the row
- * maps back to; false (then the row is parsed) for anything else, a null _id among them. */
-static bool fast_key(int fast, const char *json, size_t len, m2d_buf_t *key) {
-  static const char head[] = "{\"_id\":";
-  if (len < sizeof head || memcmp(json, head, sizeof head - 1) != 0) return false;
-  const char *p = json + sizeof head - 1, *end = json + len;
-  m2d_buf_reset(key);
-  if (fast == FAST_INTEGER) {
-    char *stop;
-    errno = 0;
-    long long v = strtoll(p, &stop, 10);
-    if (stop == p || errno || stop >= end || (*stop != ',' && *stop != '}')) return false;
-    int64_t i64 = v;
-    return m2d_buf_append_byte(key, 'i', NULL) && m2d_buf_append(key, &i64, 8, NULL);
-  }
-  if (*p != '"') return false;
-  const char *q = memchr(p + 1, '"', (size_t)(end - p - 1));
-  if (!q || memchr(p + 1, '\\', (size_t)(q - p - 1))) return false;
-  if (fast == FAST_STRING)
-    return m2d_buf_append_byte(key, 's', NULL) && m2d_buf_append(key, p + 1, (size_t)(q - p - 1), NULL);
-  if (q - p - 1 != 24 || !bson_oid_is_valid(p + 1, 24)) return false;
-  bson_oid_t oid;
-  bson_oid_init_from_string(&oid, p + 1);
-  return m2d_buf_append_byte(key, 'o', NULL) && m2d_buf_append(key, oid.bytes, 12, NULL);
-}
-
-/* How fast_key may read the table's _id column (its Delta type and BSON origin). */
-static int fast_form(const json_t *schema) {
-  size_t i;
-  json_t *f;
-  json_array_foreach(json_object_get(schema, "fields"), i, f) {
-    if (strcmp(json_string_value(json_object_get(f, "name")) ?: "", "_id") != 0) continue;
-    const char *type = json_string_value(json_object_get(f, "type"));
-    const char *origin = json_string_value(json_object_get(json_object_get(f, "metadata"), "mongo2delta.bsonType"));
-    if (type && (!strcmp(type, "integer") || !strcmp(type, "long")) && !origin) return FAST_INTEGER;
-    if (type && !strcmp(type, "string") && origin && !strcmp(origin, "objectId")) return FAST_OBJECT_ID;
-    if (type && !strcmp(type, "string") && !origin) return FAST_STRING;
-  }
-  return FAST_NONE;
-}
-
 static bool index_row(rows_t *r, size_t file, uint64_t row) {
   const char *path = json_string_value(json_object_get(json_array_get(r->adds, file), "path"));
   int32_t f = m2d_key_index_file(r->m->index, path ? path : "");
@@ -124,20 +76,21 @@ static bool index_row(rows_t *r, size_t file, uint64_t row) {
   return m2d_error_set(r->err, M2D_ERR_LIMIT, 0, "out of memory for the key index");
 }
 
-static bool on_row(const char *json, size_t len, size_t file, uint64_t row, void *ud) {
+static bool on_row(const bson_t *doc, const m2d_error_t *row_err, size_t file, uint64_t row, void *ud) {
   rows_t *r = ud;
   if (r->only && !delta_dv_contains(r->only, row)) return true;
-  if (r->fast && !r->collect && fast_key(r->fast, json, len, &r->key)) {
-    if (!index_row(r, file, row)) r->failed = true;
-    return !r->failed;
+  if (!doc) {
+    if (r->err) *r->err = *row_err;
+    r->failed = true;
+    return false;
   }
-  json_t *jr = json_loadb(json, len, JSON_ALLOW_NUL, NULL);
-  bson_t *doc = bson_new();
-  bool ok = jr && m2d_row_to_bson(r->schema, jr, doc, r->err);
-  json_decref(jr);
-  if (ok && r->index && m2d_key_index_doc_key(doc, &r->key, NULL)) ok = index_row(r, file, row);
-  if (ok && r->collect) ok = push_doc(&r->docs, &r->n, &r->cap, doc);
-  else bson_destroy(doc);
+  bool ok = true;
+  if (r->index && m2d_key_index_doc_key(doc, &r->key, NULL)) ok = index_row(r, file, row);
+  if (ok && r->collect) {
+    bson_t *copy = bson_copy(doc);
+    ok = copy && push_doc(&r->docs, &r->n, &r->cap, copy);
+    if (!ok && copy) bson_destroy(copy);
+  }
   if (!ok) r->failed = true;
   return ok;
 }
@@ -169,9 +122,8 @@ static bool scan_files(m2d_mirror_t *m, json_t *metadata, json_t *protocol, json
   bool has_id = false;
   json_array_foreach(json_object_get(r->schema, "fields"), i, f) has_id |= strcmp(json_string_value(json_object_get(f, "name")) ?: "", "_id") == 0;
   if (index_only && !has_id) return true; /* an empty table */
-  if (index_only) r->fast = fast_form(r->schema);
   delta_snapshot_t fs = {.metadata = metadata, .protocol = protocol, .files = adds};
-  return delta_scan_at(m2d_table_writer_store(m->w), &fs, index_only ? columns : NULL, -1, on_row, r, err) &&
+  return m2d_scan_documents(m2d_table_writer_store(m->w), &fs, index_only ? columns : NULL, on_row, r, err) &&
          !r->failed;
 }
 

@@ -2,9 +2,8 @@
 
 #include "core/log.h"
 #include "delta/log.h"
-#include "delta/scan.h"
 #include "delta/stats.h"
-#include "pipeline/row_bson.h"
+#include "pipeline/columns_bson.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -162,9 +161,9 @@ static bool plan(const delta_snapshot_t *snap, uint64_t target, uint64_t min_siz
 
 /* --- rewriting ------------------------------------------------------------------------------ */
 
-/* Rows as they stream from delta_scan: each one hashed (an order-free sum of 64-bit hashes of
- * its JSON form, to compare the rows of a bin with those of its new files) and, when writing,
- * turned into BSON and handed to the table writer. */
+/* Rows as they stream from the scan, as documents: each one hashed (an order-free sum of 64-bit
+ * hashes of its BSON bytes, to compare the rows of a bin with those of its new files) and, when
+ * writing, handed to the table writer. */
 typedef struct {
   m2d_table_writer_t *w; /* NULL: only hash */
   const json_t *schema;
@@ -185,22 +184,22 @@ static uint64_t row_hash(const char *s, size_t n) {
   return h ^ (h >> 31);
 }
 
-static bool on_row(const char *json, size_t len, void *ud) {
+static bool on_row(const bson_t *doc, const m2d_error_t *row_err, size_t file, uint64_t row, void *ud) {
+  (void)file, (void)row;
   rows_t *r = ud;
   if (r->stop && *r->stop) {
     r->stopped = true;
     return false;
   }
-  r->hash += row_hash(json, len);
+  if (!doc) {
+    if (r->err) *r->err = *row_err;
+    r->failed = true;
+    return false;
+  }
+  r->hash += row_hash((const char *)bson_get_data(doc), doc->len);
   r->rows++;
   if (!r->w) return true;
-  json_t *row = json_loadb(json, len, JSON_ALLOW_NUL, NULL);
-  bson_t doc;
-  bson_init(&doc);
-  bool ok = row != NULL || m2d_error_set(r->err, M2D_ERR_INTERNAL, 0, "a row read is not valid JSON");
-  ok = ok && m2d_row_to_bson(r->schema, row, &doc, r->err) && m2d_table_writer_add(r->w, &doc, &r->rescued, r->err);
-  bson_destroy(&doc);
-  json_decref(row);
+  bool ok = m2d_table_writer_add(r->w, doc, &r->rescued, r->err);
   if (!ok) r->failed = true;
   return ok;
 }
@@ -208,7 +207,7 @@ static bool on_row(const char *json, size_t len, void *ud) {
 static bool scan_files(m2d_store_t *store, const delta_snapshot_t *snap, json_t *files, rows_t *r, m2d_error_t *err) {
   delta_snapshot_t fs = *snap;
   fs.files = files;
-  return delta_scan(store, &fs, NULL, -1, on_row, r, err) && !r->failed;
+  return m2d_scan_documents(store, &fs, NULL, on_row, r, err) && !r->failed;
 }
 
 /* Writes one bin into new files, checks them, and records the removal of its files. */

@@ -2,9 +2,8 @@
 
 #include "core/log.h"
 #include "delta/log.h"
-#include "delta/scan.h"
+#include "pipeline/columns_bson.h"
 #include "mongo/client.h"
-#include "pipeline/row_bson.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -33,7 +32,7 @@ typedef struct {
   m2d_error_t *err;
   bool failed;
   /* incremental */
-  json_t *before;     /* key -> row text of the rows in removed files */
+  json_t *before;     /* key -> document bytes of the rows in removed files */
   json_t *seen_keys;  /* keys present after (delete-missing) */
   bool collect_keys;
   time_t last_progress;
@@ -142,12 +141,13 @@ static bool push(pub_t *p, op_kind_t kind, bson_t *filter, bson_t *doc) {
   return p->nops < p->o->batch_size || flush(p);
 }
 
-/* One row to one write. */
-static bool write_row(pub_t *p, const json_t *row) {
-  bson_t *doc = bson_new();
-  bson_t *filter = bson_new();
+/* One row to one write (row_err: why the row has no document). */
+static bool write_row(pub_t *p, const bson_t *row, const m2d_error_t *row_err) {
   m2d_error_t e = {0};
-  bool ok = m2d_row_to_bson(p->schema, row, doc, &e);
+  if (!row) e = *row_err;
+  bson_t *doc = row ? bson_copy(row) : NULL;
+  bson_t *filter = bson_new();
+  bool ok = doc != NULL;
   if (ok && !key_filter(p, doc, filter)) {
     ok = false;
     snprintf(e.message, sizeof e.message, "a row has no key field (%s)", p->o->keys[0]);
@@ -155,7 +155,7 @@ static bool write_row(pub_t *p, const json_t *row) {
   if (!ok) {
     p->sum->failed++;
     if (!p->sum->first_failure[0]) snprintf(p->sum->first_failure, sizeof p->sum->first_failure, "%s", e.message);
-    bson_destroy(doc);
+    if (doc) bson_destroy(doc);
     bson_destroy(filter);
     return true;
   }
@@ -197,57 +197,44 @@ static void progress(pub_t *p, bool final) {
           final ? "\n" : "");
 }
 
-static bool on_row(const char *json, size_t len, void *ud) {
+static bool on_row(const bson_t *doc, const m2d_error_t *row_err, size_t file, uint64_t row, void *ud) {
+  (void)file, (void)row;
   pub_t *p = ud;
   if (p->o->stop && *p->o->stop) return false;
-  json_error_t je;
-  json_t *row = json_loadb(json, len, JSON_ALLOW_NUL, &je);
-  if (!row) {
-    p->failed = !m2d_error_set(p->err, M2D_ERR_INTERNAL, 0, "unreadable row: %s", je.text);
-    return false;
-  }
   p->sum->rows++;
-  bool ok = true;
-  if (p->before) {
+  if (p->before && doc) {
     /* incremental: a row identical to one of the removed files is not a change */
-    bson_t *doc = bson_new(), *filter = bson_new();
-    m2d_error_t e = {0};
-    char *k = m2d_row_to_bson(p->schema, row, doc, &e) && key_filter(p, doc, filter) ? key_text(filter) : NULL;
-    bson_destroy(doc);
+    bson_t *filter = bson_new();
+    char *k = key_filter(p, doc, filter) ? key_text(filter) : NULL;
     bson_destroy(filter);
     if (k) {
       json_t *old = json_object_get(p->before, k);
-      bool same = old && strlen(json_string_value(old)) == len && memcmp(json_string_value(old), json, len) == 0;
+      bool same = old && json_string_length(old) == doc->len && memcmp(json_string_value(old), bson_get_data(doc), doc->len) == 0;
       json_object_set_new(p->seen_keys, k, json_true());
       bson_free(k);
       if (same) {
         p->sum->unchanged++;
-        json_decref(row);
         progress(p, false);
         return true;
       }
     }
   }
-  ok = write_row(p, row);
-  json_decref(row);
+  bool ok = write_row(p, doc, row_err);
   if (!ok) p->failed = true;
   progress(p, false);
   return ok;
 }
 
-/* Rows of the removed files, by key (incremental). */
-static bool on_before_row(const char *json, size_t len, void *ud) {
+/* Rows of the removed files, by key (incremental): the document's bytes. */
+static bool on_before_row(const bson_t *doc, const m2d_error_t *row_err, size_t file, uint64_t row, void *ud) {
+  (void)row_err, (void)file, (void)row;
   pub_t *p = ud;
-  json_t *row = json_loadb(json, len, JSON_ALLOW_NUL, NULL);
-  bson_t *doc = bson_new(), *filter = bson_new();
-  m2d_error_t e = {0};
-  if (row && m2d_row_to_bson(p->schema, row, doc, &e) && key_filter(p, doc, filter)) {
+  bson_t *filter = bson_new();
+  if (doc && key_filter(p, doc, filter)) {
     char *k = key_text(filter);
-    json_object_set_new(p->before, k, json_stringn(json, len));
+    json_object_set_new(p->before, k, json_stringn_nocheck((const char *)bson_get_data(doc), doc->len));
     bson_free(k);
   }
-  json_decref(row);
-  bson_destroy(doc);
   bson_destroy(filter);
   return true;
 }
@@ -270,11 +257,11 @@ static json_t *minus(json_t *a, json_t *b) {
   return out;
 }
 
-static bool scan_files(m2d_store_t *store, const delta_snapshot_t *like, json_t *files, delta_row_fn fn, void *ud,
+static bool scan_files(m2d_store_t *store, const delta_snapshot_t *like, json_t *files, m2d_doc_fn fn, void *ud,
                        m2d_error_t *err) {
   delta_snapshot_t s = *like;
   s.files = files;
-  return delta_scan(store, &s, NULL, -1, fn, ud, err);
+  return m2d_scan_documents(store, &s, NULL, fn, ud, err);
 }
 
 static bool delete_keys(pub_t *p, json_t *before) {
@@ -375,7 +362,7 @@ bool m2d_publish_run(const m2d_publish_options_t *o, m2d_publish_summary_t *sum,
     /* everything */
     p.collect_keys = o->delete_missing;
     p.seen_keys = json_object();
-    ok = delta_scan(store, &now, NULL, -1, on_row, &p, err) && !p.failed;
+    ok = m2d_scan_documents(store, &now, NULL, on_row, &p, err) && !p.failed;
     ok = ok && flush(&p);
     if (ok && o->delete_missing) ok = delete_others(&p) && flush(&p);
   } else if (ok) {
@@ -385,7 +372,7 @@ bool m2d_publish_run(const m2d_publish_options_t *o, m2d_publish_summary_t *sum,
     json_t *added = ok ? minus(now.files, then.files) : NULL;
     p.before = json_object();
     p.seen_keys = json_object();
-    /* both sides read with today's schema, so that unchanged rows print the same */
+    /* both sides read with today's schema, so that unchanged rows give the same document */
     if (ok) ok = scan_files(store, &now, removed, on_before_row, &p, err);
     if (ok) ok = scan_files(store, &now, added, on_row, &p, err) && !p.failed;
     if (ok && o->delete_missing) ok = delete_keys(&p, p.before);

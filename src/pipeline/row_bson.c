@@ -10,10 +10,7 @@
 
 #define RESCUE "_rescued_data"
 
-typedef struct {
-  bson_t *rescued; /* the row's rescued values by path, or NULL */
-  m2d_error_t *err;
-} ctx_t;
+typedef m2d_rb_ctx_t ctx_t;
 
 /* libbson's Extended JSON parser (1.23) cuts JavaScript code at an embedded NUL; such a value
  * cannot come back exactly, and a row is refused rather than written cut. */
@@ -21,17 +18,16 @@ static bool code_with_nul(const char *json) {
   return strstr(json, "\"$code\"") && strstr(json, "\\u0000");
 }
 
-static bool append_value(ctx_t *c, bson_t *out, const char *key, const json_t *type, const json_t *meta, int depth,
-                         const json_t *v, const char *path);
+
 
 /* The origin recorded for this nesting depth of a field (0: the field, 1: its elements...). */
-static const char *origin(const json_t *meta, int depth) {
+const char *m2d_rb_origin(const json_t *meta, int depth) {
   char key[256] = "mongo2delta.bsonType";
   for (int i = 0; i < depth && strlen(key) < 200; i++) strcat(key, ".element");
   return json_string_value(json_object_get(meta, key));
 }
 
-static bool rescued_at(ctx_t *c, const char *path, bson_iter_t *it) {
+bool m2d_rb_rescued_at(const ctx_t *c, const char *path, bson_iter_t *it) {
   return c->rescued && bson_iter_init_find(it, c->rescued, path);
 }
 
@@ -57,7 +53,7 @@ static bool uuid_bytes(const char *s, uint8_t out[16]) {
   return n == 16;
 }
 
-static bool append_string(ctx_t *c, bson_t *out, const char *key, const char *orig, const char *s, size_t slen,
+bool m2d_rb_append_string(ctx_t *c, bson_t *out, const char *key, const char *orig, const char *s, size_t slen,
                           const char *path) {
   if (orig && strcmp(orig, "objectId") == 0) {
     bson_oid_t oid;
@@ -105,9 +101,9 @@ static bool append_array(ctx_t *c, bson_t *out, const char *key, const json_t *t
     snprintf(idx, sizeof idx, "%zu", i);
     snprintf(sub, sizeof sub, "%s.%zu", path, i);
     bson_iter_t it;
-    if (json_is_null(e) && rescued_at(c, sub, &it)) ok = m2d_bson_append_value(&child, idx, &it);
+    if (json_is_null(e) && m2d_rb_rescued_at(c, sub, &it)) ok = m2d_bson_append_value(&child, idx, &it);
     else if (json_is_null(e)) ok = BSON_APPEND_NULL(&child, idx);
-    else ok = append_value(c, &child, idx, json_object_get(type, "elementType"), meta, depth + 1, e, sub);
+    else ok = m2d_rb_append_json(c, &child, idx, json_object_get(type, "elementType"), meta, depth + 1, e, sub);
     if (!ok) break;
   }
   return bson_append_array_end(out, &child) && ok;
@@ -125,7 +121,7 @@ static bool append_map(ctx_t *c, bson_t *out, const char *key, const json_t *typ
     json_object_foreach((json_t *)v, k, x) {
       char sub[2048];
       snprintf(sub, sizeof sub, "%s.%s", path, k);
-      ok = json_is_null(x) ? BSON_APPEND_NULL(&child, k) : append_value(c, &child, k, vt, meta, depth + 1, x, sub);
+      ok = json_is_null(x) ? BSON_APPEND_NULL(&child, k) : m2d_rb_append_json(c, &child, k, vt, meta, depth + 1, x, sub);
       if (!ok) break;
     }
   } else if (json_is_array(v)) { /* non-string keys: [[key, value], ...]; the key's JSON text names it */
@@ -136,7 +132,7 @@ static bool append_map(ctx_t *c, bson_t *out, const char *key, const json_t *typ
       const json_t *x = json_array_get(pair, 1);
       const char *name = k ? (k[0] == '"' ? k + 1 : k) : "?";
       if (k && k[0] == '"') k[strlen(k) - 1] = '\0';
-      ok = !x || json_is_null(x) ? BSON_APPEND_NULL(&child, name) : append_value(c, &child, name, vt, meta, depth + 1, x, path);
+      ok = !x || json_is_null(x) ? BSON_APPEND_NULL(&child, name) : m2d_rb_append_json(c, &child, name, vt, meta, depth + 1, x, path);
       free(k);
       if (!ok) break;
     }
@@ -146,9 +142,9 @@ static bool append_map(ctx_t *c, bson_t *out, const char *key, const json_t *typ
   return bson_append_document_end(out, &child) && ok;
 }
 
-static bool append_value(ctx_t *c, bson_t *out, const char *key, const json_t *type, const json_t *meta, int depth,
+bool m2d_rb_append_json(ctx_t *c, bson_t *out, const char *key, const json_t *type, const json_t *meta, int depth,
                          const json_t *v, const char *path) {
-  const char *orig = origin(meta, depth);
+  const char *orig = m2d_rb_origin(meta, depth);
   if (json_is_object(type)) {
     const char *kind = json_string_value(json_object_get(type, "type"));
     if (kind && strcmp(kind, "struct") == 0) {
@@ -192,7 +188,7 @@ static bool append_value(ctx_t *c, bson_t *out, const char *key, const json_t *t
   }
   if (!json_is_string(v)) return bad(c, path, "a string was expected");
   const char *s = json_string_value(v);
-  if (strcmp(t, "string") == 0) return append_string(c, out, key, orig, s, json_string_length(v), path);
+  if (strcmp(t, "string") == 0) return m2d_rb_append_string(c, out, key, orig, s, json_string_length(v), path);
   if (strncmp(t, "decimal", 7) == 0) {
     bson_decimal128_t d;
     if (!bson_decimal128_from_string(s, &d)) return bad(c, path, "not a decimal");
@@ -232,11 +228,17 @@ static bool append_struct(ctx_t *c, bson_t *out, const json_t *type, const json_
     const json_t *x = json_object_get(v, name);
     bson_iter_t it;
     bool ok = true;
-    if ((!x || json_is_null(x)) && rescued_at(c, sub, &it)) ok = m2d_bson_append_value(out, name, &it);
+    if ((!x || json_is_null(x)) && m2d_rb_rescued_at(c, sub, &it)) ok = m2d_bson_append_value(out, name, &it);
     else if (x && !json_is_null(x))
-      ok = append_value(c, out, name, json_object_get(f, "type"), json_object_get(f, "metadata"), 0, x, sub);
+      ok = m2d_rb_append_json(c, out, name, json_object_get(f, "type"), json_object_get(f, "metadata"), 0, x, sub);
     if (!ok) return false;
   }
+  return m2d_rb_append_unknown_rescued(c, out, fields, path);
+}
+
+bool m2d_rb_append_unknown_rescued(const ctx_t *c, bson_t *out, const json_t *fields, const char *path) {
+  size_t i;
+  json_t *f;
   /* rescued values of fields the table has no column for (at this level) */
   if (c->rescued) {
     bson_iter_t it;
@@ -252,24 +254,29 @@ static bool append_struct(ctx_t *c, bson_t *out, const json_t *type, const json_
         size_t nl = name ? strlen(name) : 0;
         if (name && strncmp(rest, name, nl) == 0 && (rest[nl] == '\0' || rest[nl] == '.')) known = true;
       }
-      if (!known && !m2d_bson_append_value(out, rest, &it)) return bad(c, path, "document too large");
+      if (!known && !m2d_bson_append_value(out, rest, &it)) return bad((ctx_t *)c, path, "document too large");
     }
   }
   return true;
 }
 
-bool m2d_row_to_bson(const json_t *schema, const json_t *row, bson_t *out, m2d_error_t *err) {
-  ctx_t c = {.err = err};
-  const char *r = json_string_value(json_object_get(row, RESCUE));
+bool m2d_rb_open_rescued(ctx_t *c, const char *r) {
+  m2d_error_t *err = c->err;
   if (r && code_with_nul(r))
     return m2d_error_set(err, M2D_ERR_FORMAT, 0,
                          "_rescued_data holds JavaScript code with a NUL character, which cannot be read back "
                          "exactly (libbson cuts it); the row is not written");
   if (r) {
     bson_error_t e;
-    c.rescued = bson_new_from_json((const uint8_t *)r, -1, &e);
-    if (!c.rescued) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "_rescued_data is not Extended JSON: %s", e.message);
+    c->rescued = bson_new_from_json((const uint8_t *)r, -1, &e);
+    if (!c->rescued) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "_rescued_data is not Extended JSON: %s", e.message);
   }
+  return true;
+}
+
+bool m2d_row_to_bson(const json_t *schema, const json_t *row, bson_t *out, m2d_error_t *err) {
+  ctx_t c = {.err = err};
+  if (!m2d_rb_open_rescued(&c, json_string_value(json_object_get(row, RESCUE)))) return false;
   bool ok = append_struct(&c, out, schema, row, "");
   if (c.rescued) bson_destroy(c.rescued);
   return ok;

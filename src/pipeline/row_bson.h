@@ -19,4 +19,21 @@
  * initialized by the caller and appended to. */
 bool m2d_row_to_bson(const json_t *schema, const json_t *row, bson_t *out, m2d_error_t *err);
 
+/* The pieces of m2d_row_to_bson, shared with pipeline/columns_bson so that both give the same
+ * document: the row's rescued values, a field's BSON origin at a nesting depth, one string
+ * value by its origin, one JSON value by its Delta type, and the rescued values of fields the
+ * schema has no column for at one level (fields: a struct's "fields" array). */
+typedef struct {
+  bson_t *rescued; /* the row's rescued values by path, or NULL; freed by the caller */
+  m2d_error_t *err;
+} m2d_rb_ctx_t;
+bool m2d_rb_open_rescued(m2d_rb_ctx_t *c, const char *rescued_json); /* NULL: none */
+const char *m2d_rb_origin(const json_t *meta, int depth);
+bool m2d_rb_rescued_at(const m2d_rb_ctx_t *c, const char *path, bson_iter_t *it);
+bool m2d_rb_append_string(m2d_rb_ctx_t *c, bson_t *out, const char *key, const char *orig, const char *s, size_t slen,
+                          const char *path);
+bool m2d_rb_append_json(m2d_rb_ctx_t *c, bson_t *out, const char *key, const json_t *type, const json_t *meta, int depth,
+                        const json_t *v, const char *path);
+bool m2d_rb_append_unknown_rescued(const m2d_rb_ctx_t *c, bson_t *out, const json_t *fields, const char *path);
+
 #endif
