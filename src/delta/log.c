@@ -1,6 +1,7 @@
 #include "delta/log.h"
 
 #include "core/log.h"
+#include "core/text.h"
 #include "parquet/json_rows.h"
 #include "parquet/reader.h"
 
@@ -661,48 +662,37 @@ typedef struct {
 
 /* A string leaf's bytes at the cursors: 1 with *s, *len; 0 when null; -1 when the columns are
  * corrupt or the text round trip would change the value (d_leaf's NUL and UTF-8 rules). */
-static int d_string(direct_t *d, const plan_t *p, const uint8_t **s, size_t *len) {
+/* The leaf value of p at the cursors: 1 with its column and value index, 0 when null (its
+ * slots consumed), -1 when the columns are corrupt. */
+static int d_leaf_value(direct_t *d, const plan_t *p, const m2d_column_t **c, size_t *vi) {
   int f = p->first;
   if (!d_has_slot(d, f)) return -1;
   if (d_def(d, f) < p->n->max_def) return d_skip(d, p) ? 0 : -1;
-  const m2d_column_t *c = &d->cols[f];
-  size_t vi = d->val[f]++;
+  *c = &d->cols[f];
+  *vi = d->val[f]++;
   d->slot[f]++;
-  if (vi >= c->nvalues) return -1;
+  return *vi < (*c)->nvalues ? 1 : -1;
+}
+
+static int d_string(direct_t *d, const plan_t *p, const uint8_t **s, size_t *len) {
+  const m2d_column_t *c;
+  size_t vi;
+  int r = d_leaf_value(d, p, &c, &vi);
+  if (r <= 0) return r;
   *s = m2d_column_bytes_at(c, vi, len);
-  /* the common case, ASCII without NUL, eight bytes at a time */
-  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-  uint64_t any_high = 0, any_zero = 0, w;
-  size_t i = 0;
-  for (; i + 8 <= *len; i += 8) {
-    memcpy(&w, *s + i, 8);
-    any_high |= w;
-    any_zero |= (w - ones) & ~w;
-  }
-  for (; i < *len; i++) {
-    any_high |= (*s)[i];
-    any_zero |= (*s)[i] ? 0 : 0x80;
-  }
-  if (!((any_high | any_zero) & highs)) return 1;
   if (memchr(*s, 0, *len)) return -1;
-  for (i = 0; i < *len; i++)
-    if ((*s)[i] & 0x80) {
-      json_t *t = json_stringn((const char *)*s, *len); /* valid UTF-8? */
-      json_decref(t);
-      return t ? 1 : -1;
-    }
-  return 1;
+  if (m2d_ascii(*s, *len)) return 1; /* the common case */
+  json_t *t = json_stringn((const char *)*s, *len); /* valid UTF-8? */
+  json_decref(t);
+  return t ? 1 : -1;
 }
 
 /* An integer or boolean leaf at the cursors, as d_string. */
 static int d_int(direct_t *d, const plan_t *p, int64_t *out) {
-  int f = p->first;
-  if (!d_has_slot(d, f)) return -1;
-  if (d_def(d, f) < p->n->max_def) return d_skip(d, p) ? 0 : -1;
-  const m2d_column_t *c = &d->cols[f];
-  size_t vi = d->val[f]++;
-  d->slot[f]++;
-  if (vi >= c->nvalues) return -1;
+  const m2d_column_t *c;
+  size_t vi;
+  int r = d_leaf_value(d, p, &c, &vi);
+  if (r <= 0) return r;
   if (p->n->type == PQ_BOOLEAN) {
     *out = c->values[vi] != 0;
   } else if (p->n->type == PQ_INT32) {

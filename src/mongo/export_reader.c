@@ -1,6 +1,7 @@
 #include "mongo/export_reader.h"
 
 #include "core/buf.h"
+#include "core/text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -148,15 +149,7 @@ static int64_t read_full(m2d_export_reader_t *r, void *p, size_t n, m2d_error_t 
 /* bson_utf8_validate, with a fast path for ASCII (most keys and strings): libbson decodes
  * character by character, which was the largest cost of reading a dump. */
 static bool utf8_ok(const char *s, size_t len, bool allow_nul) {
-  size_t i = 0;
-  uint64_t hi = 0;
-  for (; i + 8 <= len; i += 8) {
-    uint64_t w;
-    memcpy(&w, s + i, 8);
-    hi |= w;
-  }
-  for (; i < len; i++) hi |= (uint8_t)s[i];
-  if (!(hi & 0x8080808080808080ULL) && (allow_nul || !memchr(s, 0, len))) return true;
+  if (m2d_ascii(s, len) && (allow_nul || !memchr(s, 0, len))) return true;
   return bson_utf8_validate(s, len, allow_nul);
 }
 
