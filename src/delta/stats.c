@@ -2,6 +2,8 @@
 
 #include "parquet/json_rows.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,8 +113,8 @@ static bool bound_value(const pq_node_t *l, const pq_stats_t *st, bool is_max, m
 
 /* Appends the section's object for group g ("{...}"), or nothing (*emitted false) when no
  * column below it has a value for this section. */
-static bool section(const pq_node_t *g, const pq_write_result_t *w, section_t sec, m2d_buf_t *o, bool *emitted,
-                    m2d_error_t *err) {
+static bool section(const pq_node_t *g, const pq_write_result_t *w, const bool *sel, section_t sec, m2d_buf_t *o,
+                    bool *emitted, m2d_error_t *err) {
   *emitted = false;
   size_t start = o->len;
   bool ok = m2d_buf_append_byte(o, '{', err);
@@ -120,6 +122,7 @@ static bool section(const pq_node_t *g, const pq_write_result_t *w, section_t se
   for (int i = 0; ok && i < g->nchildren; i++) {
     const pq_node_t *c = g->children[i];
     if (is_list_or_map(c) || c->repetition == PQ_REPEATED) continue;
+    if (!c->is_group && !sel[c->leaf_index]) continue;
     size_t mark = o->len;
     bool key_valid;
     ok = (n == 0 || m2d_buf_append_byte(o, ',', err)) && json_text(o, c->name, strlen(c->name), &key_valid, err) &&
@@ -127,7 +130,7 @@ static bool section(const pq_node_t *g, const pq_write_result_t *w, section_t se
     if (!ok) break;
     bool have = false;
     if (key_valid && c->is_group) {
-      ok = section(c, w, sec, o, &have, err);
+      ok = section(c, w, sel, sec, o, &have, err);
     } else if (key_valid) {
       const pq_stats_t *st = &w->leaf_stats[c->leaf_index];
       if (sec == SEC_NULLS) ok = m2d_buf_appendf(o, err, "%lld", (long long)st->null_count), have = true;
@@ -145,10 +148,120 @@ static bool section(const pq_node_t *g, const pq_write_result_t *w, section_t se
   return ok;
 }
 
-char *delta_stats_json(const pq_schema_t *schema, const pq_write_result_t *w, m2d_error_t *err) {
+/* --- which columns ----------------------------------------------------------------------- */
+
+bool delta_stats_spec(const json_t *configuration, delta_stats_spec_t *spec, m2d_error_t *err) {
+  spec->num_indexed = DELTA_STATS_DEFAULT_INDEXED;
+  spec->columns = json_string_value(json_object_get(configuration, "delta.dataSkippingStatsColumns"));
+  const char *n = json_string_value(json_object_get(configuration, "delta.dataSkippingNumIndexedCols"));
+  if (!n) return true;
+  char *end;
+  errno = 0;
+  long v = strtol(n, &end, 10);
+  while (*end == ' ') end++;
+  if (errno || end == n || *end || v < -1 || v > 1000000)
+    return m2d_error_set(err, M2D_ERR_FORMAT, 0,
+                         "the table's delta.dataSkippingNumIndexedCols is '%s', not a number of columns (-1 for "
+                         "all): set it to one with ALTER TABLE ... SET TBLPROPERTIES",
+                         n);
+  spec->num_indexed = (int)v;
+  return true;
+}
+
+static void select_all(const pq_node_t *n, bool *sel) {
+  if (!n->is_group) {
+    sel[n->leaf_index] = true;
+    return;
+  }
+  for (int i = 0; i < n->nchildren; i++) select_all(n->children[i], sel);
+}
+
+/* The first *budget columns below g (Spark's truncateSchema): a struct's fields count one
+ * each, any other column (a leaf, an array, a map) one. */
+static void select_first(const pq_node_t *g, int *budget, bool *sel) {
+  for (int i = 0; i < g->nchildren && *budget > 0; i++) {
+    const pq_node_t *c = g->children[i];
+    if (c->is_group && !is_list_or_map(c) && c->repetition != PQ_REPEATED) {
+      select_first(c, budget, sel);
+    } else {
+      if (!c->is_group) sel[c->leaf_index] = true;
+      (*budget)--;
+    }
+  }
+}
+
+/* The next name of a column path at *p (`a`, `` `a.b` ``, spaces around), lower-cased into
+ * out; *p moves past it and past a '.' after it. False at the end of the path (',' or NUL). */
+static bool path_part(const char **p, char *out, size_t n) {
+  const char *s = *p;
+  while (*s == ' ' || *s == '\t') s++;
+  if (!*s || *s == ',') {
+    *p = s;
+    return false;
+  }
+  size_t k = 0;
+  if (*s == '`') {
+    for (s++; *s && !(*s == '`' && s[1] != '`'); s++) {
+      if (*s == '`') s++; /* `` is one backquote */
+      if (k + 1 < n) out[k++] = (char)tolower((unsigned char)*s);
+    }
+    if (*s == '`') s++;
+  } else {
+    for (; *s && *s != '.' && *s != ','; s++)
+      if (k + 1 < n) out[k++] = (char)tolower((unsigned char)*s);
+    while (k && (out[k - 1] == ' ' || out[k - 1] == '\t')) k--;
+  }
+  out[k] = '\0';
+  while (*s == ' ' || *s == '\t') s++;
+  if (*s == '.') s++;
+  *p = s;
+  return true;
+}
+
+static bool same_name(const char *lower, const char *name) {
+  for (; *lower && *name; lower++, name++)
+    if (*lower != (char)tolower((unsigned char)*name)) return false;
+  return !*lower && !*name;
+}
+
+/* Marks the columns named in list (delta.dataSkippingStatsColumns); a name the file does not
+ * hold selects nothing (the table may have it in files still to come). */
+static void select_named(const pq_node_t *root, const char *list, bool *sel) {
+  const char *p = list;
+  char part[1024];
+  while (*p) {
+    const pq_node_t *n = root;
+    bool found = true;
+    while (path_part(&p, part, sizeof part)) {
+      const pq_node_t *next = NULL;
+      for (int i = 0; found && n->is_group && i < n->nchildren; i++)
+        if (same_name(part, n->children[i]->name)) next = n->children[i];
+      if (!next || is_list_or_map(next)) found = false;
+      else n = next;
+    }
+    if (found && n != root) select_all(n, sel);
+    if (*p == ',') p++;
+  }
+}
+
+char *delta_stats_json(const pq_schema_t *schema, const pq_write_result_t *w, const delta_stats_spec_t *spec,
+                       m2d_error_t *err) {
   if (w->nleaves != schema->nleaves) {
     m2d_error_set(err, M2D_ERR_INTERNAL, 0, "statistics for %d columns, schema has %d", w->nleaves, schema->nleaves);
     return NULL;
+  }
+  bool *sel = calloc((size_t)schema->nleaves + 1, sizeof *sel);
+  if (!sel) {
+    m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+    return NULL;
+  }
+  if (!spec || (!spec->columns && spec->num_indexed < 0)) {
+    select_all(schema->root, sel);
+  } else if (spec->columns) {
+    select_named(schema->root, spec->columns, sel);
+  } else {
+    int budget = spec->num_indexed;
+    select_first(schema->root, &budget, sel);
   }
   m2d_buf_t o;
   m2d_buf_init(&o, (size_t)64 << 20);
@@ -157,9 +270,11 @@ char *delta_stats_json(const pq_schema_t *schema, const pq_write_result_t *w, m2
   for (int s = 0; ok && s < 3; s++) {
     size_t mark = o.len;
     bool emitted;
-    ok = m2d_buf_appendf(&o, err, ",\"%s\":", names[s]) && section(schema->root, w, (section_t)s, &o, &emitted, err);
+    ok = m2d_buf_appendf(&o, err, ",\"%s\":", names[s]) &&
+         section(schema->root, w, sel, (section_t)s, &o, &emitted, err);
     if (ok && !emitted) o.len = mark;
   }
+  free(sel);
   ok = ok && m2d_buf_append_byte(&o, '}', err) && m2d_buf_terminate(&o, err);
   char *out = ok ? strdup((const char *)o.data) : NULL;
   m2d_buf_free(&o);

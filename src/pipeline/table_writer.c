@@ -160,6 +160,8 @@ static bool has_not_null(const json_t *type) {
 static bool rules_load(m2d_table_writer_t *w, const json_t *metadata, m2d_error_t *err) {
   rules_clear(w);
   const json_t *cfg = json_object_get(metadata, "configuration");
+  delta_stats_spec_t spec;
+  if (!delta_stats_spec(cfg, &spec, err)) return false; /* refused before a file is written */
   const char *ao = json_string_value(json_object_get(cfg, "delta.appendOnly"));
   w->append_only = ao && strcasecmp(ao, "true") == 0;
   const char *key;
@@ -673,7 +675,11 @@ static bool finish_file(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
   pq_write_result_t res = {0};
   bool ok = pq_writer_close(p->writer, &res, err);
   p->writer = NULL;
-  char *stats = ok ? delta_stats_json(&w->pq, &res, err) : NULL;
+  /* the columns the table's configuration gives statistics (a new table: the options') */
+  delta_stats_spec_t spec;
+  ok = ok && delta_stats_spec(w->metadata ? json_object_get(w->metadata, "configuration") : w->opts.configuration,
+                              &spec, err);
+  char *stats = ok ? delta_stats_json(&w->pq, &res, &spec, err) : NULL;
   ok = ok && stats;
   if (ok) {
     json_t *pv = json_object();
