@@ -40,7 +40,10 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   char *topics_copy = NULL;
   const char *topics[256];
   if (m2d_args_flag(args, "topic")) {
-    topics_copy = strdup(m2d_args_get(args, "topic"));
+    if (!(topics_copy = strdup(m2d_args_get(args, "topic")))) {
+      m2d_error_set(&err, M2D_ERR_LIMIT, 0, "out of memory");
+      return m2d_cli_fail(&err);
+    }
     char *save = NULL;
     for (char *t = strtok_r(topics_copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
       if (o.ntopics == 256) {
