@@ -7,6 +7,7 @@
 #include "parquet/compress.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,13 @@ bool m2d_args_target_file_size(const m2d_args_t *a, uint64_t *bytes, m2d_error_t
          m2d_args_size(a, "target-file-size", 1 << 10, (uint64_t)1 << 40, bytes, err);
 }
 
+bool m2d_args_stop_when_idle(const m2d_args_t *a, int *seconds, m2d_error_t *err) {
+  int64_t s = 0;
+  if (!m2d_args_int_if_given(a, "stop-when-idle", 1, 86400 * 365, &s, err)) return false;
+  *seconds = (int)s;
+  return true;
+}
+
 bool m2d_args_duration_ms(const m2d_args_t *a, const char *name, int64_t min_ms, int64_t max_ms, int64_t *out,
                           m2d_error_t *err) {
   const char *v = m2d_args_get(a, name);
@@ -221,6 +229,15 @@ void m2d_command_print_help(const m2d_command_t *cmd) {
   printf("\nGlobal options:\n");
   print_opts(m2d_global_opts);
   if (cmd->example) printf("\nExample:\n  %s\n", cmd->example);
+}
+
+int m2d_cli_usage(const char *fmt, ...) {
+  m2d_error_t err = {.domain = M2D_ERR_USAGE};
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err.message, sizeof err.message, fmt, ap);
+  va_end(ap);
+  return m2d_cli_fail(&err);
 }
 
 int m2d_cli_fail(const m2d_error_t *err) {

@@ -103,6 +103,10 @@ bool m2d_args_int_if_given(const m2d_args_t *a, const char *name, int64_t min, i
 #define M2D_OPT_TARGET_FILE_SIZE \
   {"target-file-size", "SIZE", "Parquet bytes per data file (e.g. 128MB)", "128MB", false}
 
+/* --stop-when-idle, for the commands that follow a stream; parsed by m2d_args_stop_when_idle. */
+#define M2D_OPT_STOP_WHEN_IDLE \
+  {"stop-when-idle", "SECONDS", "exit 0 after this long without an event (scripts, tests)", "0 (never)", false}
+
 /* clang-format on */
 
 /* --compression into *codec. */
@@ -111,6 +115,8 @@ bool m2d_args_codec(const m2d_args_t *a, pq_codec_t *codec, m2d_error_t *err);
 bool m2d_args_compression(const m2d_args_t *a, pq_codec_t *codec, int *level, m2d_error_t *err);
 /* --target-file-size into *bytes (default 128 MiB). */
 bool m2d_args_target_file_size(const m2d_args_t *a, uint64_t *bytes, m2d_error_t *err);
+/* --stop-when-idle into *seconds (0 when not given: never). */
+bool m2d_args_stop_when_idle(const m2d_args_t *a, int *seconds, m2d_error_t *err);
 
 /* Global options, shared by every command. */
 extern const m2d_opt_spec_t m2d_global_opts[];

@@ -1,5 +1,6 @@
 /* mongo2delta kafka-ingest: change events from Kafka into a mirror table and/or a change log. */
 #include "cli/commands.h"
+#include "cli/kafka_args.h"
 #include "cli/target_args.h"
 #include "pipeline/kafka_ingest.h"
 
@@ -9,7 +10,7 @@
 #include <string.h>
 
 static const m2d_opt_spec_t opts[] = {
-    {"brokers", "HOST:PORT[,..]", "Kafka bootstrap servers", NULL, true},
+    M2D_OPT_BROKERS,
     {"topic", "T[,T2..]", "the topics to consume (or --topic-pattern)", NULL, false},
     {"topic-pattern", "RE", "consume every topic whose name matches the regular expression (POSIX extended)", NULL, false},
     {"group", "G", "the consumer group: instances with the same group share the partitions", NULL, true},
@@ -28,12 +29,6 @@ static const m2d_opt_spec_t opts[] = {
     M2D_OPT_END,
 };
 
-static int usage(const char *msg) {
-  m2d_error_t err = {0};
-  m2d_error_set(&err, M2D_ERR_USAGE, 0, "%s", msg);
-  return m2d_cli_fail(&err);
-}
-
 static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   (void)cmd;
   m2d_error_t err = {0};
@@ -41,22 +36,25 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
                                   .dead_letter_topic = m2d_args_get(args, "dead-letter-topic"),
                                   .topic_pattern = m2d_args_get(args, "topic-pattern")};
   if (m2d_args_flag(args, "topic") == m2d_args_flag(args, "topic-pattern"))
-    return usage("give --topic T[,T2..] or --topic-pattern RE (one of them)");
+    return m2d_cli_usage("give --topic T[,T2..] or --topic-pattern RE (one of them)");
   char *topics_copy = NULL;
   const char *topics[256];
   if (m2d_args_flag(args, "topic")) {
-    topics_copy = strdup(m2d_args_get(args, "topic"));
+    if (!(topics_copy = strdup(m2d_args_get(args, "topic")))) {
+      m2d_error_set(&err, M2D_ERR_LIMIT, 0, "out of memory");
+      return m2d_cli_fail(&err);
+    }
     char *save = NULL;
     for (char *t = strtok_r(topics_copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
       if (o.ntopics == 256) {
         free(topics_copy);
-        return usage("--topic takes at most 256 topics (use --topic-pattern)");
+        return m2d_cli_usage("--topic takes at most 256 topics (use --topic-pattern)");
       }
       topics[o.ntopics++] = t;
     }
     if (!o.ntopics) {
       free(topics_copy);
-      return usage("--topic needs a topic name");
+      return m2d_cli_usage("--topic needs a topic name");
     }
     o.topics = topics;
   }
@@ -64,8 +62,9 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   int rc = 0;
   if (!strcmp(fmt, "change-events")) o.format = M2D_RECORD_CHANGE_EVENTS;
   else if (!strcmp(fmt, "documents")) o.format = M2D_RECORD_DOCUMENTS;
-  else rc = usage("--format must be change-events or documents");
-  if (!rc && strcmp(startup, "earliest") && strcmp(startup, "latest")) rc = usage("--startup must be earliest or latest");
+  else rc = m2d_cli_usage("--format must be change-events or documents");
+  if (!rc && strcmp(startup, "earliest") && strcmp(startup, "latest"))
+    rc = m2d_cli_usage("--startup must be earliest or latest");
   o.start_latest = !strcmp(startup, "latest");
   int64_t session = 10000;
   m2d_table_target_args_t t;
@@ -77,21 +76,7 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
     return rc;
   }
   o.session_timeout_ms = (int)session;
-  o.table = t.table;
-  o.changelog_table = t.changelog_table;
-  o.mirror = t.mirror;
-  o.changelog = t.changelog;
-  o.rewrite = t.rewrite;
-  o.soft_delete = t.soft_delete;
-  o.change_data_feed = t.change_data_feed;
-  o.codec = t.codec;
-  o.level = t.level;
-  o.target_file_size = t.target_file_size;
-  o.max_batch = t.max_batch;
-  o.max_latency_ms = t.max_latency_ms;
-  o.stop_when_idle_s = t.stop_when_idle_s;
-  o.compact_every = t.compact_every;
-  o.metrics_port = t.metrics_port;
+  o.tables = t;
   o.stop = m2d_cli_stop_on_signals();
   m2d_kafka_ingest_summary_t s;
   bool ok = m2d_kafka_ingest_run(&o, &s, &err);

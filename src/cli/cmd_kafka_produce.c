@@ -1,5 +1,6 @@
 /* mongo2delta kafka-produce: change streams into Kafka, in the MongoDB Kafka source connector's format. */
 #include "cli/commands.h"
+#include "cli/kafka_args.h"
 #include "core/log.h"
 #include "pipeline/kafka_produce.h"
 
@@ -11,7 +12,7 @@
 static const m2d_opt_spec_t opts[] = {
     M2D_OPTS_COLLECTION(" (a replica set: change streams)", "the collection to follow (or --all-collections)", false),
     {"all-collections", NULL, "follow every collection of the database (one database change stream)", NULL, false},
-    {"brokers", "HOST:PORT[,..]", "Kafka bootstrap servers", NULL, true},
+    M2D_OPT_BROKERS,
     {"topic-prefix", "P", "topics are <P>.<db>.<collection> (<db>.<collection> without), positions in <P>.mongo2delta-offsets", NULL, false},
     {"startup", "MODE",
      "copy-existing (every document first, as inserts marked as copies, then the changes), latest (changes from now) "
@@ -24,7 +25,7 @@ static const m2d_opt_spec_t opts[] = {
      false},
     {"max-batch", "N", "records per Kafka transaction at most", "1000", false},
     {"max-latency", "MS", "commit a transaction at the latest this long after its first event", "500", false},
-    {"stop-when-idle", "SECONDS", "exit 0 after this long without an event (scripts, tests)", "0 (never)", false},
+    M2D_OPT_STOP_WHEN_IDLE,
     {"max-events", "N", "stop after N change events", "0 (no limit)", false},
     {"heartbeat-interval", "SECONDS",
      "after this long without a record, write the stream's newest resume token as the position (its own "
@@ -41,12 +42,6 @@ static const m2d_opt_spec_t opts[] = {
     M2D_OPT_END,
 };
 
-static int usage(const char *msg) {
-  m2d_error_t err = {0};
-  m2d_error_set(&err, M2D_ERR_USAGE, 0, "%s", msg);
-  return m2d_cli_fail(&err);
-}
-
 static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   (void)cmd;
   m2d_error_t err = {0};
@@ -55,7 +50,8 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
                                    .topic_prefix = m2d_args_get(args, "topic-prefix"),
                                    .full_document_only = m2d_args_flag(args, "full-document-only")};
   bool all = m2d_args_flag(args, "all-collections");
-  if (all == m2d_args_flag(args, "collection")) return usage("give --collection COLL or --all-collections (one of them)");
+  if (all == m2d_args_flag(args, "collection"))
+    return m2d_cli_usage("give --collection COLL or --all-collections (one of them)");
   o.collection = all ? NULL : m2d_args_get(args, "collection");
   const char *st = m2d_args_get(args, "startup");
   if (!strcmp(st, "copy-existing")) o.startup = M2D_STARTUP_COPY_EXISTING;
@@ -63,32 +59,33 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   else if (!strncmp(st, "timestamp:", 10)) {
     char *end;
     long long t = strtoll(st + 10, &end, 10);
-    if (*end || t <= 0 || t > 0xffffffffLL) return usage("--startup timestamp:T needs T in seconds since the epoch");
+    if (*end || t <= 0 || t > 0xffffffffLL)
+      return m2d_cli_usage("--startup timestamp:T needs T in seconds since the epoch");
     o.startup = M2D_STARTUP_TIMESTAMP;
     o.start_time = (uint32_t)t;
-  } else return usage("--startup must be copy-existing, latest or timestamp:T");
+  } else return m2d_cli_usage("--startup must be copy-existing, latest or timestamp:T");
   if (!m2d_json_form_parse(m2d_args_get(args, "output-format"), &o.form))
-    return usage("--output-format must be extended-json, relaxed-json or simplified-json");
+    return m2d_cli_usage("--output-format must be extended-json, relaxed-json or simplified-json");
   static const char *const lost[] = {"fail", "resnapshot", NULL};
   int resnapshot = 0;
-  int64_t batch = 1000, latency = 500, idle = 0, maxev = 0, hb = 10, mport = -1;
+  int64_t batch = 1000, latency = 500, maxev = 0, hb = 10, mport = -1;
   if (!m2d_args_choice(args, "on-history-lost", lost, &resnapshot, &err) ||
       !m2d_args_int(args, "max-batch", 1, 100000, &batch, &err) ||
       !m2d_args_int(args, "heartbeat-interval", 0, 86400, &hb, &err) ||
       !m2d_args_int_if_given(args, "metrics-port", 0, 65535, &mport, &err) ||
       !m2d_args_int(args, "max-latency", 1, 3600000, &latency, &err) ||
-      !m2d_args_int_if_given(args, "stop-when-idle", 1, 86400 * 365, &idle, &err) ||
+      !m2d_args_stop_when_idle(args, &o.stop_when_idle_s, &err) ||
       !m2d_args_int_if_given(args, "max-events", 1, INT64_MAX, &maxev, &err))
     return m2d_cli_fail(&err);
   o.resnapshot_on_history_lost = resnapshot == 1;
   o.max_batch = (int)batch;
   o.max_latency_ms = (int)latency;
-  o.stop_when_idle_s = (int)idle;
   o.max_events = maxev;
   o.heartbeat_interval_s = (int)hb;
   o.heartbeat_topic = m2d_args_get(args, "heartbeat-topic");
-  if (o.heartbeat_topic && !*o.heartbeat_topic) return usage("--heartbeat-topic needs a topic name");
-  if (o.heartbeat_topic && !hb) return usage("--heartbeat-topic needs heartbeats: give --heartbeat-interval 1 or more");
+  if (o.heartbeat_topic && !*o.heartbeat_topic) return m2d_cli_usage("--heartbeat-topic needs a topic name");
+  if (o.heartbeat_topic && !hb)
+    return m2d_cli_usage("--heartbeat-topic needs heartbeats: give --heartbeat-interval 1 or more");
   o.metrics_port = (int)mport;
   o.stop = m2d_cli_stop_on_signals();
   m2d_kafka_produce_summary_t s;

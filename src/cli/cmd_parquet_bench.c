@@ -122,12 +122,8 @@ static int run_write(const m2d_command_t *cmd, m2d_args_t *args) {
 }
 
 static int run_read(const m2d_command_t *cmd, m2d_args_t *args) {
-  (void)cmd;
   m2d_error_t err = {0};
-  if (args->npositional != 1) {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "parquet bench-read takes one FILE");
-    return m2d_cli_fail(&err);
-  }
+  if (args->npositional != 1) return m2d_cli_usage("%s takes one FILE", cmd->name);
   double t0 = now();
   m2d_source_t *src = m2d_file_source_new(args->positional[0], &err);
   pq_reader_t *r = src ? pq_reader_open(src, &err) : NULL;

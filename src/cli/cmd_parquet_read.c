@@ -68,12 +68,8 @@ static void print_node(const pq_node_t *n, int indent) {
 }
 
 static int run_schema(const m2d_command_t *cmd, m2d_args_t *args) {
-  (void)cmd;
   m2d_error_t err = {0};
-  if (args->npositional != 1) {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "parquet schema takes one FILE");
-    return m2d_cli_fail(&err);
-  }
+  if (args->npositional != 1) return m2d_cli_usage("%s takes one FILE", cmd->name);
   m2d_source_t *src = m2d_file_source_new(args->positional[0], &err);
   pq_reader_t *r = src ? pq_reader_open(src, &err) : NULL;
   if (!r) {
@@ -128,14 +124,10 @@ static const m2d_opt_spec_t dump_opts[] = {
 };
 
 static int run_dump(const m2d_command_t *cmd, m2d_args_t *args) {
-  (void)cmd;
   m2d_error_t err = {0};
   int status = 1;
   int64_t limit = -1;
-  if (args->npositional != 1) {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "parquet dump takes one FILE");
-    return m2d_cli_fail(&err);
-  }
+  if (args->npositional != 1) return m2d_cli_usage("%s takes one FILE", cmd->name);
   if (!m2d_args_int_if_given(args, "limit", 0, INT64_MAX, &limit, &err)) return m2d_cli_fail(&err);
   m2d_source_t *src = m2d_file_source_new(args->positional[0], &err);
   pq_reader_t *r = src ? pq_reader_open(src, &err) : NULL;

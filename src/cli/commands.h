@@ -31,5 +31,7 @@ volatile sig_atomic_t *m2d_cli_stop_on_signals(void);
 
 /* Prints "mongo2delta: <message>" on stderr (redacted) and returns the exit status for err. */
 int m2d_cli_fail(const m2d_error_t *err);
+/* m2d_cli_fail for a usage error with this message (printf-style): returns 2. */
+int m2d_cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -30,16 +30,15 @@ bool m2d_args_table_modes(const m2d_args_t *a, m2d_table_target_args_t *t, m2d_e
 bool m2d_args_table_target(const m2d_args_t *a, m2d_table_target_args_t *t, m2d_error_t *err) {
   memset(t, 0, sizeof *t);
   if (!m2d_args_table_modes(a, t, err)) return false;
-  int64_t batch = 1000, latency = 1000, idle = 0, compact = 50, mport = -1;
+  int64_t batch = 1000, latency = 1000, compact = 50, mport = -1;
   if (!m2d_args_int(a, "max-batch-docs", 1, 1000000, &batch, err) ||
       !m2d_args_int(a, "max-latency", 1, 3600000, &latency, err) ||
-      !m2d_args_int_if_given(a, "stop-when-idle", 1, 86400 * 365, &idle, err) ||
+      !m2d_args_stop_when_idle(a, &t->stop_when_idle_s, err) ||
       !m2d_args_int(a, "compact-every", 0, 1000000000, &compact, err) ||
       !m2d_args_int_if_given(a, "metrics-port", 0, 65535, &mport, err))
     return false;
   t->max_batch = (int)batch;
   t->max_latency_ms = (int)latency;
-  t->stop_when_idle_s = (int)idle;
   t->compact_every = (int)compact;
   t->metrics_port = (int)mport;
   if (!m2d_args_compression(a, &t->codec, &t->level, err) || !m2d_args_target_file_size(a, &t->target_file_size, err))

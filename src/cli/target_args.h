@@ -5,6 +5,7 @@
 #define M2D_CLI_TARGET_ARGS_H
 
 #include "cli/args.h"
+#include "pipeline/stream_tables.h"
 
 /* The tables and how changes are merged into them: also taken by load --format
  * kafka-connect-json, whose own --table row comes first. */
@@ -28,7 +29,7 @@
   M2D_OPTS_TABLE_MODES,                                                                                                \
   {"max-batch-docs", "N", "events per commit at most", "1000", false},                                                 \
   {"max-latency", "MS", "commit a batch at the latest this long after its first event", "1000", false},                \
-  {"stop-when-idle", "SECONDS", "exit 0 after this long without an event (scripts, tests)", "0 (never)", false},       \
+  M2D_OPT_STOP_WHEN_IDLE,                                                                                              \
   {"compact-every", "N",                                                                                               \
    "compact the tables every N batches, between batches (small files bin-packed, files with 30% or more "             \
    "rows deleted rewritten); 0: never (run 'mongo2delta optimize' yourself)",                                          \
@@ -36,17 +37,8 @@
   {"metrics-port", "PORT",                                                                                             \
    "serve Prometheus metrics at http://127.0.0.1:PORT/metrics; 0 picks a free port and logs it", NULL, false}
 
-typedef struct {
-  const char *table;           /* the mirror (mirror, both) */
-  const char *changelog_table; /* the change log (changelog, both) */
-  bool mirror, changelog;
-  bool rewrite, soft_delete, change_data_feed;
-  pq_codec_t codec;
-  int level;
-  uint64_t target_file_size;
-  int max_batch, max_latency_ms, stop_when_idle_s, compact_every;
-  int metrics_port; /* -1: none */
-} m2d_table_target_args_t;
+/* The fields the options above fill (the pipeline's own struct, so that a command hands it on whole). */
+typedef m2d_stream_tables_t m2d_table_target_args_t;
 
 /* Parses M2D_OPTS_TABLE_MODES (and --table) into the tables, mirror/changelog and the merge
  * fields of *t, leaving the others alone. A usage error names the option. */

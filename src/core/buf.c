@@ -1,5 +1,6 @@
 #include "core/buf.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@ bool m2d_buf_reserve(m2d_buf_t *b, size_t n, m2d_error_t *err) {
 bool m2d_buf_append(m2d_buf_t *b, const void *p, size_t n, m2d_error_t *err) {
   if (n == 0) return true;
   if (!m2d_buf_reserve(b, n, err)) return false;
+  assert(b->len + n < b->cap && b->len + n <= b->max); /* what reserve made room for, NUL included */
   memcpy(b->data + b->len, p, n);
   b->len += n;
   return true;

@@ -28,6 +28,18 @@ bool m2d_buf_append_byte(m2d_buf_t *b, uint8_t c, m2d_error_t *err);
 /* Appends v as an unsigned LEB128 varint (7 bits a byte, low first), the form of Thrift's
  * compact protocol and of Parquet's RLE run headers. */
 bool m2d_buf_append_varint(m2d_buf_t *b, uint64_t v, m2d_error_t *err);
+/* The inverse: reads the varint at *p (bytes up to end), moving *p past it. 1 when read, 0 when
+ * the bytes end inside it, -1 when it runs past 10 bytes (more than 64 bits). */
+static inline int m2d_varint_read(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  *v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (*p >= end) return 0;
+    uint8_t b = *(*p)++;
+    *v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) return 1;
+  }
+  return -1;
+}
 /* Appends a NUL without counting it in len, so data can be used as a C string. */
 bool m2d_buf_terminate(m2d_buf_t *b, m2d_error_t *err);
 /* Sets len to 0, keeps the storage. */

@@ -5,6 +5,7 @@
 #include "parquet/json_rows.h"
 #include "parquet/reader.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -1279,6 +1280,7 @@ bool delta_snapshot_load_ex(m2d_store_t *store, int64_t want, unsigned flags, de
   live.n = 0;
   s->nadds = nf;
   sort_files(s->adds, nf);
+  for (size_t k = 1; k < nf; k++) assert(cmp_files(&s->adds[k - 1], &s->adds[k]) <= 0); /* sorted by path */
   if (!(flags & DELTA_LOAD_COMPACT)) delta_snapshot_files(s);
   const char *key;
   json_t *val;

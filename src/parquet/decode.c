@@ -1,5 +1,7 @@
 #include "parquet/decode.h"
 
+#include "core/buf.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,16 +28,7 @@ typedef struct {
   const uint8_t *p, *end;
 } cur_t;
 
-static bool uvarint(cur_t *c, uint64_t *v) {
-  *v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (c->p >= c->end) return false;
-    uint8_t b = *c->p++;
-    *v |= (uint64_t)(b & 0x7f) << shift;
-    if (!(b & 0x80)) return true;
-  }
-  return false;
-}
+static bool uvarint(cur_t *c, uint64_t *v) { return m2d_varint_read(&c->p, c->end, v) == 1; }
 
 static bool zvarint(cur_t *c, int64_t *v) {
   uint64_t u;

@@ -1,5 +1,7 @@
 #include "parquet/json_rows.h"
 
+#include "parquet/dremel.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,22 +11,18 @@
 struct pq_json_rows {
   bool int96_micros;
   const pq_schema_t *schema;
-  const m2d_column_t *cols;
-  const bool *selected;
-  size_t *slot, *val; /* per leaf cursors */
+  pq_dremel_t d;
 };
 
 pq_json_rows_t *pq_json_rows_new(const pq_schema_t *schema, const m2d_column_t *cols, const bool *selected,
                                  m2d_error_t *err) {
   pq_json_rows_t *j = calloc(1, sizeof *j);
-  size_t n = (size_t)(schema->nleaves ? schema->nleaves : 1);
-  if (!j || !(j->slot = calloc(n, sizeof *j->slot)) || !(j->val = calloc(n, sizeof *j->val))) {
-    pq_json_rows_destroy(j);
-    return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
+  if (!j) return m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory"), NULL;
+  if (!pq_dremel_init(&j->d, cols, selected, schema->nleaves, err)) {
+    free(j);
+    return NULL;
   }
   j->schema = schema;
-  j->cols = cols;
-  j->selected = selected;
   return j;
 }
 
@@ -32,57 +30,8 @@ void pq_json_rows_int96_as_micros(pq_json_rows_t *j, bool on) { j->int96_micros 
 
 void pq_json_rows_destroy(pq_json_rows_t *j) {
   if (!j) return;
-  free(j->slot);
-  free(j->val);
+  pq_dremel_free(&j->d);
   free(j);
-}
-
-static bool leaf_selected(const pq_json_rows_t *j, const pq_node_t *leaf) {
-  return !j->selected || j->selected[leaf->leaf_index];
-}
-
-static bool node_selected(const pq_json_rows_t *j, const pq_node_t *n) {
-  if (!n->is_group) return leaf_selected(j, n);
-  for (int i = 0; i < n->nchildren; i++)
-    if (node_selected(j, n->children[i])) return true;
-  return false;
-}
-
-/* A selected leaf under n, whose levels speak for n's position. */
-static const pq_node_t *first_leaf(const pq_json_rows_t *j, const pq_node_t *n) {
-  if (!n->is_group) return leaf_selected(j, n) ? n : NULL;
-  for (int i = 0; i < n->nchildren; i++) {
-    const pq_node_t *l = first_leaf(j, n->children[i]);
-    if (l) return l;
-  }
-  return NULL;
-}
-
-static int16_t def_at(const pq_json_rows_t *j, const pq_node_t *leaf) {
-  const m2d_column_t *c = &j->cols[leaf->leaf_index];
-  return c->max_def ? c->def[j->slot[leaf->leaf_index]] : 0;
-}
-
-static bool has_slot(const pq_json_rows_t *j, const pq_node_t *leaf) {
-  return j->slot[leaf->leaf_index] < j->cols[leaf->leaf_index].nlevels;
-}
-
-/* Consumes one slot of every selected leaf under n (n null or empty here). */
-/* Consumes one slot of every selected leaf under n; false when a column has no slot left
- * (columns of one row group that disagree: a corrupt file). */
-static bool skip(pq_json_rows_t *j, const pq_node_t *n, m2d_error_t *err) {
-  if (!n->is_group) {
-    if (!leaf_selected(j, n)) return true;
-    const m2d_column_t *c = &j->cols[n->leaf_index];
-    if (j->slot[n->leaf_index] >= c->nlevels)
-      return m2d_error_set(err, M2D_ERR_FORMAT, 0, "corrupt column: levels end inside a row");
-    size_t s = j->slot[n->leaf_index]++;
-    if (c->max_def == 0 || c->def[s] == c->max_def) j->val[n->leaf_index]++; /* cannot happen for nulls */
-    return true;
-  }
-  for (int i = 0; i < n->nchildren; i++)
-    if (!skip(j, n->children[i], err)) return false;
-  return true;
 }
 
 /* --- value formatting -------------------------------------------------------------------- */
@@ -344,13 +293,9 @@ bool pq_json_value(const pq_node_t *l, const uint8_t *v, size_t len, m2d_buf_t *
 static bool value(pq_json_rows_t *j, const pq_node_t *n, m2d_buf_t *o, int depth, m2d_error_t *err);
 
 static bool leaf_value(pq_json_rows_t *j, const pq_node_t *l, m2d_buf_t *o, m2d_error_t *err) {
-  const m2d_column_t *c = &j->cols[l->leaf_index];
-  size_t vi = j->val[l->leaf_index]++;
-  j->slot[l->leaf_index]++;
-  if (vi >= c->nvalues) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "corrupt column: fewer values than its levels define");
+  const uint8_t *v;
   size_t len;
-  const uint8_t *v = c->type == M2D_COL_BYTES ? m2d_column_bytes_at(c, vi, &len) : m2d_column_fixed_at(c, vi);
-  if (c->type != M2D_COL_BYTES) len = m2d_col_type_width(c->type, c->fixed_len);
+  if (!pq_dremel_take(&j->d, l, &v, &len, err)) return false;
   if (l->type == PQ_INT96 && j->int96_micros) {
     /* a Delta timestamp is microseconds: print the INT96 value at that precision */
     m2d_buf_t tmp;
@@ -370,7 +315,7 @@ static bool struct_value(pq_json_rows_t *j, const pq_node_t *g, m2d_buf_t *o, in
   bool first = true;
   for (int i = 0; i < g->nchildren; i++) {
     const pq_node_t *c = g->children[i];
-    if (!node_selected(j, c)) continue;
+    if (!pq_dremel_node_selected(&j->d, c)) continue;
     if ((!first && !m2d_buf_append_byte(o, ',', err)) || !json_string(o, (const uint8_t *)c->name, strlen(c->name), err) ||
         !m2d_buf_append_byte(o, ':', err) || !value(j, c, o, depth + 1, err))
       return false;
@@ -409,12 +354,12 @@ bool pq_list_shape(const pq_node_t *g, const pq_node_t **rep, const pq_node_t **
 /* The entries of a repeated node r (list elements or map entries). */
 static bool repeated_values(pq_json_rows_t *j, const pq_node_t *r, const pq_node_t *elem, bool is_map, m2d_buf_t *o,
                             int depth, m2d_error_t *err) {
-  const pq_node_t *l = first_leaf(j, r);
+  const pq_node_t *l = pq_dremel_first_leaf(&j->d, r);
   bool map_object = is_map && !r->children[0]->is_group &&
                     (r->children[0]->logical.kind == PQ_LT_STRING || (r->children[0]->has_converted && r->children[0]->converted == PQ_CT_UTF8));
   if (!m2d_buf_append_byte(o, map_object ? '{' : '[', err)) return false;
-  if (def_at(j, l) < r->max_def) { /* an empty list or map */
-    return skip(j, r, err) && m2d_buf_append_byte(o, map_object ? '}' : ']', err);
+  if (pq_dremel_def_at(&j->d, l) < r->max_def) { /* an empty list or map */
+    return pq_dremel_skip(&j->d, r, err) && m2d_buf_append_byte(o, map_object ? '}' : ']', err);
   }
   bool first = true;
   for (;;) {
@@ -423,7 +368,7 @@ static bool repeated_values(pq_json_rows_t *j, const pq_node_t *r, const pq_node
     bool ok;
     if (is_map) {
       const pq_node_t *k = r->children[0], *v = r->children[1];
-      bool kv_sel = node_selected(j, k), v_sel = node_selected(j, v);
+      bool kv_sel = pq_dremel_node_selected(&j->d, k), v_sel = pq_dremel_node_selected(&j->d, v);
       if (map_object) {
         ok = (kv_sel ? value(j, k, o, depth + 1, err) : m2d_buf_append_str(o, "\"\"", err)) && m2d_buf_append_byte(o, ':', err) &&
              (v_sel ? value(j, v, o, depth + 1, err) : m2d_buf_append_str(o, "null", err));
@@ -443,22 +388,22 @@ static bool repeated_values(pq_json_rows_t *j, const pq_node_t *r, const pq_node
       ok = value(j, elem, o, depth + 1, err);
     }
     if (!ok) return false;
-    if (!has_slot(j, l)) break;
-    const m2d_column_t *c = &j->cols[l->leaf_index];
-    if (c->rep[j->slot[l->leaf_index]] < r->max_rep) break; /* the next slot starts another list */
+    if (!pq_dremel_has_slot(&j->d, l)) break;
+    const m2d_column_t *c = &j->d.cols[l->leaf_index];
+    if (c->rep[j->d.slot[l->leaf_index]] < r->max_rep) break; /* the next slot starts another list */
   }
   return m2d_buf_append_byte(o, map_object ? '}' : ']', err);
 }
 
 static bool value(pq_json_rows_t *j, const pq_node_t *n, m2d_buf_t *o, int depth, m2d_error_t *err) {
   if (depth > 128) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "nesting too deep");
-  const pq_node_t *l = first_leaf(j, n);
+  const pq_node_t *l = pq_dremel_first_leaf(&j->d, n);
   if (!l) return m2d_buf_append_str(o, "null", err);
-  if (!has_slot(j, l)) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "corrupt column: levels end inside a row");
+  if (!pq_dremel_has_slot(&j->d, l)) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "corrupt column: levels end inside a row");
   if (n->repetition == PQ_REPEATED) /* a bare repeated field: a list of itself */
     return repeated_values(j, n, n, false, o, depth, err);
-  if (def_at(j, l) < n->max_def) { /* null here (or above, already handled by the caller) */
-    return skip(j, n, err) && m2d_buf_append_str(o, "null", err);
+  if (pq_dremel_def_at(&j->d, l) < n->max_def) { /* null here (or above, already handled by the caller) */
+    return pq_dremel_skip(&j->d, n, err) && m2d_buf_append_str(o, "null", err);
   }
   if (!n->is_group) return leaf_value(j, n, o, err);
   const pq_node_t *rep, *elem;
@@ -467,29 +412,16 @@ static bool value(pq_json_rows_t *j, const pq_node_t *n, m2d_buf_t *o, int depth
   return struct_value(j, n, o, depth, err);
 }
 
-/* LogicalTypes.md: a MAP's key field is required. */
-static bool check_maps(const pq_node_t *n, m2d_error_t *err) {
-  bool map = n->logical.kind == PQ_LT_MAP || (n->has_converted && n->converted == PQ_CT_MAP);
-  if (map && n->nchildren == 1 && n->children[0]->is_group && n->children[0]->nchildren >= 1 &&
-      n->children[0]->children[0]->repetition != PQ_REQUIRED)
-    return m2d_error_set(err, M2D_ERR_FORMAT, 0,
-                         "invalid schema: the keys of map '%s' are not required (LogicalTypes.md: MAP keys must be "
-                         "required)",
-                         n->name);
-  for (int i = 0; i < n->nchildren; i++)
-    if (!check_maps(n->children[i], err)) return false;
-  return true;
-}
 
 bool pq_json_rows_next(pq_json_rows_t *j, m2d_buf_t *out, bool *end, m2d_error_t *err) {
   *end = false;
-  const pq_node_t *l = first_leaf(j, j->schema->root);
-  if (!l || !has_slot(j, l)) {
+  const pq_node_t *l = pq_dremel_first_leaf(&j->d, j->schema->root);
+  if (!l || !pq_dremel_has_slot(&j->d, l)) {
     *end = true;
     return false;
   }
-  if (j->slot[l->leaf_index] == 0 && !check_maps(j->schema->root, err)) return false;
-  if (j->cols[l->leaf_index].max_rep > 0 && j->cols[l->leaf_index].rep[j->slot[l->leaf_index]] != 0)
+  if (j->d.slot[l->leaf_index] == 0 && !pq_check_maps(j->schema->root, err)) return false;
+  if (j->d.cols[l->leaf_index].max_rep > 0 && j->d.cols[l->leaf_index].rep[j->d.slot[l->leaf_index]] != 0)
     return m2d_error_set(err, M2D_ERR_FORMAT, 0, "corrupt column: a row starts with a repetition level above 0");
   return struct_value(j, j->schema->root, out, 0, err);
 }
@@ -497,18 +429,18 @@ bool pq_json_rows_next(pq_json_rows_t *j, m2d_buf_t *out, bool *end, m2d_error_t
 bool pq_json_rows_next_fields(pq_json_rows_t *j, const pq_json_field_t *fields, int n, m2d_buf_t *out, bool *end,
                               m2d_error_t *err) {
   *end = false;
-  const pq_node_t *l = first_leaf(j, j->schema->root);
-  if (l && !has_slot(j, l)) {
+  const pq_node_t *l = pq_dremel_first_leaf(&j->d, j->schema->root);
+  if (l && !pq_dremel_has_slot(&j->d, l)) {
     *end = true;
     return false;
   }
-  if (l && j->slot[l->leaf_index] == 0 && !check_maps(j->schema->root, err)) return false;
+  if (l && j->d.slot[l->leaf_index] == 0 && !pq_check_maps(j->schema->root, err)) return false;
   if (!m2d_buf_append_byte(out, '{', err)) return false;
   for (int i = 0; i < n; i++) {
     if ((i && !m2d_buf_append_byte(out, ',', err)) ||
         !json_string(out, (const uint8_t *)fields[i].name, strlen(fields[i].name), err) || !m2d_buf_append_byte(out, ':', err))
       return false;
-    bool ok = fields[i].node && node_selected(j, fields[i].node) ? value(j, fields[i].node, out, 1, err)
+    bool ok = fields[i].node && pq_dremel_node_selected(&j->d, fields[i].node) ? value(j, fields[i].node, out, 1, err)
                                                                  : put(out, fields[i].literal ? fields[i].literal : "null", err);
     if (!ok) return false;
   }

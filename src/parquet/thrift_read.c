@@ -2,6 +2,8 @@
 
 #include "parquet/thrift_write.h" /* the type codes */
 
+#include "core/buf.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -18,17 +20,10 @@ void tr_fail(tr_t *r, const char *what) {
 }
 
 static uint64_t varint(tr_t *r) {
-  uint64_t v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (r->p >= r->end) {
-      tr_fail(r, "truncated varint");
-      return 0;
-    }
-    uint8_t b = *r->p++;
-    v |= (uint64_t)(b & 0x7f) << shift;
-    if (!(b & 0x80)) return v;
-  }
-  tr_fail(r, "varint longer than 10 bytes");
+  uint64_t v;
+  int got = m2d_varint_read(&r->p, r->end, &v);
+  if (got == 1) return v;
+  tr_fail(r, got == 0 ? "truncated varint" : "varint longer than 10 bytes");
   return 0;
 }
 

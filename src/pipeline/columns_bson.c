@@ -1,5 +1,6 @@
 #include "pipeline/columns_bson.h"
 
+#include "parquet/dremel.h"
 #include "parquet/json_rows.h"
 #include "pipeline/row_bson.h"
 #include "schema/bson_value.h"
@@ -16,7 +17,7 @@
  * the walk goes on so that the cursors stay on row boundaries. */
 typedef struct {
   const delta_batch_t *b;
-  size_t *slot, *val; /* per leaf */
+  pq_dremel_t d; /* over b's columns */
   m2d_rb_ctx_t rb;
   m2d_error_t rb_err;
   bool vfailed;     /* a value of this row failed */
@@ -43,59 +44,6 @@ static bool corrupt(asm_t *a) {
   return m2d_error_set(a->err, M2D_ERR_FORMAT, 0, "corrupt column: levels end inside a row");
 }
 
-static bool leaf_selected(const asm_t *a, const pq_node_t *leaf) { return a->b->selected[leaf->leaf_index]; }
-
-static bool node_selected(const asm_t *a, const pq_node_t *n) {
-  if (!n->is_group) return leaf_selected(a, n);
-  for (int i = 0; i < n->nchildren; i++)
-    if (node_selected(a, n->children[i])) return true;
-  return false;
-}
-
-static const pq_node_t *first_leaf(const asm_t *a, const pq_node_t *n) {
-  if (!n->is_group) return leaf_selected(a, n) ? n : NULL;
-  for (int i = 0; i < n->nchildren; i++) {
-    const pq_node_t *l = first_leaf(a, n->children[i]);
-    if (l) return l;
-  }
-  return NULL;
-}
-
-static int16_t def_at(const asm_t *a, const pq_node_t *leaf) {
-  const m2d_column_t *c = &a->b->cols[leaf->leaf_index];
-  return c->max_def ? c->def[a->slot[leaf->leaf_index]] : 0;
-}
-
-static bool has_slot(const asm_t *a, const pq_node_t *leaf) {
-  return a->slot[leaf->leaf_index] < a->b->cols[leaf->leaf_index].nlevels;
-}
-
-/* Consumes one slot of every selected leaf under n (n null or empty here). */
-static bool skip(asm_t *a, const pq_node_t *n) {
-  if (!n->is_group) {
-    if (!leaf_selected(a, n)) return true;
-    const m2d_column_t *c = &a->b->cols[n->leaf_index];
-    if (a->slot[n->leaf_index] >= c->nlevels) return corrupt(a);
-    size_t s = a->slot[n->leaf_index]++;
-    if (c->max_def == 0 || c->def[s] == c->max_def) a->val[n->leaf_index]++;
-    return true;
-  }
-  for (int i = 0; i < n->nchildren; i++)
-    if (!skip(a, n->children[i])) return false;
-  return true;
-}
-
-/* Consumes a leaf's (non-null) value. */
-static bool take(asm_t *a, const pq_node_t *l, const uint8_t **v, size_t *len) {
-  const m2d_column_t *c = &a->b->cols[l->leaf_index];
-  size_t vi = a->val[l->leaf_index]++;
-  a->slot[l->leaf_index]++;
-  if (vi >= c->nvalues)
-    return m2d_error_set(a->err, M2D_ERR_FORMAT, 0, "corrupt column: fewer values than its levels define");
-  *v = c->type == M2D_COL_BYTES ? m2d_column_bytes_at(c, vi, len) : m2d_column_fixed_at(c, vi);
-  if (c->type != M2D_COL_BYTES) *len = m2d_col_type_width(c->type, c->fixed_len);
-  return true;
-}
 
 static void put_null(asm_t *a, bson_t *out, const char *key, const char *path, int how) {
   if (!out) return;
@@ -208,7 +156,7 @@ static bool leaf(asm_t *a, const pq_node_t *l, const json_t *type, const json_t 
                  const char *key, const char *path) {
   const uint8_t *v;
   size_t len;
-  if (!take(a, l, &v, &len)) return false;
+  if (!pq_dremel_take(&a->d, l, &v, &len, a->err)) return false;
   if (!out) return true;
   const char *t = json_string_value(type);
   if (!t) {
@@ -332,7 +280,7 @@ static bool struct_value(asm_t *a, const pq_node_t *g, const json_t *type, const
       snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", name);
       int at = -1;
       for (int c = 0; c < g->nchildren; c++) /* the last of equal names, as a JSON object keeps it */
-        if (node_selected(a, g->children[c]) && strcmp(g->children[c]->name, name) == 0) at = c;
+        if (pq_dremel_node_selected(&a->d, g->children[c]) && strcmp(g->children[c]->name, name) == 0) at = c;
       if (at >= 0 && !done[at]) {
         done[at] = true;
         ok = value(a, g->children[at], json_object_get(f, "type"), json_object_get(f, "metadata"), 0, co, name, sub,
@@ -343,7 +291,7 @@ static bool struct_value(asm_t *a, const pq_node_t *g, const json_t *type, const
       if (!ok) break;
     }
   for (int c = 0; ok && c < g->nchildren; c++) /* fields the table has no column for: walked past */
-    if (!done[c] && node_selected(a, g->children[c]))
+    if (!done[c] && pq_dremel_node_selected(&a->d, g->children[c]))
       ok = value(a, g->children[c], NULL, NULL, 0, NULL, "", "", AS_FIELD, nest + 1);
   if (done != few) free(done);
   if (co) rb_result(a, m2d_rb_append_unknown_rescued(&a->rb, co, fields, path));
@@ -394,11 +342,11 @@ static json_t *bson_json(bson_iter_t *it) {
 /* The name of a map entry's key, as m2d_row_to_bson names it from the JSON form. */
 static bool map_key(asm_t *a, const pq_node_t *k, const json_t *key_type, bool as_object, char **name) {
   *name = NULL;
-  const pq_node_t *l = first_leaf(a, k);
+  const pq_node_t *l = pq_dremel_first_leaf(&a->d, k);
   if (!l) return true;
-  if (!has_slot(a, l)) return corrupt(a);
-  if (def_at(a, l) < k->max_def) {
-    if (!skip(a, k)) return false;
+  if (!pq_dremel_has_slot(&a->d, l)) return corrupt(a);
+  if (pq_dremel_def_at(&a->d, l) < k->max_def) {
+    if (!pq_dremel_skip(&a->d, k, a->err)) return false;
     *name = strdup("null");
     return true;
   }
@@ -414,7 +362,7 @@ static bool map_key(asm_t *a, const pq_node_t *k, const json_t *key_type, bool a
   }
   const uint8_t *v;
   size_t len;
-  if (!take(a, k, &v, &len)) return false;
+  if (!pq_dremel_take(&a->d, k, &v, &len, a->err)) return false;
   if (as_object) {
     size_t slen;
     if (!string_value(a, k, v, len, &slen)) return true;
@@ -438,7 +386,7 @@ static bool map_key(asm_t *a, const pq_node_t *k, const json_t *key_type, bool a
 static bool repeated(asm_t *a, const pq_node_t *r, const pq_node_t *elem, bool is_map, const json_t *type,
                      const json_t *meta, int depth, bson_t *out, const char *key, const char *path, int nest) {
   if (nest > 128) return m2d_error_set(a->err, M2D_ERR_FORMAT, 0, "nesting too deep");
-  const pq_node_t *l = first_leaf(a, r);
+  const pq_node_t *l = pq_dremel_first_leaf(&a->d, r);
   bool map_object = is_map && !r->children[0]->is_group &&
                     (r->children[0]->logical.kind == PQ_LT_STRING ||
                      (r->children[0]->has_converted && r->children[0]->converted == PQ_CT_UTF8));
@@ -454,8 +402,8 @@ static bool repeated(asm_t *a, const pq_node_t *r, const pq_node_t *elem, bool i
     }
   }
   bool ok = true;
-  if (def_at(a, l) < r->max_def) { /* an empty list or map */
-    ok = skip(a, r);
+  if (pq_dremel_def_at(&a->d, l) < r->max_def) { /* an empty list or map */
+    ok = pq_dremel_skip(&a->d, r, a->err);
   } else {
     const json_t *et = json_object_get(type, is_map ? "valueType" : "elementType");
     for (size_t idx = 0; ok; idx++) {
@@ -465,12 +413,12 @@ static bool repeated(asm_t *a, const pq_node_t *r, const pq_node_t *elem, bool i
       if (is_map) {
         const pq_node_t *k = r->children[0], *v = r->children[1];
         char *name = NULL;
-        ok = node_selected(a, k) ? map_key(a, k, json_object_get(type, "keyType"), map_object, &name) : (bool)(name = strdup(map_object ? "" : "null"));
+        ok = pq_dremel_node_selected(&a->d, k) ? map_key(a, k, json_object_get(type, "keyType"), map_object, &name) : (bool)(name = strdup(map_object ? "" : "null"));
         if (ok && !name && co) vbad(a, path, "unreadable map key");
         if (ok && map_object) snprintf(sub, sizeof sub, "%s.%s", path, name ? name : "");
         else if (ok) snprintf(sub, sizeof sub, "%s", path);
         bson_t *dst = name ? co : NULL;
-        if (ok && node_selected(a, v)) ok = value(a, v, et, meta, depth + 1, dst, name ? name : "", sub, AS_MAPV, nest + 1);
+        if (ok && pq_dremel_node_selected(&a->d, v)) ok = value(a, v, et, meta, depth + 1, dst, name ? name : "", sub, AS_MAPV, nest + 1);
         else if (ok) put_null(a, dst, name ? name : "", sub, AS_MAPV);
         free(name);
       } else if (elem == r) { /* the repeated node is the element itself */
@@ -485,8 +433,8 @@ static bool repeated(asm_t *a, const pq_node_t *r, const pq_node_t *elem, bool i
       } else {
         ok = value(a, elem, et, meta, depth + 1, co, ik, sub, AS_ELEM, nest + 1);
       }
-      if (!ok || !has_slot(a, l)) break;
-      if (a->b->cols[l->leaf_index].rep[a->slot[l->leaf_index]] < r->max_rep) break; /* another list starts */
+      if (!ok || !pq_dremel_has_slot(&a->d, l)) break;
+      if (a->d.cols[l->leaf_index].rep[a->d.slot[l->leaf_index]] < r->max_rep) break; /* another list starts */
     }
   }
   if (co && !(is_map ? bson_append_document_end(out, co) : bson_append_array_end(out, co))) vbad(a, path, "document too large");
@@ -496,15 +444,15 @@ static bool repeated(asm_t *a, const pq_node_t *r, const pq_node_t *elem, bool i
 static bool value(asm_t *a, const pq_node_t *n, const json_t *type, const json_t *meta, int depth, bson_t *out,
                   const char *key, const char *path, int how, int nest) {
   if (nest > 128) return m2d_error_set(a->err, M2D_ERR_FORMAT, 0, "nesting too deep");
-  const pq_node_t *l = first_leaf(a, n);
+  const pq_node_t *l = pq_dremel_first_leaf(&a->d, n);
   if (!l) {
     put_null(a, out, key, path, how);
     return true;
   }
-  if (!has_slot(a, l)) return corrupt(a);
+  if (!pq_dremel_has_slot(&a->d, l)) return corrupt(a);
   if (n->repetition == PQ_REPEATED) return repeated(a, n, n, false, type, meta, depth, out, key, path, nest);
-  if (def_at(a, l) < n->max_def) {
-    if (!skip(a, n)) return false;
+  if (pq_dremel_def_at(&a->d, l) < n->max_def) {
+    if (!pq_dremel_skip(&a->d, n, a->err)) return false;
     put_null(a, out, key, path, how);
     return true;
   }
@@ -524,19 +472,6 @@ typedef struct {
   bool stopped;
 } scan_t;
 
-/* LogicalTypes.md: a MAP's key field is required (as parquet/json_rows refuses it). */
-static bool check_maps(const pq_node_t *n, m2d_error_t *err) {
-  bool map = n->logical.kind == PQ_LT_MAP || (n->has_converted && n->converted == PQ_CT_MAP);
-  if (map && n->nchildren == 1 && n->children[0]->is_group && n->children[0]->nchildren >= 1 &&
-      n->children[0]->children[0]->repetition != PQ_REQUIRED)
-    return m2d_error_set(err, M2D_ERR_FORMAT, 0,
-                         "invalid schema: the keys of map '%s' are not required (LogicalTypes.md: MAP keys must be "
-                         "required)",
-                         n->name);
-  for (int i = 0; i < n->nchildren; i++)
-    if (!check_maps(n->children[i], err)) return false;
-  return true;
-}
 
 /* One row: the table's columns in its order, the constants of the file, then the rescued
  * values of fields the table has no column for. */
@@ -551,12 +486,12 @@ static bool row(asm_t *a, const json_t *schema, const int *at, json_t **consts, 
     if (at[i] < 0 || strcmp(b->fields[at[i]].name, RESCUE) != 0) continue;
     const pq_node_t *n = b->fields[at[i]].node;
     const char *r = json_string_value(consts[at[i]]);
-    const pq_node_t *l = n ? first_leaf(a, n) : NULL;
-    if (l && !has_slot(a, l)) return corrupt(a);
-    if (l && !n->is_group && n->repetition != PQ_REPEATED && def_at(a, l) == n->max_def) {
+    const pq_node_t *l = n ? pq_dremel_first_leaf(&a->d, n) : NULL;
+    if (l && !pq_dremel_has_slot(&a->d, l)) return corrupt(a);
+    if (l && !n->is_group && n->repetition != PQ_REPEATED && pq_dremel_def_at(&a->d, l) == n->max_def) {
       const uint8_t *v;
       size_t len, slen;
-      if (!take(a, n, &v, &len)) return false;
+      if (!pq_dremel_take(&a->d, n, &v, &len, a->err)) return false;
       r = is_string_leaf(n) && string_value(a, n, v, len, &slen) ? (const char *)a->text.data : NULL;
     } else if (n && !value(a, n, NULL, NULL, 0, NULL, "", "", AS_FIELD, 0)) {
       return false;
@@ -594,11 +529,9 @@ static bool on_batch(const delta_batch_t *b, void *ud, m2d_error_t *err) {
   int *at = calloc(nf + 1, sizeof *at);
   json_t **consts = calloc((size_t)b->nfields + 1, sizeof *consts);
   asm_t a = {.b = b, .err = err};
-  a.slot = calloc((size_t)b->schema->nleaves + 1, sizeof *a.slot);
-  a.val = calloc((size_t)b->schema->nleaves + 1, sizeof *a.val);
+  bool ok = pq_dremel_init(&a.d, b->cols, b->selected, b->schema->nleaves, err);
   m2d_buf_init(&a.text, (size_t)1 << 31);
-  bool ok = at && consts && a.slot && a.val;
-  if (!ok) m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  if (ok && !(at && consts)) ok = m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
   for (size_t i = 0; ok && i < nf; i++) {
     const char *name = json_string_value(json_object_get(json_array_get(fields, i), "name"));
     at[i] = -1;
@@ -609,16 +542,16 @@ static bool on_batch(const delta_batch_t *b, void *ud, m2d_error_t *err) {
   for (int k = 0; ok && k < b->nfields; k++)
     if (!b->fields[k].node && b->fields[k].literal)
       consts[k] = json_loads(b->fields[k].literal, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-  if (ok && b->row_group == 0) ok = check_maps(b->schema->root, err);
-  const pq_node_t *first = first_leaf(&a, b->schema->root);
+  if (ok && b->row_group == 0) ok = pq_check_maps(b->schema->root, err);
+  const pq_node_t *first = pq_dremel_first_leaf(&a.d, b->schema->root);
   bson_t doc;
   for (int64_t r = 0; ok && r < b->nrows; r++) {
-    if (first && !has_slot(&a, first)) {
+    if (first && !pq_dremel_has_slot(&a.d, first)) {
       ok = m2d_error_set(err, M2D_ERR_FORMAT, 0, "row group %d ends before its %lld rows", b->row_group, (long long)b->nrows);
       break;
     }
     const m2d_column_t *fc = first ? &b->cols[first->leaf_index] : NULL;
-    if (fc && fc->max_rep > 0 && fc->rep[a.slot[first->leaf_index]] != 0) {
+    if (fc && fc->max_rep > 0 && fc->rep[a.d.slot[first->leaf_index]] != 0) {
       ok = m2d_error_set(err, M2D_ERR_FORMAT, 0, "corrupt column: a row starts with a repetition level above 0");
       break;
     }
@@ -634,8 +567,7 @@ static bool on_batch(const delta_batch_t *b, void *ud, m2d_error_t *err) {
   for (int k = 0; consts && k < b->nfields; k++) json_decref(consts[k]);
   free(consts);
   free(at);
-  free(a.slot);
-  free(a.val);
+  pq_dremel_free(&a.d);
   m2d_buf_free(&a.text);
   return ok && !s->stopped;
 }

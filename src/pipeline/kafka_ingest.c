@@ -73,9 +73,9 @@ static bool idle_enough(const ki_t *k) {
   double quiet = now_s() - k->last_activity;
   bool holds = false;
   for (int i = 0; i < k->nparts && !holds; i++) holds = k->parts[i].assigned;
-  if (holds) return quiet >= k->o->stop_when_idle_s;
+  if (holds) return quiet >= k->o->tables.stop_when_idle_s;
   int session_ms = k->o->session_timeout_ms > 0 ? k->o->session_timeout_ms : 10000;
-  double wait = k->o->stop_when_idle_s + 3.0 * session_ms / 1000.0;
+  double wait = k->o->tables.stop_when_idle_s + 3.0 * session_ms / 1000.0;
   if (quiet < wait) return false;
   m2d_info("no partition was assigned to this instance in %.0f s; stopping (--stop-when-idle)", quiet);
   return true;
@@ -127,10 +127,11 @@ static bool open_tables(ki_t *k, m2d_error_t *err) {
   m2d_table_writer_destroy(k->log);
   k->log = NULL;
   bool ok = true;
-  if (o->mirror) ok = (k->mirror = m2d_mirror_open(&k->mirror_options, err)) && m2d_mirror_build_index(k->mirror, err);
-  if (ok && o->changelog) {
-    m2d_table_writer_options_t lo = {.table = o->changelog_table, .codec = o->codec, .level = o->level,
-                                     .target_file_size = o->target_file_size};
+  const m2d_stream_tables_t *t = &o->tables;
+  if (t->mirror) ok = (k->mirror = m2d_mirror_open(&k->mirror_options, err)) && m2d_mirror_build_index(k->mirror, err);
+  if (ok && t->changelog) {
+    m2d_table_writer_options_t lo = {.table = t->changelog_table, .codec = t->codec, .level = t->level,
+                                     .target_file_size = t->target_file_size};
     ok = (k->log = m2d_table_writer_open(&lo, err)) != NULL;
   }
   for (int i = 0; ok && i < k->nparts; i++) {
@@ -452,16 +453,17 @@ static void update_lag(ki_t *k) {
 bool m2d_kafka_ingest_run(const m2d_kafka_ingest_options_t *o, m2d_kafka_ingest_summary_t *sum, m2d_error_t *err) {
   memset(sum, 0, sizeof *sum);
   ki_t k = {.o = o, .sum = sum};
-  k.mirror_options = (m2d_mirror_options_t){.table = o->table, .rewrite = o->rewrite, .soft_delete = o->soft_delete,
-                                            .change_data_feed = o->change_data_feed, .codec = o->codec,
-                                            .level = o->level};
-  k.cap = o->max_batch > 0 ? o->max_batch : 1000;
+  const m2d_stream_tables_t *t = &o->tables;
+  k.mirror_options = (m2d_mirror_options_t){.table = t->table, .rewrite = t->rewrite, .soft_delete = t->soft_delete,
+                                            .change_data_feed = t->change_data_feed, .codec = t->codec,
+                                            .level = t->level};
+  k.cap = o->tables.max_batch > 0 ? o->tables.max_batch : 1000;
   k.ev = calloc((size_t)k.cap + 1, sizeof *k.ev);
   k.evpart = calloc((size_t)k.cap + 1, sizeof *k.evpart);
   k.evoff = calloc((size_t)k.cap + 1, sizeof *k.evoff);
   bool ok = (k.ev && k.evpart && k.evoff) || m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
-  if (ok && o->metrics_port >= 0) {
-    ok = (k.metrics = m2d_metrics_start(NULL, o->metrics_port, err)) != NULL;
+  if (ok && o->tables.metrics_port >= 0) {
+    ok = (k.metrics = m2d_metrics_start(NULL, o->tables.metrics_port, err)) != NULL;
     if (ok) {
       m2d_info("metrics (Prometheus text) on http://127.0.0.1:%d/metrics", m2d_metrics_port(k.metrics));
       m2d_metrics_counter_add(k.metrics, METRIC_BATCHES, "micro-batches committed", NULL, 0);
@@ -482,7 +484,7 @@ bool m2d_kafka_ingest_run(const m2d_kafka_ingest_options_t *o, m2d_kafka_ingest_
   if (ok) ok = m2d_kafka_consumer_subscribe(k.rk, o->topics, o->ntopics, o->topic_pattern, err);
   double last_lag = 0;
   k.last_activity = now_s();
-  int latency = o->max_latency_ms > 0 ? o->max_latency_ms : 1000;
+  int latency = o->tables.max_latency_ms > 0 ? o->tables.max_latency_ms : 1000;
   while (ok && !stopping(&k)) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(k.rk, 100);
     if (k.failed) {
@@ -508,12 +510,12 @@ bool m2d_kafka_ingest_run(const m2d_kafka_ingest_options_t *o, m2d_kafka_ingest_
     if (m) rd_kafka_message_destroy(m);
     if (!ok) break;
     if (k.nrec && (k.nrec >= k.cap || (now_s() - k.batch_start) * 1000 >= latency)) ok = flush(&k, err);
-    if (ok && k.nrec == 0 && o->compact_every > 0 && k.since_compaction >= o->compact_every) compact(&k);
+    if (ok && k.nrec == 0 && o->tables.compact_every > 0 && k.since_compaction >= o->tables.compact_every) compact(&k);
     if (k.metrics && now_s() - last_lag >= 1) {
       update_lag(&k);
       last_lag = now_s();
     }
-    if (o->stop_when_idle_s > 0 && k.nrec == 0 && idle_enough(&k)) break;
+    if (o->tables.stop_when_idle_s > 0 && k.nrec == 0 && idle_enough(&k)) break;
   }
   if (ok && !k.failed) ok = flush(&k, err); /* the batch in hand, also on SIGINT/SIGTERM */
   if (k.rk) {

@@ -25,8 +25,8 @@
 #define M2D_PIPELINE_KAFKA_INGEST_H
 
 #include "core/error.h"
-#include "parquet/format.h"
 #include "pipeline/change_record.h"
+#include "pipeline/stream_tables.h"
 
 #include <signal.h>
 #include <stdint.h>
@@ -41,18 +41,7 @@ typedef struct {
   m2d_record_format_t format;
   const char *dead_letter_topic; /* NULL: a bad record stops the run */
   bool start_latest;           /* a partition the table holds nothing of starts at its end (else its beginning) */
-  const char *table;           /* the mirror (mirror, both) */
-  const char *changelog_table; /* the change log (changelog, both) */
-  bool mirror, changelog;
-  bool rewrite, soft_delete, change_data_feed;
-  pq_codec_t codec;
-  int level;
-  uint64_t target_file_size;
-  int max_batch;               /* records per commit, default 1000 */
-  int max_latency_ms;          /* default 1000 */
-  int stop_when_idle_s;        /* 0: run until stopped */
-  int compact_every;           /* batches between compactions, 0: never */
-  int metrics_port;            /* -1: none, 0: any free port */
+  m2d_stream_tables_t tables;  /* which tables, merging, batching, compaction, metrics */
   int session_timeout_ms;      /* 0: 10000 */
   volatile sig_atomic_t *stop;
 } m2d_kafka_ingest_options_t;

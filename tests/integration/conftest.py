@@ -27,25 +27,96 @@ def m2d_bin():
 # malloc for counters" on stderr at load time. The counters are of no use here.
 os.environ.setdefault("MONGOC_DISABLE_SHM", "1")
 
+SANITIZER_EXIT = 86
 SANITIZER_ENV = {
     # a sanitizer report must never pass for an ordinary failure (exit 1)
-    "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:exitcode=86",
-    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=86",
+    "ASAN_OPTIONS": f"detect_leaks=1:halt_on_error=1:exitcode={SANITIZER_EXIT}",
+    "UBSAN_OPTIONS": f"print_stacktrace=1:halt_on_error=1:exitcode={SANITIZER_EXIT}",
 }
+# What AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer print.
+SANITIZER_REPORT = re.compile(r"(Address|Leak|UndefinedBehavior|Thread|Memory)Sanitizer|runtime error:")
 
 
-def run_m2d(*args, timeout=120, check=False, **kw):
+def check_sanitizers(returncode, stderr, what="mongo2delta"):
+    """Fails the test when a process exited with the sanitizers' status or its stderr holds a
+    sanitizer report, whatever exit the test itself expects (a report is never a clear error).
+    stderr may be None (not captured), bytes or text."""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode(errors="replace")
+    if returncode == SANITIZER_EXIT or (stderr and SANITIZER_REPORT.search(stderr)):
+        pytest.fail(f"{what}: sanitizer report (exit {returncode}):\n{(stderr or '')[-3000:]}", pytrace=False)
+
+
+def m2d_env(env=None):
+    """The environment mongo2delta runs in under test: this process's, the sanitizer options, env
+    (whose keys win)."""
+    out = dict(os.environ, **SANITIZER_ENV)
+    out.update(env or {})
+    return out
+
+
+def run_m2d(*args, timeout=120, check=False, binary=None, **kw):
     """Runs mongo2delta with args; returns the CompletedProcess (text mode). Fails the test on
-    any sanitizer report."""
-    env = dict(os.environ, **SANITIZER_ENV, **kw.pop("env", {}))
-    proc = subprocess.run([m2d_bin(), *map(str, args)], capture_output=True, text=True,
+    any sanitizer report, also when the test expects a failure; check=True fails it on any exit
+    but 0. binary: another build (default M2D_BIN)."""
+    env = m2d_env(kw.pop("env", None))
+    proc = subprocess.run([binary or m2d_bin(), *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=env, **kw)
-    assert "Sanitizer" not in proc.stderr and "runtime error:" not in proc.stderr, proc.stderr[-3000:]
-    assert proc.returncode != 86, proc.stderr[-3000:]
+    check_sanitizers(proc.returncode, proc.stderr)
     if check and proc.returncode != 0:
         raise AssertionError(f"mongo2delta {' '.join(map(str, args))} exited {proc.returncode}:\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+class M2DProcess(subprocess.Popen):
+    """mongo2delta in the background (start_m2d): a Popen whose wait(), poll() and communicate()
+    fail the test on a sanitizer report (the sanitizers' exit status, or a report in the stderr
+    communicate() reads). A process the test kills (-9) or stops is not a report."""
+
+    _reading = False  # inside communicate(), which checks with the stderr it read
+
+    def wait(self, timeout=None):
+        rc = super().wait(timeout=timeout)
+        if not self._reading:
+            check_sanitizers(rc, None)
+        return rc
+
+    def poll(self):
+        rc = super().poll()
+        if rc is not None:
+            check_sanitizers(rc, None)
+        return rc
+
+    def communicate(self, input=None, timeout=None):
+        self._reading = True
+        try:
+            out, err = super().communicate(input=input, timeout=timeout)
+        finally:
+            self._reading = False
+        check_sanitizers(self.returncode, err)
+        return out, err
+
+
+def start_m2d(*args, env=None, binary=None, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw):
+    """Starts mongo2delta with args in the background (the sanitizer options set, env added);
+    returns an M2DProcess. By default stdout is dropped and stderr is a pipe, read when it ends
+    (`_, err = proc.communicate(timeout=...)`)."""
+    return M2DProcess([binary or m2d_bin(), *map(str, args)], stdout=stdout, stderr=stderr, text=text,
+                      env=m2d_env(env), **kw)
+
+
+def stop_child(proc, timeout=30):
+    """Stops a test server started as a child: SIGTERM, then SIGKILL after timeout seconds.
+    Returns its exit status (None when it was never started)."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+    return proc.returncode if proc else None
 
 
 class MongoTestServer:
@@ -77,14 +148,7 @@ class MongoTestServer:
         return pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=10000)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait()
-        return self.proc.returncode if self.proc else None
+        return stop_child(self.proc)
 
 
 @pytest.fixture(scope="session")
@@ -162,14 +226,7 @@ class S3TestServer:
                                           connect_timeout=5, read_timeout=60))
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait()
-        return self.proc.returncode if self.proc else None
+        return stop_child(self.proc)
 
 
 class S3Bucket:
@@ -295,14 +352,7 @@ class GcsTestServer:
             return e.code, e.read()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait()
-        return self.proc.returncode if self.proc else None
+        return stop_child(self.proc)
 
 
 # Credentials a test machine may have set: a test sees none of them unless it sets them itself.
@@ -447,14 +497,7 @@ class AzureTestServer:
         return AzureBlobClient(self.endpoint, self.ACCOUNT, self.KEY)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait()
-        return self.proc.returncode if self.proc else None
+        return stop_child(self.proc)
 
 
 class AzureContainer:
@@ -604,14 +647,7 @@ class KafkaTestServer:
         return sorted(out, key=lambda r: (r[0], r[1]))
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait()
-        return self.proc.returncode if self.proc else None
+        return stop_child(self.proc, timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -620,3 +656,8 @@ def kafka():
     server = KafkaTestServer().start()
     yield server
     server.stop()
+
+
+# Spark, for every test of this folder (a fixture imported into conftest is registered once, for
+# the whole folder; pytest refuses `pytest_plugins` in a conftest below the rootdir).
+from spark_fixture import spark  # noqa: E402,F401

@@ -2,13 +2,16 @@
 jars come from the project's Maven cache (.cache/jars/delta), handed over with spark.jars, so
 Spark resolves nothing itself. So do the Hadoop S3A connector and the AWS SDK v2 modules it
 loads (.cache/jars/s3a), for tables on an S3 test server: spark_s3_conf points the session at
-one."""
+one.
+
+conftest imports the fixture, so every test here can take `spark` without importing it."""
 import glob
 import os
+import pathlib
 
 import pytest
 
-from conftest import ROOT
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # as conftest's (not imported: conftest imports this)
 
 S3A_FS = "org.apache.hadoop.fs.s3a.S3AFileSystem"
 

@@ -6,13 +6,12 @@ import time
 
 from bson import Timestamp
 
-from conftest import MongoTestServer, m2d_bin
+from conftest import MongoTestServer, start_m2d
 
 
 def watch(uri, db, coll, n, timeout=30):
-    return subprocess.Popen([m2d_bin(), "watch", "--uri", uri, "--db", db, "--collection", coll,
-                             "--max-events", str(n), "--timeout", str(timeout)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_m2d("watch", "--uri", uri, "--db", db, "--collection", coll, "--max-events", n, "--timeout", timeout,
+                     stdout=subprocess.PIPE)
 
 
 def wait_until_watching(proc):

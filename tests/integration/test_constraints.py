@@ -8,16 +8,12 @@ import json
 import subprocess
 
 import pytest
-from bson import Int64, json_util
+from bson import Int64
 from deltalake import DeltaTable
 
 from conftest import run_m2d
-from spark_fixture import spark  # noqa: F401  (fixture)
+from delta_log import write_json
 from test_sync import settle, spawn_m2d
-
-
-def write_json(path, docs):
-    path.write_text("".join(json_util.dumps(d, json_options=json_util.CANONICAL_JSON_OPTIONS) + "\n" for d in docs))
 
 
 def version(table):

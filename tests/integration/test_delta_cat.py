@@ -10,7 +10,6 @@ from deltalake import DeltaTable
 
 from conftest import TESTDATA, run_m2d
 from parquet_jsonform import parsed_rows, table_rows
-from spark_fixture import spark  # noqa: F401  (fixture)
 from test_delta_inspect import DELTA_RS, REJECT, SPARK, CANONICALIZED
 
 GOLDEN = TESTDATA / "delta-golden"

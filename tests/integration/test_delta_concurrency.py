@@ -14,8 +14,8 @@ import pytest
 from bson import json_util
 from deltalake import DeltaTable
 
-from conftest import SANITIZER_ENV, m2d_bin, run_m2d
-from spark_fixture import spark  # noqa: F401  (fixture)
+import delta_log
+from conftest import run_m2d, start_m2d
 
 WRITERS = 4
 FILES = 50          # per writer; one commit each
@@ -58,9 +58,7 @@ def make_inputs(root, writers, files, extra=lambda w, f: False):
 
 def race(root, table, writers):
     """Starts one load per writer folder at once; returns their (returncode, stderr)."""
-    env = dict(os.environ, **SANITIZER_ENV)
-    procs = [subprocess.Popen([m2d_bin(), "load", "--input", str(root / f"w{w}"), "--table", str(table)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    procs = [start_m2d("load", "--input", root / f"w{w}", "--table", table, stdout=subprocess.PIPE)
              for w in range(writers)]
     out = []
     try:
@@ -76,18 +74,6 @@ def race(root, table, writers):
         assert "Sanitizer" not in err and "runtime error:" not in err, err[-3000:]
         assert rc == 0, err[-3000:]
     return out
-
-
-def read_log(table):
-    """{version: [actions]} of every JSON commit, and the sorted checkpoint versions."""
-    log = table / "_delta_log"
-    commits, checkpoints = {}, []
-    for name in os.listdir(log):
-        if name.endswith(".json") and name[:20].isdigit() and len(name) == 25:
-            commits[int(name[:20])] = [json.loads(line) for line in (log / name).read_text().splitlines() if line]
-        elif name.endswith(".checkpoint.parquet"):
-            checkpoints.append(int(name[:20]))
-    return commits, sorted(checkpoints)
 
 
 def sources_by_version(commits):
@@ -110,17 +96,17 @@ def ids_upto(by_version, ids, v):
 def check_checkpoints(table, commits, checkpoints, by_version):
     """Every checkpoint holds protocol, metaData, and an add and a txn per file committed up to it."""
     for v in checkpoints:
-        t = pq.read_table(table / "_delta_log" / f"{v:020d}.checkpoint.parquet").to_pylist()
+        t = pq.read_table(delta_log.checkpoint_path(table, v)).to_pylist()
         adds = [r["add"]["path"] for r in t if r.get("add")]
         txns = {r["txn"]["appId"] for r in t if r.get("txn")}
         want_adds = sorted(a["add"]["path"] for ver in range(v + 1) for a in commits[ver] if "add" in a)
         assert sorted(adds) == want_adds, f"checkpoint {v}"
         assert txns == {"mongo2delta-load:" + by_version[ver] for ver in range(v + 1)}, f"checkpoint {v}"
         assert sum(1 for r in t if r.get("protocol")) == 1 and sum(1 for r in t if r.get("metaData")) == 1
-    last = json.loads((table / "_delta_log" / "_last_checkpoint").read_text())
+    last = delta_log.last_checkpoint(table)
     # the hint may lag when two writers checkpoint at once; it must name a whole checkpoint
     assert last["version"] in checkpoints
-    rows = pq.read_metadata(table / "_delta_log" / f"{last['version']:020d}.checkpoint.parquet").num_rows
+    rows = pq.read_metadata(delta_log.checkpoint_path(table, last["version"])).num_rows
     assert last["size"] == rows
 
 
@@ -135,7 +121,7 @@ def test_four_writers_append_to_one_table(tmp_path, spark):
         assert "checkpoint was not written" not in err, err
 
     total = WRITERS * FILES + 1
-    commits, checkpoints = read_log(table)
+    commits, checkpoints = delta_log.commits(table), delta_log.checkpoints(table)
     assert sorted(commits) == list(range(total)), "versions must be contiguous from 0"
     by_version = sources_by_version(commits)
     assert sorted(by_version.values()) == sorted(ids), "every file committed exactly once"
@@ -185,7 +171,7 @@ def test_writers_changing_the_schema_while_racing(tmp_path, spark):
     race(tmp_path, table, WRITERS)
 
     total = WRITERS * files + 1
-    commits, checkpoints = read_log(table)
+    commits, checkpoints = delta_log.commits(table), delta_log.checkpoints(table)
     assert sorted(commits) == list(range(total))
     by_version = sources_by_version(commits)
     assert sorted(by_version.values()) == sorted(ids)

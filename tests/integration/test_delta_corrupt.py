@@ -20,16 +20,12 @@ import bson
 import pytest
 from bson import json_util
 
+import delta_log
 from conftest import run_m2d
-from spark_fixture import spark  # noqa: F401  (fixture)
+from delta_log import file_bytes, write_json
 
 APP = "mongo2delta-load:"
 
-
-
-def write_json(path, docs):
-    path.write_text("".join(json_util.dumps(d) + "\n" for d in docs))
-    return os.path.realpath(path)
 
 
 def docs_of(k, n=3):
@@ -40,7 +36,7 @@ def make_table(root, files):
     """A table of `files` commits, one input file of 3 documents each (_id k*100+i)."""
     (root / "in").mkdir()
     for k in range(files):
-        write_json(root / "in" / f"f{k:03d}.json", docs_of(k))
+        write_json(root / "in" / f"f{k:03d}.json", docs_of(k), canonical=False)
     table = root / "table"
     run_m2d("load", "--input", root / "in", "--table", table, check=True)
     return table
@@ -50,17 +46,6 @@ def ids_upto(version):
     return sorted(d["_id"] for k in range(version + 1) for d in docs_of(k))
 
 
-def snapshot(table):
-    """Every file under the table (hidden ones too) with its bytes."""
-    out = {}
-    for dirpath, _, files in os.walk(table):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, table)] = fh.read()
-    return out
-
-
 def cat_ids(table, *args):
     p = run_m2d("cat", "--table", table, *args)
     assert p.returncode == 0, p.stderr
@@ -68,14 +53,7 @@ def cat_ids(table, *args):
 
 
 def committed_sources(table):
-    out = []
-    for name in sorted(os.listdir(table / "_delta_log")):
-        if name.endswith(".json") and len(name) == 25:
-            for line in (table / "_delta_log" / name).read_text().splitlines():
-                a = json.loads(line)
-                if "txn" in a:
-                    out.append(a["txn"]["appId"][len(APP):])
-    return out
+    return [t["appId"][len(APP):] for t in delta_log.actions(table, "txn")]
 
 
 # --- a commit cut mid-line ------------------------------------------------------------------
@@ -89,8 +67,8 @@ def test_truncated_commit(tmp_path, cut):
     end = data.index(b"\n", second)
     commit.write_bytes(data[: (second + end) // 2])
     (tmp_path / "more").mkdir()
-    write_json(tmp_path / "more" / "new.json", docs_of(50))
-    before = snapshot(table)
+    write_json(tmp_path / "more" / "new.json", docs_of(50), canonical=False)
+    before = file_bytes(table)
 
     for args in (["cat", "--table", table], ["inspect", "--table", table], ["inspect", "--table", table, "--json"],
                  ["load", "--input", tmp_path / "more", "--table", table]):
@@ -99,7 +77,7 @@ def test_truncated_commit(tmp_path, cut):
         assert f"{commit.name}: line 2 is not a valid action" in p.stderr, (args, p.stderr)
         assert "the log is corrupt" in p.stderr
         assert p.stdout == ""
-    assert snapshot(table) == before, "a failed load must not write anything"
+    assert file_bytes(table) == before, "a failed load must not write anything"
 
     # the versions before the damaged one still read
     got, _ = cat_ids(table, "--version", cut - 1)
@@ -172,7 +150,7 @@ def test_last_checkpoint_that_does_not_match(tmp_path, checkpointed, case, spark
     hint = table / "_delta_log" / "_last_checkpoint"
     hint_before = hint.read_bytes() if hint.exists() else None
     (tmp_path / "more").mkdir()
-    write_json(tmp_path / "more" / "new.json", docs_of(12))
+    write_json(tmp_path / "more" / "new.json", docs_of(12), canonical=False)
     p = run_m2d("load", "--input", tmp_path / "more", "--table", table, check=True)
     assert "table version 12" in p.stderr
     assert (hint.read_bytes() if hint.exists() else None) == hint_before
@@ -186,14 +164,14 @@ def test_checkpoint_that_is_not_parquet(tmp_path, checkpointed):
     ck = table / "_delta_log" / f"{10:020d}.checkpoint.parquet"
     ck.write_bytes(ck.read_bytes()[:100])
     (tmp_path / "more").mkdir()
-    write_json(tmp_path / "more" / "new.json", docs_of(12))
-    before = snapshot(table)
+    write_json(tmp_path / "more" / "new.json", docs_of(12), canonical=False)
+    before = file_bytes(table)
     for args in (["cat", "--table", table], ["inspect", "--table", table],
                  ["load", "--input", tmp_path / "more", "--table", table]):
         p = run_m2d(*args)
         assert p.returncode == 1, (args, p.stderr)
         assert f"reading checkpoint 10: {ck}: not a Parquet file" in p.stderr, p.stderr
-    assert snapshot(table) == before
+    assert file_bytes(table) == before
     # versions before the checkpoint do not need it
     got, _ = cat_ids(table, "--version", 9)
     assert got == ids_upto(9)
@@ -203,7 +181,7 @@ def test_checkpoint_that_is_not_parquet(tmp_path, checkpointed):
 
 def test_missing_data_file(tmp_path):
     table = make_table(tmp_path, 3)
-    actions = [json.loads(line) for line in (table / "_delta_log" / f"{1:020d}.json").read_text().splitlines()]
+    actions = delta_log.commit(table, 1)
     (path,) = [a["add"]["path"] for a in actions if "add" in a]
     (table / path).unlink()
     p = run_m2d("cat", "--table", table)
@@ -218,12 +196,12 @@ def test_missing_data_file(tmp_path):
 def bad_json_inputs(folder):
     """a.json and c.json good; b.json's line 3 (of 5) cut short."""
     folder.mkdir()
-    a = write_json(folder / "a.json", docs_of(1))
+    a = write_json(folder / "a.json", docs_of(1), canonical=False)
     lines = [json_util.dumps(d) for d in docs_of(2, 5)]
     bad_line = lines[2][: len(lines[2]) // 2]
     lines[2] = bad_line
     (folder / "b.json").write_text("\n".join(lines) + "\n")
-    c = write_json(folder / "c.json", docs_of(3))
+    c = write_json(folder / "c.json", docs_of(3), canonical=False)
     return a, os.path.realpath(folder / "b.json"), c, bad_line
 
 
@@ -241,11 +219,11 @@ def test_bad_json_line_fails_its_file(tmp_path):
     parquet = [f for f in os.listdir(table) if f.endswith(".parquet") or f.startswith(".")]
     assert len(parquet) == 1, parquet  # no data file of b.json left behind
 
-    before = snapshot(table)
+    before = file_bytes(table)
     p = run_m2d("load", "--input", tmp_path / "in", "--table", table)
     assert p.returncode == 1 and f"{b}: line 3" in p.stderr
     assert "1 already loaded before" in p.stderr
-    assert snapshot(table) == before
+    assert file_bytes(table) == before
 
 
 def test_bad_json_line_with_rejects(tmp_path):

@@ -11,7 +11,6 @@ import pytest
 from deltalake import DeltaTable
 
 from conftest import TESTDATA, run_m2d
-from spark_fixture import spark  # noqa: F401  (fixture)
 
 GOLDEN = TESTDATA / "delta-golden"
 

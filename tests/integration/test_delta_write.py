@@ -12,9 +12,10 @@ import pytest
 from bson import json_util
 from deltalake import DeltaTable
 
+import delta_log
 from conftest import run_m2d
+from delta_log import write_json
 from parquet_jsonform import table_rows
-from spark_fixture import spark  # noqa: F401  (fixture)
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
@@ -63,10 +64,6 @@ def normalize(rows):
             r["_rescued_data"] = json_util.loads(r["_rescued_data"])
         out[r["_id"]] = r
     return out
-
-
-def write_json(path, docs):
-    path.write_text("".join(json_util.dumps(d, json_options=json_util.CANONICAL_JSON_OPTIONS) + "\n" for d in docs))
 
 
 def write_bson(path, docs):
@@ -143,9 +140,8 @@ def test_schema_evolution_is_recorded(history):
 
 def test_checkpoint_every_ten_commits(history, tmp_path, spark):
     table, versions, _ = history
-    log = table / "_delta_log"
-    assert json.loads((log / "_last_checkpoint").read_text())["version"] == 10
-    cp = pq.read_table(log / "00000000000000000010.checkpoint.parquet")
+    assert delta_log.last_checkpoint(table)["version"] == 10
+    cp = pq.read_table(delta_log.checkpoint_path(table, 10))
     adds = [a for a in cp.column("add").to_pylist() if a is not None]
     assert len(adds) == 11  # one data file per commit 0..10
     proto = [p for p in cp.column("protocol").to_pylist() if p is not None]
@@ -159,7 +155,7 @@ def test_checkpoint_every_ten_commits(history, tmp_path, spark):
     t = tmp_path / "t"
     shutil.copytree(table, t)
     for v in range(11):
-        (t / "_delta_log" / f"{v:020d}.json").unlink()
+        delta_log.commit_path(t, v).unlink()
     assert normalize(table_rows(DeltaTable(str(t)).to_pyarrow_table())) == versions[11]
     assert normalize(table_rows(spark.read.format("delta").load(str(t)).toArrow())) == versions[11]
     assert normalize(cat_rows(t)) == versions[11]
@@ -254,7 +250,7 @@ def test_partition_by_a_document_is_refused(tmp_path):
     write_json(src, [{"_id": 1, "sub": {"a": 1}}])
     p = run_m2d("load", "--input", src, "--table", tmp_path / "t", "--partition-by", "sub")
     assert p.returncode == 2 and "cannot partition by 'sub'" in p.stderr
-    assert not (tmp_path / "t" / "_delta_log").exists() or not list((tmp_path / "t" / "_delta_log").glob("*.json"))
+    assert delta_log.versions(tmp_path / "t") == []
 
 
 def test_tables_with_features_the_writer_does_not_keep_are_refused(tmp_path):
@@ -280,13 +276,12 @@ def test_tables_with_features_the_writer_does_not_keep_are_refused(tmp_path):
     for name, (protocol, feature) in cases.items():
         table = tmp_path / name
         run_m2d("load", "--input", src, "--table", table, check=True)
-        log = table / "_delta_log"
-        (log / f"{1:020d}.json").write_text(json.dumps({"protocol": protocol}) + "\n")
+        delta_log.commit_path(table, 1).write_text(json.dumps({"protocol": protocol}) + "\n")
         p = run_m2d("load", "--input", more, "--table", table)
         if feature:
             assert p.returncode == 1, (name, p.stderr)
             assert feature in p.stderr and "write to a new table" in p.stderr, p.stderr
-            assert sorted(f.name for f in log.glob("*.json")) == [f"{0:020d}.json", f"{1:020d}.json"]
+            assert delta_log.versions(table) == [0, 1]
         else:
             assert p.returncode == 0, p.stderr
             assert sorted(r["_id"] for r in DeltaTable(str(table)).to_pyarrow_table().to_pylist()) == [1, 2]

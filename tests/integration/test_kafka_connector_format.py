@@ -28,6 +28,7 @@ from bson.timestamp import Timestamp
 from deltalake import DeltaTable
 
 from bson_mapping import check_row, check_table
+import delta_log
 from conftest import run_m2d
 from parquet_jsonform import table_rows
 
@@ -340,12 +341,7 @@ def changelog_rows(log):
 
 def field_metadata(table):
     """name -> metadata of the table's top-level fields, from its newest metaData action."""
-    schema = None
-    for f in sorted((table / "_delta_log").glob("*.json")):
-        for line in f.read_text().splitlines():
-            a = json.loads(line)
-            if "metaData" in a:
-                schema = json.loads(a["metaData"]["schemaString"])
+    schema = json.loads(delta_log.actions(table, "metaData")[-1]["schemaString"])
     return {f["name"]: f.get("metadata", {}) for f in schema["fields"]}
 
 

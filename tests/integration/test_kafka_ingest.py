@@ -7,7 +7,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import time
 import uuid
 
@@ -15,9 +14,9 @@ import pytest
 from deltalake import DeltaTable
 
 from bson_mapping import check_table
-from conftest import SANITIZER_ENV, m2d_bin, run_m2d
+import delta_log
+from conftest import run_m2d, start_m2d
 from parquet_jsonform import table_rows
-from spark_fixture import spark  # noqa: F401  (fixture)
 from test_kafka_produce import seed, start_produce, wait_copied
 from test_sync import settle, workload
 
@@ -26,8 +25,7 @@ N_OPS_FAULTS = int(os.environ.get("M2D_KAFKA_INGEST_FAULT_OPS", "1500"))  # the 
 
 
 def spawn(args):
-    return subprocess.Popen([m2d_bin()] + [str(a) for a in args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, **SANITIZER_ENV))
+    return start_m2d(*args)
 
 
 def start_ingest(brokers, topic, group, table, log=None, *extra, idle=None):
@@ -63,13 +61,7 @@ def changelog(log):
 
 def txns(table):
     """appId -> version of the table's txn actions, as its log says (the newest per appId)."""
-    out = {}
-    for f in sorted((table / "_delta_log").glob("*.json")):
-        for line in f.read_text().splitlines():
-            a = json.loads(line)
-            if "txn" in a:
-                out[a["txn"]["appId"]] = a["txn"]["version"]
-    return out
+    return {t["appId"]: t["version"] for t in delta_log.actions(table, "txn")}
 
 
 def check_changelog(rows, initial_ids, done):
@@ -230,8 +222,7 @@ class LoggedIngest:
                 "--max-latency", "300", "--max-batch-docs", "300", "--compact-every", "5",
                 "--mode", "both", "--changelog-table", log]
         self.file = open(path, "w")
-        self.proc = subprocess.Popen([m2d_bin()] + [str(a) for a in args], stdout=subprocess.DEVNULL,
-                                     stderr=self.file, env=dict(os.environ, **SANITIZER_ENV))
+        self.proc = start_m2d(*args, stderr=self.file)
 
     def text(self):
         return self.path.read_text(errors="replace")

@@ -10,7 +10,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +19,7 @@ import bson
 import pytest
 from pymongo.errors import OperationFailure
 
-from conftest import SANITIZER_ENV, KafkaTestServer, MongoTestServer, m2d_bin, run_m2d
+from conftest import KafkaTestServer, MongoTestServer, m2d_bin, run_m2d, start_m2d
 from test_sync import free_port, settle, workload
 
 N_OPS = int(os.environ.get("M2D_KAFKA_OPS", "500"))
@@ -32,8 +31,7 @@ def start_produce(mongo, db, brokers, prefix, *extra, idle=None):
             *extra]
     if idle:
         args += ["--stop-when-idle", str(idle)]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, **SANITIZER_ENV))
+    return start_m2d(*args[1:], binary=args[0])
 
 
 def finish(proc, timeout=300):

@@ -23,7 +23,6 @@ from deltalake import DeltaTable
 from bson_mapping import check_table
 from conftest import run_m2d
 from parquet_jsonform import table_rows
-from spark_fixture import spark  # noqa: F401  (fixture)
 from test_kafka_ingest import finish, make_topic, spawn, txns
 from test_kafka_produce import finish as finish_produce, seed, start_produce, wait_copied
 from test_s3 import delta_rs, log_actions

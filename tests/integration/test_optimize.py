@@ -19,8 +19,9 @@ import pytest
 from bson import json_util
 from deltalake import DeltaTable
 
-from conftest import SANITIZER_ENV, TESTDATA, m2d_bin, run_m2d
-from spark_fixture import spark  # noqa: F401  (fixture)
+import delta_log
+from conftest import TESTDATA, run_m2d, start_m2d
+from delta_log import commit, data_files, latest_version
 
 GOLDEN = TESTDATA / "delta-golden"
 UTC = dt.timezone.utc
@@ -88,28 +89,6 @@ def spark_live_files(spark, table):
     return [(r.path, r.deletionVector is not None) for r in df.select("path", "deletionVector").collect()]
 
 
-def commit(table, version):
-    path = table / "_delta_log" / f"{version:020d}.json"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def latest_version(table):
-    return max(int(p.name[:20]) for p in (table / "_delta_log").glob("*.json"))
-
-
-def data_files(table):
-    return sorted(str(p.relative_to(table)) for p in table.rglob("*.parquet") if "_delta_log" not in p.parts)
-
-
-def logged_paths(table):
-    """Every path an add action of any JSON commit names."""
-    out = set()
-    for p in (table / "_delta_log").glob("*.json"):
-        for line in p.read_text().splitlines():
-            a = json.loads(line)
-            if "add" in a:
-                out.add(urllib.parse.unquote(a["add"]["path"]))
-    return out
 
 
 def pyarrow_rows(table, adds, partition_cols=()):
@@ -247,11 +226,10 @@ class DeltaLogReplay:
             return a["path"], dv.get("storageType"), dv.get("pathOrInlineDv"), dv.get("offset")
 
         files = {}
-        for p in sorted((self.table / "_delta_log").glob("*.json")):
-            if self.version is not None and int(p.name[:20]) > self.version:
+        for v, acts in delta_log.commits(self.table).items():
+            if self.version is not None and v > self.version:
                 break
-            for line in p.read_text().splitlines():
-                a = json.loads(line)
+            for a in acts:
                 if "add" in a:
                     files[key(a["add"])] = a["add"]
                 elif "remove" in a:
@@ -282,9 +260,8 @@ def wait_stopped(proc, timeout=120):
 
 def optimize_paused_before_commit(table):
     """optimize, stopped (SIGSTOP) right before it creates its commit file."""
-    env = dict(os.environ, **SANITIZER_ENV, MONGO2DELTA_FAULT="put_if_absent:1:pause-before")
-    proc = subprocess.Popen([m2d_bin(), "optimize", "--table", str(table)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = start_m2d("optimize", "--table", table, stdout=subprocess.PIPE,
+                     env={"MONGO2DELTA_FAULT": "put_if_absent:1:pause-before"})
     wait_stopped(proc)
     return proc
 
@@ -314,7 +291,7 @@ def test_concurrent_delete_of_a_compacted_file_is_a_conflict(tmp_path):
     assert latest_version(table) == v0 + 1
     rows = rs_rows(table)
     assert len(rows) == 59 and not any('"_id": 23,' in r for r in rows)
-    assert set(data_files(table)) <= logged_paths(table)
+    assert set(data_files(table)) <= delta_log.added_paths(table)
     # run again: it compacts
     p = optimize(table, check=True)
     assert "table version" in p.stderr and rs_rows(table) == rows
@@ -367,10 +344,8 @@ def test_a_synced_table_with_our_deletion_vectors(mongo, mongo_db, tmp_path, spa
     mongo_db.c.insert_many([{"_id": i, "n": i, "tags": [f"t{i % 5}"], "nested": {"a": i % 7}} for i in range(200)])
     table = tmp_path / "mirror"
     settle()
-    proc = subprocess.Popen([m2d_bin(), "sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c",
-                             "--table", str(table), "--max-latency", "200", "--max-batch-docs", "50",
-                             "--stop-when-idle", "4"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, **SANITIZER_ENV))
+    proc = start_m2d("sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", table,
+                     "--max-latency", "200", "--max-batch-docs", "50", "--stop-when-idle", "4")
     time.sleep(2)  # the initial snapshot
     workload(mongo_db.c, 80, 200, seed=7)
     _, err = proc.communicate(timeout=300)

@@ -4,7 +4,6 @@ table; round trips snapshot -> publish that give the original documents back, ty
 incremental publishes that write exactly what changed; a publish killed midway."""
 import datetime as dt
 import decimal
-import os
 import random
 import signal
 import subprocess
@@ -15,8 +14,7 @@ from bson import Decimal128, json_util
 from bson.codec_options import CodecOptions
 
 from bson_mapping import JSON_OPTIONS
-from conftest import SANITIZER_ENV, TESTDATA, m2d_bin, run_m2d
-from spark_fixture import spark  # noqa: F401  (fixture)
+from conftest import TESTDATA, run_m2d, start_m2d
 
 UTC = dt.timezone.utc
 SAMPLES = sorted((TESTDATA / "mongodb-sample").glob("*/*.json"))
@@ -155,11 +153,9 @@ def test_killed_publish_then_rerun(mongo, mongo_db, tmp_path):
     table = tmp_path / "t"
     run_m2d("load", "--input", src, "--table", table, check=True)
     rnd = random.Random(3)
-    env = dict(os.environ, **SANITIZER_ENV)
     for _ in range(2):
-        proc = subprocess.Popen([m2d_bin(), "publish", "--table", str(table), "--uri", mongo.uri, "--db", mongo_db.name,
-                                 "--collection", "out", "--incremental", "--batch-size", "500"],
-                                stderr=subprocess.DEVNULL, env=env)
+        proc = start_m2d("publish", "--table", table, "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "out",
+                         "--incremental", "--batch-size", "500", stdout=None, stderr=subprocess.DEVNULL, text=False)
         time.sleep(rnd.uniform(0.5, 2.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -3,10 +3,8 @@ change log, both, and one taken by [all-collections] include/exclude patterns) s
 process while a random workload runs on all of them, the process SIGKILLed at a random moment and
 restarted; afterwards every mirror (read by Spark) equals its collection and every change log
 holds one row per operation, contiguous. Also the config file's errors, with their lines."""
-import os
 import random
 import signal
-import subprocess
 import time
 import urllib.request
 
@@ -14,9 +12,8 @@ import pytest
 from deltalake import DeltaTable
 
 from bson_mapping import check_table
-from conftest import SANITIZER_ENV, m2d_bin, run_m2d
+from conftest import run_m2d, start_m2d
 from parquet_jsonform import table_rows
-from spark_fixture import spark  # noqa: F401  (fixture)
 from test_sync import changelog_rows, free_port, settle, workload
 
 N_DOCS = 800
@@ -66,9 +63,7 @@ exclude = ["ex*"]
 
 
 def spawn_run(mongo, config):
-    return subprocess.Popen([m2d_bin(), "run", "--config", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, **SANITIZER_ENV, M2D_TEST_URI=mongo.uri))
+    return start_m2d("run", "--config", config, env={"M2D_TEST_URI": mongo.uri})
 
 
 def check_changelog(log, done):

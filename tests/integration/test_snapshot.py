@@ -7,7 +7,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import time
 
 import bson
@@ -18,9 +17,8 @@ from bson.raw_bson import RawBSONDocument
 from deltalake import DeltaTable
 
 from bson_mapping import JSON_OPTIONS, ONE_PER_TYPE, check_table, encode, parse_rescued
-from conftest import SANITIZER_ENV, TESTDATA, m2d_bin, run_m2d
+from conftest import TESTDATA, m2d_bin, run_m2d, start_m2d
 from parquet_jsonform import table_rows
-from spark_fixture import spark  # noqa: F401  (fixture)
 
 SAMPLES = sorted((TESTDATA / "mongodb-sample").glob("*/*.json"))
 
@@ -152,10 +150,8 @@ def test_usage_errors(mongo, tmp_path):
 
 
 def start_snapshot(mongo, db, coll, table, binary=None):
-    env = dict(os.environ, **SANITIZER_ENV)
-    return subprocess.Popen([binary or m2d_bin(), "snapshot", "--uri", mongo.uri, "--db", db, "--collection", coll,
-                             "--table", str(table), "--workers", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    return start_m2d("snapshot", "--uri", mongo.uri, "--db", db, "--collection", coll, "--table", table,
+                     "--workers", "2", binary=binary)
 
 
 def committed_ids(table):

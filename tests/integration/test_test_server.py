@@ -13,7 +13,7 @@ import pytest
 from bson import Timestamp
 from pymongo.errors import OperationFailure
 
-from conftest import MongoTestServer, m2d_bin
+from conftest import MongoTestServer, start_m2d
 
 HISTORY_LOST = "Resume of change stream was not possible, as the resume point may no longer be in the oplog."
 
@@ -159,9 +159,8 @@ def test_libmongoc_fresh_stream_after_forget(server):
     with server.client() as c:
         c.shop.orders.insert_one({"_id": 1})
         c.admin.command("m2dForgetHistory", 1)
-        proc = subprocess.Popen([m2d_bin(), "watch", "--uri", server.uri, "--db", "shop", "--collection", "orders",
-                                 "--max-events", "1", "--timeout", "30"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = start_m2d("watch", "--uri", server.uri, "--db", "shop", "--collection", "orders", "--max-events", "1",
+                         "--timeout", "30", stdout=subprocess.PIPE)
         try:
             assert "watching" in proc.stderr.readline()
             time.sleep(0.5)
