@@ -595,7 +595,10 @@ class KafkaTestServer:
                 args += ["--data", str(self.data)]
             env = dict(os.environ, TMPDIR=str(self.tmpdir)) if self.tmpdir else None
             errlog = tempfile.TemporaryFile(mode="w+")
-            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errlog, text=True, env=env)
+            tmp = pathlib.Path(self.tmpdir or tempfile.gettempdir())
+            before = set(tmp.glob("kafka-test-server.*"))
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errlog, text=True, env=env,
+                                         start_new_session=True)
             ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
             line = self.proc.stdout.readline() if ready else ""
             if line.startswith("listening on 127.0.0.1:"):
@@ -603,6 +606,8 @@ class KafkaTestServer:
                 self.port = int(line.split("127.0.0.1:")[1].split()[0])
                 return self
             self.stop()
+            for left in set(tmp.glob("kafka-test-server.*")) - before:  # this attempt's log directory
+                shutil.rmtree(left, ignore_errors=True)
             errlog.seek(0)
             said = errlog.read()[-2000:]
             errlog.close()
@@ -647,7 +652,13 @@ class KafkaTestServer:
         return sorted(out, key=lambda r: (r[0], r[1]))
 
     def stop(self):
-        return stop_child(self.proc, timeout=60)
+        rc = stop_child(self.proc, timeout=60)
+        if self.proc:
+            try:  # nothing of the group outlives a script killed after the timeout
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        return rc
 
 
 @pytest.fixture(scope="session")
