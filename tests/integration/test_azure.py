@@ -13,7 +13,7 @@ import pytest
 from deltalake import DeltaTable
 
 from bson_mapping import check_table
-from conftest import SANITIZER_ENV, m2d_bin, run_m2d
+from conftest import M2DProcess, m2d_env, m2d_bin, run_m2d
 from parquet_jsonform import table_rows
 from s3_fault_proxy import FaultProxy, Rule
 from test_sync import settle, workload
@@ -142,12 +142,12 @@ def test_sync_both_modes_optimize_vacuum_publish_in_a_container(mongo, mongo_db,
     c = azure_container
     mirror, log = c.url("mirror"), c.url("changes")
     settle()
-    proc = subprocess.Popen([m2d_bin(), "sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c",
+    proc = M2DProcess([m2d_bin(), "sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c",
                              "--table", mirror, "--mode", "both", "--changelog-table", log, "--max-latency", "300",
                              "--max-batch-docs", "200", "--workers", "2", "--compact-every", "4",
                              "--change-data-feed", "--stop-when-idle", "6"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, **SANITIZER_ENV, **c.env))
+                            env=m2d_env(c.env))
     time.sleep(4)
     done = workload(mongo_db.c, 2000, n_docs, seed=7)
     _, err = proc.communicate(timeout=600)
@@ -189,9 +189,9 @@ def test_four_writers_on_one_table_commit_every_version_once(azure_container, tm
         for i in range(50):
             (d / f"f{i:02d}.json").write_text(json.dumps({"_id": f"{p}-{i}", "p": p, "i": i}) + "\n")
     url = azure_container.url("shared")
-    procs = [subprocess.Popen([m2d_bin(), "load", "--input", str(tmp_path / f"p{p}"), "--table", url],
+    procs = [M2DProcess([m2d_bin(), "load", "--input", str(tmp_path / f"p{p}"), "--table", url],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env=dict(os.environ, **SANITIZER_ENV, **azure_container.env)) for p in range(4)]
+                              env=m2d_env(azure_container.env)) for p in range(4)]
     for proc in procs:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err

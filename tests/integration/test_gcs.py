@@ -18,7 +18,7 @@ import pytest
 from deltalake import DeltaTable
 
 from bson_mapping import check_table
-from conftest import GCS_CREDENTIAL_VARS, SANITIZER_ENV, GcsBucket, GcsTestServer, m2d_bin, run_m2d, s3_bucket_name
+from conftest import GCS_CREDENTIAL_VARS, GcsBucket, M2DProcess, m2d_env, GcsTestServer, m2d_bin, run_m2d, s3_bucket_name
 from parquet_jsonform import table_rows
 from s3_fault_proxy import FaultProxy, Rule
 from test_sync import settle, workload
@@ -140,12 +140,12 @@ def test_sync_both_modes_optimize_vacuum_publish_in_a_bucket(mongo, mongo_db, gc
     b = gcs_bucket
     mirror, log = b.url("mirror"), b.url("changes")
     settle()
-    proc = subprocess.Popen([m2d_bin(), "sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c",
+    proc = M2DProcess([m2d_bin(), "sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c",
                              "--table", mirror, "--mode", "both", "--changelog-table", log, "--max-latency", "300",
                              "--max-batch-docs", "200", "--workers", "2", "--compact-every", "4",
                              "--change-data-feed", "--stop-when-idle", "6"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, **SANITIZER_ENV, **b.env))
+                            env=m2d_env(b.env))
     time.sleep(4)
     done = workload(mongo_db.c, 2000, n_docs, seed=7)
     _, err = proc.communicate(timeout=900)
@@ -210,9 +210,9 @@ def test_four_writers_on_one_table_commit_every_version_once(gcs_bucket, tmp_pat
         for i in range(50):
             (d / f"f{i:02d}.json").write_text(json.dumps({"_id": f"{p}-{i}", "p": p, "i": i}) + "\n")
     url = gcs_bucket.url("shared")
-    procs = [subprocess.Popen([m2d_bin(), "load", "--input", str(tmp_path / f"p{p}"), "--table", url],
+    procs = [M2DProcess([m2d_bin(), "load", "--input", str(tmp_path / f"p{p}"), "--table", url],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env=dict(os.environ, **SANITIZER_ENV, **gcs_bucket.env)) for p in range(4)]
+                              env=m2d_env(gcs_bucket.env)) for p in range(4)]
     for proc in procs:
         _, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err

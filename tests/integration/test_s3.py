@@ -14,7 +14,7 @@ import pytest
 from deltalake import DeltaTable
 
 from bson_mapping import check_table
-from conftest import SANITIZER_ENV, S3TestServer, m2d_bin, run_m2d
+from conftest import M2DProcess, m2d_env, S3TestServer, m2d_bin, run_m2d
 from parquet_jsonform import table_rows
 from s3_fault_proxy import FaultProxy, Rule
 from spark_fixture import spark, spark_s3_conf  # noqa: F401  (fixture)
@@ -145,12 +145,12 @@ def test_sync_both_modes_optimize_vacuum_publish_in_a_bucket(mongo, mongo_db, s3
     seed(mongo_db.c, n_docs)
     mirror, log = s3_bucket.url("mirror"), s3_bucket.url("changes")
     settle()
-    proc = subprocess.Popen([m2d_bin(), "sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c",
+    proc = M2DProcess([m2d_bin(), "sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c",
                              "--table", mirror, "--mode", "both", "--changelog-table", log, "--max-latency", "300",
                              "--max-batch-docs", "200", "--workers", "2", "--compact-every", "4",
                              "--change-data-feed", "--stop-when-idle", "6"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, **SANITIZER_ENV, **s3_bucket.env))
+                            env=m2d_env(s3_bucket.env))
     time.sleep(4)
     done = workload(mongo_db.c, 2000, n_docs, seed=7)
     _, err = proc.communicate(timeout=600)
@@ -196,9 +196,9 @@ def test_four_writers_on_one_table_commit_every_version_once(s3_bucket, tmp_path
         for i in range(50):
             (d / f"f{i:02d}.json").write_text(json.dumps({"_id": f"{p}-{i}", "p": p, "i": i}) + "\n")
     url = s3_bucket.url("shared")
-    procs = [subprocess.Popen([m2d_bin(), "load", "--input", str(tmp_path / f"p{p}"), "--table", url],
+    procs = [M2DProcess([m2d_bin(), "load", "--input", str(tmp_path / f"p{p}"), "--table", url],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env=dict(os.environ, **SANITIZER_ENV, **s3_bucket.env)) for p in range(4)]
+                              env=m2d_env(s3_bucket.env)) for p in range(4)]
     for proc in procs:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
@@ -298,8 +298,8 @@ def kill_during_uploads(cmd, env, bucket, proxy, trials, seed_, check=None):
     import random
     rnd = random.Random(seed_)
     for _ in range(trials):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                env=dict(os.environ, **SANITIZER_ENV, **env))
+        proc = M2DProcess(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env=m2d_env(env))
         base = proxy.count("PUT", r"partNumber=")
         deadline = time.time() + 60
         want = base + rnd.randint(1, 3)
@@ -398,16 +398,16 @@ def test_load_watch_takes_files_as_they_arrive_through_two_kills(s3_bucket):
     dropper = threading.Thread(target=drop)
     cmd = [m2d_bin(), "load", "--input", s3_bucket.url("drops/"), "--table", url, "--watch", "--interval", "200ms",
            "--full-listing-every", "5"]
-    env = dict(os.environ, **SANITIZER_ENV, **s3_bucket.env)
+    env = m2d_env(s3_bucket.env)
     dropper.start()
     for kill_after in (3.0, 2.5):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        proc = M2DProcess(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         time.sleep(kill_after + rnd.random())
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
     dropper.join()
     # the last run sees every file, then is asked to stop: it finishes the file in hand, exits 0
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    proc = M2DProcess(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 300
     while time.time() < deadline:
         apps = [a["txn"]["appId"] for _, a in log_actions(s3_bucket, "watched") if "txn" in a]
@@ -467,10 +467,10 @@ def test_load_watch_lists_one_page_per_round_after_the_first(s3_bucket, proxy, n
 def test_load_watch_reports_a_file_that_changed_after_it_was_loaded(s3_bucket):
     s3_bucket.client.put_object(Bucket=s3_bucket.name, Key="ch/a.json", Body=b'{"_id": 1}\n')
     url = s3_bucket.url("t")
-    proc = subprocess.Popen([m2d_bin(), "load", "--input", s3_bucket.url("ch/"), "--table", url, "--watch",
+    proc = M2DProcess([m2d_bin(), "load", "--input", s3_bucket.url("ch/"), "--table", url, "--watch",
                              "--interval", "200ms", "--full-listing-every", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, **SANITIZER_ENV, **s3_bucket.env))
+                            env=m2d_env(s3_bucket.env))
     time.sleep(2)
     s3_bucket.client.put_object(Bucket=s3_bucket.name, Key="ch/a.json", Body=b'{"_id": 1}\n{"_id": 2}\n')
     time.sleep(2)
