@@ -1,5 +1,7 @@
 #include "delta/cleanup.h"
 
+#include "delta/checkpoint_v2.h"
+
 #include "core/log.h"
 #include "delta/log.h"
 
@@ -47,8 +49,8 @@ static bool checkpoint_name(const char *rest, int *part, int *parts, bool *v2) {
   if (strcmp(t, ".parquet") == 0) return true;
   char tail[16];
   if (sscanf(t, ".%d.%d.%15s", part, parts, tail) == 3 && strcmp(tail, "parquet") == 0) return true;
-  *v2 = true;
-  return true;
+  *v2 = delta_cp2_uuid_name(rest, NULL);
+  return *v2;
 }
 
 /* Whether the commit key holds the latest txn of an application (txns: appId -> version) and
@@ -96,22 +98,19 @@ bool delta_log_cleanup(m2d_store_t *store, const json_t *metadata, const json_t 
   if (!store->list(store, "_delta_log", &e, &n, err)) return false;
   /* the cutoff commit: the newest JSON commit not newer than the cutoff */
   int64_t cutoff_commit = -1;
-  bool v2 = false;
   for (size_t i = 0; i < n; i++) {
     int64_t v;
     const char *rest;
-    int part, parts;
-    bool is_v2;
     if (!log_version(e[i].name, &v, &rest)) continue;
     /* a time the store did not give (0) is not taken for an old one */
     if (strcmp(rest, ".json") == 0 && e[i].mtime_ms > 0 && e[i].mtime_ms <= cutoff && v > cutoff_commit)
       cutoff_commit = v;
-    if (checkpoint_name(rest, &part, &parts, &is_v2) && is_v2) v2 = true;
   }
-  /* v2 checkpoints reference sidecars we do not track yet: keep the whole log */
+  /* v2 checkpoints count too; the sidecars in _delta_log/_sidecars are never removed here, so
+   * no kept v2 checkpoint loses one */
   int64_t cp = -1;
-  if (cutoff_commit >= 0 && !v2) {
-    /* the cutoff checkpoint: the newest complete classic or multi-part one at or below it */
+  if (cutoff_commit >= 0) {
+    /* the cutoff checkpoint: the newest complete classic, multi-part or v2 one at or below it */
     for (size_t i = 0; i < n; i++) {
       int64_t v;
       const char *rest;
@@ -129,7 +128,7 @@ bool delta_log_cleanup(m2d_store_t *store, const json_t *metadata, const json_t 
             kparts == parts && !kv2)
           have++;
       }
-      if (have == parts) cp = v;
+      if (is_v2 || have == parts) cp = v;
     }
   }
   bool ok = true;
