@@ -97,6 +97,8 @@ def test_v2_checkpoint_tables_take_load_sync_and_optimize(mongo, mongo_db, tmp_p
         run_m2d("load", "--input", delta_log.write_json(tmp_path / f"in{k}.json", docs, canonical=False),
                 "--table", table, check=True)
     assert not (delta_log.log_dir(table) / f"{0:020d}.json").exists(), "log cleanup removed nothing"
+    # Spark's checkpoint went with the commits before ours: what Spark reads now starts from ours
+    assert spark_v not in uuid_checkpoints(table)
     assert sidecars(table) == before
     p = optimize(table, check=True)
     assert "file(s) removed" in p.stderr
