@@ -963,6 +963,22 @@ static bool read_checkpoint_file(m2d_store_t *store, const char *key, replay_t *
   return true;
 }
 
+bool delta_checkpoint_sidecars(m2d_store_t *store, const char *key, json_t *out, m2d_error_t *err) {
+  delta_snapshot_t s = {.txns = json_object(), .domains = json_object(), .commits = json_array()};
+  files_t live = {0};
+  json_t *dead = json_object();
+  bool ok = files_rehash(&live, 64);
+  if (!ok) m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory reading %s", key);
+  replay_t rp = {.s = &s, .live = &live, .dead = dead, .from_checkpoint = true, .flags = DELTA_LOAD_NO_TOMBSTONES,
+                 .sidecars = out};
+  if (ok) ok = read_checkpoint_file(store, key, &rp, err);
+  if (ok && live.oom) ok = m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory reading %s", key);
+  files_free(&live);
+  json_decref(dead);
+  delta_snapshot_free(&s);
+  return ok;
+}
+
 /* --- replay -------------------------------------------------------------------------------- */
 
 void delta_file_key(const json_t *action, char *out, size_t n) {

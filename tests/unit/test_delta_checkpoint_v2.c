@@ -1,7 +1,7 @@
 /* delta/checkpoint_v2: v2 checkpoint names and sidecar paths; a v2Checkpoint table's checkpoint
  * written UUID-named with checkpointMetadata and read back; a JSON v2 checkpoint whose adds are
- * in a sidecar, read through it; log cleanup that starts from a v2 checkpoint and keeps the
- * sidecar it needs. */
+ * in a sidecar, read through it; log cleanup that starts from a v2 checkpoint, keeps the
+ * sidecar it needs and removes one nothing names. */
 #include "delta/actions.h"
 #include "delta/checkpoint.h"
 #include "delta/checkpoint_v2.h"
@@ -139,7 +139,9 @@ TEST(cp2_written_read_through_sidecars_and_kept_by_cleanup) {
          strcmp(snap.adds[2].path, "d.parquet") == 0 && strcmp(snap.adds[3].path, "e.parquet") == 0;
   delta_snapshot_free(&snap);
   CHECK(read);
-  /* forty days on: the commits before the v2 checkpoint expire, its sidecar stays */
+  /* forty days on: the commits before the v2 checkpoint expire, its sidecar stays, a sidecar
+   * no kept checkpoint names goes */
+  CHECK(put(s, "_delta_log/_sidecars/s0.parquet", "x"));
   int removed = 0;
   int64_t kept_from = -1;
   json_t *meta = json_loads(META, 0, NULL);
@@ -148,9 +150,9 @@ TEST(cp2_written_read_through_sidecars_and_kept_by_cleanup) {
                          &err);
   json_decref(txns);
   json_decref(meta);
-  CHECK(ok && kept_from == 3 && removed == 3);
+  CHECK(ok && kept_from == 3 && removed == 4);
   CHECK(!has(dir, "00000000000000000000.json") && !has(dir, "00000000000000000002.json"));
-  CHECK(has(dir, "_sidecars/s1.parquet") && has(dir, "00000000000000000004.json"));
+  CHECK(has(dir, "_sidecars/s1.parquet") && !has(dir, "_sidecars/s0.parquet") && has(dir, "00000000000000000004.json"));
   CHECK(delta_snapshot_load(s, -1, &snap, &err));
   read = snap.checkpoint == 3 && snap.nadds == 4;
   delta_snapshot_free(&snap);
