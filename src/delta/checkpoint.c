@@ -1,5 +1,7 @@
 #include "delta/checkpoint.h"
 
+#include "delta/checkpoint_v2.h"
+
 #include "delta/actions.h"
 #include "delta/cleanup.h"
 #include "core/log.h"
@@ -20,24 +22,28 @@
 #define DV S(F("storageType", "\"string\"") "," F("pathOrInlineDv", "\"string\"") "," F("offset", "\"integer\"") "," \
              F("sizeInBytes", "\"integer\"") "," F("cardinality", "\"long\""))
 
-/* The checkpoint schema Spark writes (and delta-rs reads), in Delta's own schema JSON. */
-static const char CHECKPOINT_SCHEMA[] = S(
-    F("txn", S(F("appId", "\"string\"") "," F("version", "\"long\"") "," F("lastUpdated", "\"long\""))) ","
-    F("add", S(F("path", "\"string\"") "," F("partitionValues", MAP_SS) "," F("size", "\"long\"") ","
-               F("modificationTime", "\"long\"") "," F("dataChange", "\"boolean\"") "," F("tags", MAP_SS) ","
-               F("deletionVector", DV) "," F("baseRowId", "\"long\"") "," F("defaultRowCommitVersion", "\"long\"") ","
-               F("stats", "\"string\""))) ","
-    F("remove", S(F("path", "\"string\"") "," F("deletionTimestamp", "\"long\"") "," F("dataChange", "\"boolean\"") ","
-                  F("extendedFileMetadata", "\"boolean\"") "," F("partitionValues", MAP_SS) "," F("size", "\"long\"") ","
-                  F("tags", MAP_SS) "," F("deletionVector", DV) "," F("baseRowId", "\"long\"") ","
-                  F("defaultRowCommitVersion", "\"long\""))) ","
-    F("metaData", S(F("id", "\"string\"") "," F("name", "\"string\"") "," F("description", "\"string\"") ","
-                    F("format", S(F("provider", "\"string\"") "," F("options", MAP_SS))) ","
-                    F("schemaString", "\"string\"") "," F("partitionColumns", ARR_S) ","
-                    F("configuration", MAP_SS) "," F("createdTime", "\"long\""))) ","
-    F("protocol", S(F("minReaderVersion", "\"integer\"") "," F("minWriterVersion", "\"integer\"") ","
-                    F("readerFeatures", ARR_S) "," F("writerFeatures", ARR_S))) ","
-    F("domainMetadata", S(F("domain", "\"string\"") "," F("configuration", "\"string\"") "," F("removed", "\"boolean\""))));
+/* The checkpoint schema Spark writes (and delta-rs reads), in Delta's own schema JSON; a v2
+ * checkpoint adds the checkpointMetadata action (PROTOCOL.md "V2 Spec"). */
+#define CHECKPOINT_FIELDS \
+    F("txn", S(F("appId", "\"string\"") "," F("version", "\"long\"") "," F("lastUpdated", "\"long\""))) "," \
+    F("add", S(F("path", "\"string\"") "," F("partitionValues", MAP_SS) "," F("size", "\"long\"") "," \
+               F("modificationTime", "\"long\"") "," F("dataChange", "\"boolean\"") "," F("tags", MAP_SS) "," \
+               F("deletionVector", DV) "," F("baseRowId", "\"long\"") "," F("defaultRowCommitVersion", "\"long\"") "," \
+               F("stats", "\"string\""))) "," \
+    F("remove", S(F("path", "\"string\"") "," F("deletionTimestamp", "\"long\"") "," F("dataChange", "\"boolean\"") "," \
+                  F("extendedFileMetadata", "\"boolean\"") "," F("partitionValues", MAP_SS) "," F("size", "\"long\"") "," \
+                  F("tags", MAP_SS) "," F("deletionVector", DV) "," F("baseRowId", "\"long\"") "," \
+                  F("defaultRowCommitVersion", "\"long\""))) "," \
+    F("metaData", S(F("id", "\"string\"") "," F("name", "\"string\"") "," F("description", "\"string\"") "," \
+                    F("format", S(F("provider", "\"string\"") "," F("options", MAP_SS))) "," \
+                    F("schemaString", "\"string\"") "," F("partitionColumns", ARR_S) "," \
+                    F("configuration", MAP_SS) "," F("createdTime", "\"long\""))) "," \
+    F("protocol", S(F("minReaderVersion", "\"integer\"") "," F("minWriterVersion", "\"integer\"") "," \
+                    F("readerFeatures", ARR_S) "," F("writerFeatures", ARR_S))) "," \
+    F("domainMetadata", S(F("domain", "\"string\"") "," F("configuration", "\"string\"") "," F("removed", "\"boolean\"")))
+static const char CHECKPOINT_SCHEMA[] = S(CHECKPOINT_FIELDS);
+static const char CHECKPOINT_V2_SCHEMA[] =
+    S(CHECKPOINT_FIELDS "," F("checkpointMetadata", S(F("version", "\"long\"") "," F("tags", MAP_SS))));
 
 /* A copy of obj with only the listed keys (the checkpoint schema's), so fields a newer
  * writer added to an action do not stop the checkpoint. */
@@ -91,9 +97,17 @@ bool delta_checkpoint_write(m2d_store_t *store, int64_t version, m2d_error_t *er
   if (!delta_snapshot_load(store, version, &snap, err)) return false;
   pq_schema_t schema = {0};
   out_t o = {0};
-  char key[128];
-  snprintf(key, sizeof key, "_delta_log/%020" PRId64 ".checkpoint.parquet", version);
-  bool ok = pq_schema_from_json(CHECKPOINT_SCHEMA, &schema, err);
+  char key[128], uuid[37];
+  /* a v2Checkpoint table takes only v2 checkpoints: UUID-named, with checkpointMetadata (no
+   * sidecars: every action in the one file) */
+  bool v2 = delta_cp2_required(snap.protocol);
+  if (v2) {
+    delta_uuid4(uuid);
+    snprintf(key, sizeof key, "_delta_log/%020" PRId64 ".checkpoint.%s.parquet", version, uuid);
+  } else {
+    snprintf(key, sizeof key, "_delta_log/%020" PRId64 ".checkpoint.parquet", version);
+  }
+  bool ok = pq_schema_from_json(v2 ? CHECKPOINT_V2_SCHEMA : CHECKPOINT_SCHEMA, &schema, err);
   if (ok) ok = (o.in = pq_json_input_new(&schema, err)) != NULL;
   m2d_sink_t *sink = ok ? store->create(store, key, err) : NULL;
   if (ok && !sink) ok = false;
@@ -102,6 +116,7 @@ bool delta_checkpoint_write(m2d_store_t *store, int64_t version, m2d_error_t *er
     o.w = pq_writer_new(&schema, sink, &opts, err);
     ok = o.w != NULL;
   }
+  if (ok && v2) ok = row(&o, "checkpointMetadata", json_pack("{sI}", "version", (json_int_t)version), err);
   if (ok) ok = row(&o, "protocol", project(snap.protocol, PROTO_KEYS), err);
   if (ok) ok = row(&o, "metaData", project(snap.metadata, META_KEYS), err);
   const char *app;
@@ -149,6 +164,10 @@ bool delta_checkpoint_write(m2d_store_t *store, int64_t version, m2d_error_t *er
     char *last = NULL;
     json_t *lc = json_pack("{sIsIsIsI}", "version", (json_int_t)version, "size", (json_int_t)o.rows, "sizeInBytes",
                            (json_int_t)res.file_size, "numOfAddFiles", (json_int_t)nadds);
+    if (lc && v2) /* the v2 fields readers may use to skip the listing */
+      json_object_set_new(lc, "v2Checkpoint",
+                          json_pack("{sssIsI}", "path", key + strlen("_delta_log/"), "sizeInBytes",
+                                    (json_int_t)res.file_size, "modificationTime", (json_int_t)delta_now_ms()));
     last = lc ? json_dumps(lc, JSON_COMPACT) : NULL;
     json_decref(lc);
     m2d_sink_t *ls = last ? store->create(store, "_delta_log/_last_checkpoint", err) : NULL;

@@ -1,5 +1,7 @@
 #include "delta/cleanup.h"
 
+#include "delta/checkpoint_v2.h"
+
 #include "core/log.h"
 #include "delta/log.h"
 
@@ -10,6 +12,7 @@
 #include <string.h>
 
 #define DEFAULT_RETENTION_MS ((int64_t)30 * 24 * 3600 * 1000)
+#define DAY_MS ((int64_t)24 * 3600 * 1000)
 
 static const char *config(const json_t *metadata, const char *key) {
   return json_string_value(json_object_get(json_object_get(metadata, "configuration"), key));
@@ -47,8 +50,8 @@ static bool checkpoint_name(const char *rest, int *part, int *parts, bool *v2) {
   if (strcmp(t, ".parquet") == 0) return true;
   char tail[16];
   if (sscanf(t, ".%d.%d.%15s", part, parts, tail) == 3 && strcmp(tail, "parquet") == 0) return true;
-  *v2 = true;
-  return true;
+  *v2 = delta_cp2_uuid_name(rest, NULL);
+  return *v2;
 }
 
 /* Whether the commit key holds the latest txn of an application (txns: appId -> version) and
@@ -81,6 +84,64 @@ static bool holds_latest_txn(m2d_store_t *store, const char *key, const json_t *
   return keep;
 }
 
+/* PROTOCOL.md "Metadata Cleanup": the sidecars no kept checkpoint (version >= cp) names go too,
+ * once older than before_ms, so that a checkpoint being written, which names them only when it
+ * lands, keeps its own. A kept checkpoint that cannot be read keeps every sidecar. */
+static void remove_orphan_sidecars(m2d_store_t *store, const m2d_store_entry_t *e, size_t n, int64_t cp,
+                                   int64_t before_ms, int *count) {
+  m2d_store_entry_t *sc = NULL;
+  size_t ns = 0;
+  m2d_error_t err = {0};
+  if (!store->list(store, "_delta_log/_sidecars", &sc, &ns, &err)) {
+    m2d_warn("log cleanup: the sidecars were not listed (none removed): %s", err.message);
+    return;
+  }
+  bool any_old = false;
+  for (size_t i = 0; i < ns; i++) {
+    size_t len = strlen(sc[i].name);
+    any_old |= !sc[i].is_dir && sc[i].mtime_ms > 0 && sc[i].mtime_ms <= before_ms && len > 8 &&
+               strcmp(sc[i].name + len - 8, ".parquet") == 0;
+  }
+  json_t *refs = any_old ? json_array() : NULL;
+  bool ok = true;
+  for (size_t i = 0; ok && refs && i < n; i++) {
+    int64_t v;
+    const char *rest;
+    int part, parts;
+    bool v2;
+    if (e[i].is_dir || !log_version(e[i].name, &v, &rest) || v < cp || !checkpoint_name(rest, &part, &parts, &v2))
+      continue;
+    char key[1200];
+    snprintf(key, sizeof key, "_delta_log/%s", e[i].name);
+    ok = delta_checkpoint_sidecars(store, key, refs, &err);
+  }
+  if (!ok) m2d_warn("log cleanup: a kept checkpoint was not readable, so no sidecar was removed: %s", err.message);
+  json_t *named = json_object();
+  size_t k;
+  json_t *r;
+  json_array_foreach(refs, k, r) {
+    char key[1200];
+    if (delta_cp2_sidecar_key(r, key, sizeof key)) json_object_set_new(named, key, json_true());
+  }
+  for (size_t i = 0; ok && refs && i < ns; i++) {
+    size_t len = strlen(sc[i].name);
+    if (sc[i].is_dir || sc[i].mtime_ms <= 0 || sc[i].mtime_ms > before_ms || len <= 8 ||
+        strcmp(sc[i].name + len - 8, ".parquet") != 0)
+      continue;
+    char key[1200];
+    snprintf(key, sizeof key, "_delta_log/_sidecars/%s", sc[i].name);
+    if (json_object_get(named, key)) continue;
+    if (!store->remove(store, key, &err)) {
+      m2d_warn("log cleanup: sidecar %s was not removed: %s", key, err.message);
+      break;
+    }
+    (*count)++;
+  }
+  json_decref(named);
+  json_decref(refs);
+  m2d_store_entries_free(sc, ns);
+}
+
 bool delta_log_cleanup(m2d_store_t *store, const json_t *metadata, const json_t *txns, int64_t now_ms, int *removed,
                        int64_t *kept_from, m2d_error_t *err) {
   if (removed) *removed = 0;
@@ -96,22 +157,19 @@ bool delta_log_cleanup(m2d_store_t *store, const json_t *metadata, const json_t 
   if (!store->list(store, "_delta_log", &e, &n, err)) return false;
   /* the cutoff commit: the newest JSON commit not newer than the cutoff */
   int64_t cutoff_commit = -1;
-  bool v2 = false;
   for (size_t i = 0; i < n; i++) {
     int64_t v;
     const char *rest;
-    int part, parts;
-    bool is_v2;
     if (!log_version(e[i].name, &v, &rest)) continue;
     /* a time the store did not give (0) is not taken for an old one */
     if (strcmp(rest, ".json") == 0 && e[i].mtime_ms > 0 && e[i].mtime_ms <= cutoff && v > cutoff_commit)
       cutoff_commit = v;
-    if (checkpoint_name(rest, &part, &parts, &is_v2) && is_v2) v2 = true;
   }
-  /* v2 checkpoints reference sidecars we do not track yet: keep the whole log */
+  /* v2 checkpoints count too; the sidecars in _delta_log/_sidecars are never removed here, so
+   * no kept v2 checkpoint loses one */
   int64_t cp = -1;
-  if (cutoff_commit >= 0 && !v2) {
-    /* the cutoff checkpoint: the newest complete classic or multi-part one at or below it */
+  if (cutoff_commit >= 0) {
+    /* the cutoff checkpoint: the newest complete classic, multi-part or v2 one at or below it */
     for (size_t i = 0; i < n; i++) {
       int64_t v;
       const char *rest;
@@ -129,7 +187,7 @@ bool delta_log_cleanup(m2d_store_t *store, const json_t *metadata, const json_t 
             kparts == parts && !kv2)
           have++;
       }
-      if (have == parts) cp = v;
+      if (is_v2 || have == parts) cp = v;
     }
   }
   bool ok = true;
@@ -150,6 +208,8 @@ bool delta_log_cleanup(m2d_store_t *store, const json_t *metadata, const json_t 
       ok = store->remove(store, key, err);
       if (ok) count++;
     }
+    /* a day at least, as the protocol asks, for checkpoints being written */
+    if (ok) remove_orphan_sidecars(store, e, n, cp, cutoff < now_ms - DAY_MS ? cutoff : now_ms - DAY_MS, &count);
     if (ok && kept_from) *kept_from = cp;
     if (count) m2d_debug("log cleanup: removed %d files before checkpoint %" PRId64, count, cp);
   }

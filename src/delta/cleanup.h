@@ -4,7 +4,9 @@
  * version is at or below the newest commit older than delta.logRetentionDuration (default
  * "interval 30 days"; by the listing's modification times), its JSON commit and everything
  * after it, so every version from that checkpoint on still reads; nothing is removed when
- * there is no such checkpoint. */
+ * there is no such checkpoint. The cutoff checkpoint may be a v2 one; sidecars in
+ * _delta_log/_sidecars that no kept checkpoint names go once older than the retention and a
+ * day. */
 #ifndef M2D_DELTA_CLEANUP_H
 #define M2D_DELTA_CLEANUP_H
 

@@ -1,5 +1,7 @@
 #include "delta/log.h"
 
+#include "delta/checkpoint_v2.h"
+
 #include "core/log.h"
 #include "core/text.h"
 #include "parquet/json_rows.h"
@@ -353,7 +355,8 @@ typedef struct {
   json_t *dead; /* tombstones by reconciliation key */
   int64_t version;
   bool from_checkpoint;
-  unsigned flags; /* DELTA_LOAD_* */
+  unsigned flags;   /* DELTA_LOAD_* */
+  json_t *sidecars; /* a v2 checkpoint's sidecar actions, to read after it; NULL: not collected */
 } replay_t;
 
 /* Applies a compact add (its extra taken) to the state. */
@@ -916,9 +919,10 @@ static bool read_parquet_actions(m2d_store_t *store, const char *key, replay_t *
     const pq_schema_t *s = pq_reader_schema(r);
     cols = calloc((size_t)s->nleaves + 1, sizeof *cols);
     sel = calloc((size_t)s->nleaves + 1, sizeof *sel);
-    /* only the actions replay applies (not sidecar, nor remove without tombstones: a
+    /* only the actions replay applies (not remove without tombstones: a
      * checkpoint's removes never name its adds), and not stats_parsed / partitionValues_parsed */
-    static const char *const actions[] = {"add.", "metaData.", "protocol.", "txn.", "domainMetadata.", "remove."};
+    static const char *const actions[] = {"add.",    "metaData.", "protocol.",
+                                          "txn.",    "domainMetadata.", "sidecar.", "remove."};
     size_t nactions = sizeof actions / sizeof *actions - (rp->flags & DELTA_LOAD_NO_TOMBSTONES ? 1 : 0);
     for (int i = 0; i < s->nleaves; i++) {
       char path[1024];
@@ -940,6 +944,38 @@ static bool read_parquet_actions(m2d_store_t *store, const char *key, replay_t *
   free(sel);
   pq_reader_close(r);
   m2d_source_destroy(src);
+  return ok;
+}
+
+static void apply(replay_t *r, json_t *actions);
+
+/* Reads one checkpoint file: Parquet, or a v2 checkpoint's newline-delimited JSON. */
+static bool read_checkpoint_file(m2d_store_t *store, const char *key, replay_t *rp, m2d_error_t *err) {
+  size_t len = strlen(key);
+  if (len < 5 || strcmp(key + len - 5, ".json") != 0) return read_parquet_actions(store, key, rp, err);
+  m2d_buf_t b;
+  m2d_buf_init(&b, MAX_COMMIT);
+  json_t *acts = store->get(store, key, &b, NULL, err) ? delta_parse_actions(key, b.data, b.len, err) : NULL;
+  m2d_buf_free(&b);
+  if (!acts) return false;
+  apply(rp, acts);
+  json_decref(acts);
+  return true;
+}
+
+bool delta_checkpoint_sidecars(m2d_store_t *store, const char *key, json_t *out, m2d_error_t *err) {
+  delta_snapshot_t s = {.txns = json_object(), .domains = json_object(), .commits = json_array()};
+  files_t live = {0};
+  json_t *dead = json_object();
+  bool ok = files_rehash(&live, 64);
+  if (!ok) m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory reading %s", key);
+  replay_t rp = {.s = &s, .live = &live, .dead = dead, .from_checkpoint = true, .flags = DELTA_LOAD_NO_TOMBSTONES,
+                 .sidecars = out};
+  if (ok) ok = read_checkpoint_file(store, key, &rp, err);
+  if (ok && live.oom) ok = m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory reading %s", key);
+  files_free(&live);
+  json_decref(dead);
+  delta_snapshot_free(&s);
   return ok;
 }
 
@@ -975,6 +1011,8 @@ static void apply_action(replay_t *r, const char *kind, json_t *v) {
     const char *d = json_string_value(json_object_get(v, "domain"));
     if (d && json_is_true(json_object_get(v, "removed"))) json_object_del(s->domains, d);
     else if (d) json_object_set(s->domains, d, json_object_get(v, "configuration"));
+  } else if (strcmp(kind, "sidecar") == 0 && r->from_checkpoint && r->sidecars) {
+    json_array_append(r->sidecars, v);
   } else if (strcmp(kind, "commitInfo") == 0 && !r->from_checkpoint) {
     json_t *c = json_pack("{sI}", "version", (json_int_t)r->version);
     json_object_set(c, "timestamp", json_object_get(v, "timestamp"));
@@ -986,7 +1024,8 @@ static void apply_action(replay_t *r, const char *kind, json_t *v) {
 
 /* The actions of a commit: each an object whose first key, in this order, says what it is. */
 static void apply(replay_t *r, json_t *actions) {
-  static const char *const kinds[] = {"add", "remove", "metaData", "protocol", "txn", "domainMetadata", "commitInfo"};
+  static const char *const kinds[] = {"add", "remove", "metaData", "protocol", "txn", "domainMetadata", "sidecar",
+                                      "commitInfo"};
   size_t i;
   json_t *a;
   json_array_foreach(actions, i, a) {
@@ -1130,9 +1169,9 @@ bool delta_snapshot_load_ex(m2d_store_t *store, int64_t want, unsigned flags, de
       int part = 1, parts = 1;
       bool v2 = false;
       if (strcmp(t, ".parquet") == 0) {
+      } else if (delta_cp2_uuid_name(rest, NULL)) {
+        v2 = true; /* before the sscanf, which would take a UUID's leading digits for a part */
       } else if (sscanf(t, ".%d.%d.parquet", &part, &parts) == 2) {
-      } else if (strlen(t) > 8 && (strcmp(t + strlen(t) - 8, ".parquet") == 0 || strcmp(t + strlen(t) - 5, ".json") == 0)) {
-        v2 = true;
       } else {
         continue;
       }
@@ -1173,11 +1212,11 @@ bool delta_snapshot_load_ex(m2d_store_t *store, int64_t want, unsigned flags, de
   /* the oldest version a reader can start from: the oldest complete classic checkpoint, or 0 */
   int64_t oldest = ncommits && commits[0] == 0 ? 0 : -1;
   for (size_t k = 0; oldest != 0 && k < ncps; k++)
-    if (!cps[k].is_v2 && cps[k].have == cps[k].parts && (oldest < 0 || cps[k].version < oldest)) oldest = cps[k].version;
-  /* the newest complete checkpoint at or below the target (v2 checkpoints: later) */
+    if (cps[k].have == cps[k].parts && (oldest < 0 || cps[k].version < oldest)) oldest = cps[k].version;
+  /* the newest complete checkpoint at or below the target, classic, multi-part or v2 */
   ckpt_t *use = NULL;
   for (size_t k = 0; k < ncps; k++)
-    if (!cps[k].is_v2 && cps[k].have == cps[k].parts && cps[k].version <= target && (!use || cps[k].version > use->version))
+    if (cps[k].have == cps[k].parts && cps[k].version <= target && (!use || cps[k].version > use->version))
       use = &cps[k];
   /* _last_checkpoint is a hint: say when it disagrees with what is there */
   bool missing = false;
@@ -1187,7 +1226,7 @@ bool delta_snapshot_load_ex(m2d_store_t *store, int64_t want, unsigned flags, de
     hint = json_integer_value(json_object_get(lc, "numOfAddFiles")) ?: json_integer_value(json_object_get(lc, "size"));
     if (!lc) m2d_warn("%s/_delta_log/_last_checkpoint is not valid JSON; finding the checkpoint by listing", store->root);
     else if (want < 0 && !use)
-      m2d_warn("%s/_delta_log/_last_checkpoint names version %lld, but there is no complete classic checkpoint; "
+      m2d_warn("%s/_delta_log/_last_checkpoint names version %lld, but there is no complete checkpoint; "
                "replaying the JSON commits", store->root, (long long)v);
     else if (want < 0 && use->version != v)
       m2d_warn("%s/_delta_log/_last_checkpoint names version %lld, but the newest complete checkpoint is %lld; using it",
@@ -1204,13 +1243,25 @@ bool delta_snapshot_load_ex(m2d_store_t *store, int64_t want, unsigned flags, de
   if (use) {
     /* the checkpoint's actions, applied as they are read (the parts in order) */
     replay_t rp = {.s = s, .live = &live, .dead = dead, .version = use->version, .from_checkpoint = true,
-                   .flags = flags};
+                   .flags = flags, .sidecars = json_array()};
     bool cp_ok = true;
     for (int p = 0; cp_ok && p < use->parts; p++) {
       char key[512];
       snprintf(key, sizeof key, "_delta_log/%s", use->names[p]);
-      cp_ok = read_parquet_actions(store, key, &rp, err);
+      cp_ok = read_checkpoint_file(store, key, &rp, err);
     }
+    /* a v2 checkpoint's file actions in its sidecars (any checkpoint of a v2 table may have them) */
+    size_t si;
+    json_t *sc;
+    json_array_foreach(rp.sidecars, si, sc) {
+      if (!cp_ok) break;
+      char key[1200];
+      if (!delta_cp2_sidecar_key(sc, key, sizeof key))
+        cp_ok = m2d_error_set(err, M2D_ERR_FORMAT, 0, "%s: a sidecar action has no path", use->names[0]);
+      else
+        cp_ok = read_parquet_actions(store, key, &rp, err);
+    }
+    json_decref(rp.sidecars);
     if (!cp_ok) {
       m2d_error_prefix(err, "reading checkpoint %" PRId64 ": ", use->version);
       goto done;
@@ -1220,12 +1271,7 @@ bool delta_snapshot_load_ex(m2d_store_t *store, int64_t want, unsigned flags, de
   } else {
     /* no checkpoint: versions from 0 must all be there */
     if (ncommits == 0 || commits[0] != 0) {
-      bool v2 = false;
-      for (size_t k = 0; k < ncps; k++) v2 |= cps[k].is_v2;
-      if (v2)
-        m2d_error_set(err, M2D_ERR_FORMAT, 0, "%s: the table uses v2 checkpoints, which mongo2delta cannot read yet",
-                      store->root);
-      else if (oldest >= 0 && target < oldest)
+      if (oldest >= 0 && target < oldest)
         m2d_error_set(err, M2D_ERR_USAGE, 0,
                       "%s: version %" PRId64 " is no longer in the log (its commits were removed by log cleanup, "
                       "see delta.logRetentionDuration); the oldest version that can be read is %" PRId64,

@@ -71,6 +71,10 @@ bool delta_snapshot_load_ex(m2d_store_t *store, int64_t version, unsigned flags,
 json_t *delta_snapshot_files(delta_snapshot_t *snap);
 void delta_snapshot_free(delta_snapshot_t *snap);
 
+/* Appends the sidecar actions of the checkpoint file key (Parquet or a v2 checkpoint's JSON) to
+ * the array out. */
+bool delta_checkpoint_sidecars(m2d_store_t *store, const char *key, json_t *out, m2d_error_t *err);
+
 /* Parses a commit file's newline-delimited JSON actions into an array (each an object with
  * one action key). name is for messages. */
 json_t *delta_parse_actions(const char *name, const uint8_t *data, size_t len, m2d_error_t *err);

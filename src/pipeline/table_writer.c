@@ -1212,6 +1212,10 @@ bool m2d_table_writer_commit_txns(m2d_table_writer_t *w, const m2d_app_txn_t *tx
       meta = metadata_action(w, err);
       ok = meta && delta_txn_add(t, json_incref(meta), err);
     }
+    /* the table's delta.checkpointInterval (a metaData in this commit speaks for itself) */
+    const char *every = json_string_value(
+        json_object_get(json_object_get(w->metadata, "configuration"), "delta.checkpointInterval"));
+    if (ok && !meta && every && atoi(every) > 0) delta_txn_set_checkpoint_interval(t, atoi(every));
     size_t i;
     json_t *a;
     json_array_foreach(w->removes, i, a) if (ok) ok = delta_txn_add(t, json_incref(a), err);

@@ -35,8 +35,6 @@ NO_ROWS = {
 
 # Spark reads these, mongo2delta does not yet: a clear error naming the feature
 UNSUPPORTED = {
-    "v2-checkpoint-json": "v2Checkpoint",
-    "v2-checkpoint-parquet": "v2Checkpoint",
     "spark-variant-checkpoint": "variantType-preview",
     "type-widening": "typeWidening",
     "type-widening-nested": "typeWidening",

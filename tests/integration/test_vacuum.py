@@ -178,10 +178,10 @@ def test_tables_with_features_vacuum_does_not_know_are_left_alone(tmp_path):
     refused = {
         "future": {"minReaderVersion": 1, "minWriterVersion": 7, "writerFeatures": ["appendOnly", "futureFeature"]},
         "v8": {"minReaderVersion": 1, "minWriterVersion": 8},
-        "v2": {"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["v2Checkpoint"],
-               "writerFeatures": ["v2Checkpoint"]},
+        "variant": {"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["variantType-preview"],
+                    "writerFeatures": ["variantType-preview"]},
     }
-    named = {"future": "'futureFeature'", "v8": "writer version 8", "v2": "v2Checkpoint"}
+    named = {"future": "'futureFeature'", "v8": "writer version 8", "variant": "variantType-preview"}
     inputs = write_inputs(tmp_path / "in", files=2, docs=5)
     for name, protocol in [*refused.items(), ("rows", {"minReaderVersion": 1, "minWriterVersion": 7,
                                                         "writerFeatures": ["appendOnly", "rowTracking"]})]:

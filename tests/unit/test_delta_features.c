@@ -46,10 +46,14 @@ static const struct {
     {"{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"columnMapping\"],"
      "\"writerFeatures\":[\"columnMapping\"]}",
      "", "columnMapping", ""},
-    /* a name nobody knows is refused by everyone */
+    /* v2 checkpoints: read (sidecars too), written as v2 ones (delta/checkpoint_v2) */
     {"{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"v2Checkpoint\"],"
      "\"writerFeatures\":[\"v2Checkpoint\"]}",
-     "v2Checkpoint", "v2Checkpoint", "v2Checkpoint"},
+     "", "", ""},
+    /* a name nobody knows is refused by everyone */
+    {"{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"someFutureFeature\"],"
+     "\"writerFeatures\":[\"someFutureFeature\"]}",
+     "someFutureFeature", "someFutureFeature", "someFutureFeature"},
 };
 
 TEST(features_first_unsupported_per_use) {
@@ -64,12 +68,12 @@ TEST(features_first_unsupported_per_use) {
 }
 
 TEST(features_unsupported_reader_list_names_all) {
-  json_t *p = proto("{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"v2Checkpoint\","
+  json_t *p = proto("{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"someFutureFeature\","
                     "\"deletionVectors\",\"variantType-preview\"],\"writerFeatures\":[]}");
   char *m = delta_unsupported_reader_features(p);
   json_decref(p);
   CHECK(m);
-  bool same = strcmp(m, "v2Checkpoint, variantType-preview") == 0;
+  bool same = strcmp(m, "someFutureFeature, variantType-preview") == 0;
   free(m);
   CHECK(same);
   p = proto("{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"timestampNtz\"]}");
@@ -117,12 +121,12 @@ TEST(features_has_and_implied) {
 
 TEST(features_check_says_what_and_why) {
   m2d_error_t err = {0};
-  json_t *p = proto("{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"v2Checkpoint\"],"
-                    "\"writerFeatures\":[\"v2Checkpoint\"]}");
+  json_t *p = proto("{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"someFutureFeature\"],"
+                    "\"writerFeatures\":[\"someFutureFeature\"]}");
   bool ok = delta_features_check(p, DELTA_USE_VACUUM, "; not vacuumed", &err);
   json_decref(p);
   CHECK(!ok && err.domain == M2D_ERR_FORMAT);
-  CHECK_STR(err.message, "the table uses reader features mongo2delta does not support: v2Checkpoint; not vacuumed");
+  CHECK_STR(err.message, "the table uses reader features mongo2delta does not support: someFutureFeature; not vacuumed");
   p = proto("{\"minReaderVersion\":1,\"minWriterVersion\":7,\"writerFeatures\":[\"appendOnly\",\"rowTracking\"]}");
   bool read = delta_features_check(p, DELTA_USE_READ, NULL, &err),
        vacuum = delta_features_check(p, DELTA_USE_VACUUM, NULL, &err);
