@@ -1,6 +1,7 @@
 /* mongo2delta watch: print a collection's change events, to see what sync will receive. */
 #include "cli/commands.h"
 #include "core/log.h"
+#include "mongo/change_stream.h"
 #include "mongo/client.h"
 
 #include <signal.h>
@@ -31,11 +32,14 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
 
   mongoc_client_t *client = m2d_mongo_client_new(m2d_args_get(args, "uri"), &err);
   if (!client) return m2d_cli_fail(&err);
-  mongoc_collection_t *coll =
-      mongoc_client_get_collection(client, m2d_args_get(args, "db"), m2d_args_get(args, "collection"));
-  bson_t pipeline = BSON_INITIALIZER;
-  bson_t *wopts = BCON_NEW("fullDocument", BCON_UTF8("updateLookup"), "maxAwaitTimeMS", BCON_INT64(500));
-  mongoc_change_stream_t *cs = mongoc_collection_watch(coll, &pipeline, wopts);
+  m2d_change_stream_options_t co = {.client = client, .db = m2d_args_get(args, "db"),
+                                    .collection = m2d_args_get(args, "collection"), .max_await_ms = 500};
+  m2d_change_stream_t *cs = m2d_change_stream_new(&co, &err);
+  if (!cs || !m2d_change_stream_start(cs, NULL, &err)) {
+    m2d_change_stream_destroy(cs);
+    mongoc_client_destroy(client);
+    return m2d_cli_fail(&err);
+  }
 
   volatile sig_atomic_t *stop = m2d_cli_stop_on_signals();
   int status = 0;
@@ -44,7 +48,9 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   m2d_info("watching %s.%s", m2d_args_get(args, "db"), m2d_args_get(args, "collection"));
   while (!*stop) {
     const bson_t *event;
-    if (mongoc_change_stream_next(cs, &event)) {
+    bson_error_t e;
+    m2d_cs_next_t got = m2d_change_stream_next(cs, &event, &e, NULL);
+    if (got == M2D_CS_EVENT) {
       char *json = bson_as_relaxed_extended_json(event, NULL);
       printf("%s\n", json);
       fflush(stdout);
@@ -53,8 +59,7 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
       if (max_events && ++seen >= max_events) break;
       continue;
     }
-    bson_error_t e;
-    if (mongoc_change_stream_error_document(cs, &e, NULL)) {
+    if (got == M2D_CS_ERROR) {
       m2d_mongo_error(&err, &e, "change stream failed");
       status = m2d_cli_fail(&err);
       break;
@@ -62,10 +67,7 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
     if (timeout && now_s() - last >= (double)timeout) break;
     usleep(20000); /* servers whose getMore does not wait (mongo-java-server) return at once */
   }
-  mongoc_change_stream_destroy(cs);
-  bson_destroy(wopts);
-  bson_destroy(&pipeline);
-  mongoc_collection_destroy(coll);
+  m2d_change_stream_destroy(cs);
   mongoc_client_destroy(client);
   return status;
 }

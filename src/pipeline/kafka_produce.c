@@ -5,6 +5,7 @@
 #include "kafka/admin.h"
 #include "kafka/offsets.h"
 #include "kafka/producer.h"
+#include "mongo/change_stream.h"
 #include "mongo/client.h"
 
 #include <jansson.h>
@@ -280,40 +281,9 @@ committed:
 
 /* --- MongoDB ------------------------------------------------------------------------------ */
 
-static bool server_gone(const bson_error_t *e) {
-  if (e->domain == MONGOC_ERROR_STREAM || e->domain == MONGOC_ERROR_SERVER_SELECTION) return true;
-  switch (e->code) {
-  case 6: case 7: case 89: case 91: case 189: case 9001: case 10107: case 11600: case 11602: case 13435: case 13436:
-    return true;
-  default: return false;
-  }
-}
-
-static bool history_lost(const bson_error_t *e) {
-  return e->code == 286 || e->code == 280 || e->code == 260 || e->code == 136 || e->code == 40647;
-}
-
 static mongoc_change_stream_t *open_stream(kp_t *k, const kpos_t *from) {
-  bson_t pipeline = BSON_INITIALIZER;
-  bson_t *opts = BCON_NEW("fullDocument", BCON_UTF8("updateLookup"), "maxAwaitTimeMS", BCON_INT64(200));
-  bson_error_t e;
-  bson_t *tok = from && from->token[0] ? bson_new_from_json((const uint8_t *)from->token, -1, &e) : NULL;
-  if (tok) BSON_APPEND_DOCUMENT(opts, "resumeAfter", tok);
-  else if (from && from->t) BSON_APPEND_TIMESTAMP(opts, "startAtOperationTime", from->t, from->i);
-  mongoc_change_stream_t *cs;
-  if (k->o->collection) {
-    mongoc_collection_t *c = mongoc_client_get_collection(k->client, k->o->db, k->o->collection);
-    cs = mongoc_collection_watch(c, &pipeline, opts);
-    mongoc_collection_destroy(c);
-  } else {
-    mongoc_database_t *d = mongoc_client_get_database(k->client, k->o->db);
-    cs = mongoc_database_watch(d, &pipeline, opts);
-    mongoc_database_destroy(d);
-  }
-  if (tok) bson_destroy(tok);
-  bson_destroy(opts);
-  bson_destroy(&pipeline);
-  return cs;
+  return m2d_change_stream_watch(k->client, k->o->db, k->o->collection, from ? from->token : NULL, from ? from->t : 0,
+                                 from ? from->i : 0, 200);
 }
 
 /* The stream's position now (before a copy or at a latest start): its resume token, or the clock
@@ -584,7 +554,7 @@ bool m2d_kafka_produce_run(const m2d_kafka_produce_options_t *o, m2d_kafka_produ
     bson_error_t be;
     const bson_t *reply;
     if (mongoc_change_stream_error_document(cs, &be, &reply)) {
-      if (history_lost(&be) && !stopping(&k)) {
+      if (m2d_change_stream_history_lost(&be) && !stopping(&k)) {
         if (!o->resnapshot_on_history_lost) {
           ok = m2d_error_set(err, M2D_ERR_MONGO, (int)be.code,
                              "the change stream cannot resume from the position in %s (after event %lld, cluster "
@@ -605,7 +575,7 @@ bool m2d_kafka_produce_run(const m2d_kafka_produce_options_t *o, m2d_kafka_produ
         last_event = now_s();
         continue;
       }
-      if (!server_gone(&be) || stopping(&k)) {
+      if (!m2d_change_stream_server_gone(&be) || stopping(&k)) {
         ok = m2d_mongo_error(err, &be, "the change stream failed");
         break;
       }
@@ -620,7 +590,7 @@ bool m2d_kafka_produce_run(const m2d_kafka_produce_options_t *o, m2d_kafka_produ
         cs = open_stream(&k, &k.pos);
         const bson_t *probe;
         if (!mongoc_change_stream_next(cs, &probe) && mongoc_change_stream_error_document(cs, &be, &reply) &&
-            server_gone(&be)) {
+            m2d_change_stream_server_gone(&be)) {
           mongoc_change_stream_destroy(cs);
           cs = NULL;
           continue;

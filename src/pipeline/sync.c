@@ -3,6 +3,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "delta/log.h"
+#include "mongo/change_stream.h"
 #include "mongo/client.h"
 #include "pipeline/change_record.h"
 #include "pipeline/mirror.h"
@@ -206,35 +207,9 @@ static bool parse_event(const bson_t *ev, m2d_change_t *e, m2d_error_t *err) {
   return false;
 }
 
-/* Errors of a server that went away (or is restarting), as opposed to a refused stream. */
-static bool server_gone(const bson_error_t *e) {
-  if (e->domain == MONGOC_ERROR_STREAM || e->domain == MONGOC_ERROR_SERVER_SELECTION) return true;
-  switch (e->code) {
-  case 6: case 7: case 89: case 91: case 189: case 9001: case 10107: case 11600: case 11602: case 13435: case 13436:
-    return true;
-  default: return false;
-  }
-}
-
-/* Errors of a stream that cannot resume from the position asked: the server's oplog moved past
- * it (ChangeStreamHistoryLost 286, CappedPositionLost 136, ChangeStreamFatalError 280) or the
- * token is not one it can use (InvalidResumeToken 260, 40647 for a token without _data). */
-static bool history_lost(const bson_error_t *e) {
-  return e->code == 286 || e->code == 280 || e->code == 260 || e->code == 136 || e->code == 40647;
-}
-
-static mongoc_change_stream_t *open_stream(mongoc_collection_t *coll, const pos_t *from) {
-  bson_t pipeline = BSON_INITIALIZER;
-  bson_t *opts = BCON_NEW("fullDocument", BCON_UTF8("updateLookup"), "maxAwaitTimeMS", BCON_INT64(200));
-  bson_error_t e;
-  bson_t *tok = from && from->token[0] ? bson_new_from_json((const uint8_t *)from->token, -1, &e) : NULL;
-  if (tok) BSON_APPEND_DOCUMENT(opts, "resumeAfter", tok);
-  else if (from && from->ct_t) BSON_APPEND_TIMESTAMP(opts, "startAtOperationTime", from->ct_t, from->ct_i);
-  mongoc_change_stream_t *cs = mongoc_collection_watch(coll, &pipeline, opts);
-  if (tok) bson_destroy(tok);
-  bson_destroy(opts);
-  bson_destroy(&pipeline);
-  return cs;
+static mongoc_change_stream_t *open_stream(sync_t *s, mongoc_client_t *client, const pos_t *from) {
+  return m2d_change_stream_watch(client, s->o->db, s->o->collection, from ? from->token : NULL, from ? from->ct_t : 0,
+                                 from ? from->ct_i : 0, 200);
 }
 
 
@@ -244,12 +219,12 @@ static mongoc_change_stream_t *open_stream(mongoc_collection_t *coll, const pos_
  * start, so that a crash from here on resumes the stream instead of snapshotting again (and
  * losing what happened meanwhile). Until an event comes the test server gives no resume token:
  * the position is then the clock. */
-static bool start_at_now(sync_t *s, mongoc_collection_t *coll, mongoc_change_stream_t **cs, bool snapshot, int64_t seq,
+static bool start_at_now(sync_t *s, mongoc_client_t *client, mongoc_change_stream_t **cs, bool snapshot, int64_t seq,
                          m2d_error_t *err) {
   const m2d_sync_options_t *o = s->o;
   bool ok = true;
   if (*cs) mongoc_change_stream_destroy(*cs);
-  *cs = open_stream(coll, NULL);
+  *cs = open_stream(s, client, NULL);
   s->mpos.ct_t = s->lpos.ct_t = (uint32_t)time(NULL);
   s->mpos.ct_i = s->lpos.ct_i = 0;
   s->mpos.token[0] = s->lpos.token[0] = 0;
@@ -314,7 +289,6 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
   m2d_mongo_global_init();
   mongoc_client_t *client = ok ? m2d_mongo_client_get(o->pool, o->uri, err) : NULL;
   ok = ok && client;
-  mongoc_collection_t *coll = ok ? mongoc_client_get_collection(client, o->db, o->collection) : NULL;
   mongoc_change_stream_t *cs = NULL;
   m2d_table_writer_options_t lo = {.table = o->changelog_table, .codec = o->codec, .level = o->level};
   s.mirror_options = (m2d_mirror_options_t){.table = o->table, .rewrite = o->rewrite, .soft_delete = o->soft_delete,
@@ -330,9 +304,9 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
   const pos_t *from = s.mirror ? &s.mpos : &s.lpos;
   if (ok && from->batch < 0) {
     /* a first run */
-    ok = start_at_now(&s, coll, &cs, o->initial_snapshot, 0, err);
+    ok = start_at_now(&s, client, &cs, o->initial_snapshot, 0, err);
   } else if (ok) {
-    cs = open_stream(coll, from);
+    cs = open_stream(&s, client, from);
     m2d_info("resuming %s after event %lld (batch %lld)", s.app, (long long)from->seq, (long long)from->batch);
   }
   if (ok && s.mirror) ok = m2d_mirror_build_index(s.mirror, err);
@@ -366,7 +340,7 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
     bson_error_t be;
     const bson_t *reply;
     if (mongoc_change_stream_error_document(cs, &be, &reply)) {
-      if (history_lost(&be) && !stopping(&s)) {
+      if (m2d_change_stream_history_lost(&be) && !stopping(&s)) {
         const pos_t *at = s.mirror ? &s.mpos : &s.lpos;
         if (!o->resnapshot_on_history_lost) {
           size_t ml = strlen(be.message);
@@ -384,13 +358,13 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
                  "(--on-history-lost resnapshot)%s",
                  (long long)at->seq, be.message, o->db, o->collection,
                  s.log ? "; the change log misses the changes made while the history was lost" : "");
-        ok = start_at_now(&s, coll, &cs, true, seq, err);
+        ok = start_at_now(&s, client, &cs, true, seq, err);
         if (ok && s.mirror) ok = m2d_mirror_build_index(s.mirror, err);
         from = s.mirror ? &s.mpos : &s.lpos;
         last_event = now_s();
         continue;
       }
-      if (!server_gone(&be) || stopping(&s)) {
+      if (!m2d_change_stream_server_gone(&be) || stopping(&s)) {
         ok = m2d_mongo_error(err, &be, "the change stream failed");
         break;
       }
@@ -407,7 +381,7 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
         m2d_warn("the server is gone (%s); reconnecting in %d s, resuming after event %lld", be.message, wait,
                  (long long)resume.seq);
         for (int t = 0; t < wait * 10 && !stopping(&s); t++) usleep(100000);
-        cs = open_stream(coll, &resume);
+        cs = open_stream(&s, client, &resume);
         const bson_t *probe_ev;
         if (mongoc_change_stream_next(cs, &probe_ev)) {
           /* an event right away: handle it below through the normal path */
@@ -425,7 +399,7 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
           m2d_info("reconnected; resumed the change stream");
           break;
         }
-        if (!server_gone(&be)) break; /* a refusal (such as lost history): handled by the loop */
+        if (!m2d_change_stream_server_gone(&be)) break; /* a refusal (such as lost history): handled by the loop */
         mongoc_change_stream_destroy(cs);
         cs = NULL;
       }
@@ -448,7 +422,6 @@ bool m2d_sync_run(const m2d_sync_options_t *o, m2d_sync_summary_t *sum, m2d_erro
   if (cs) mongoc_change_stream_destroy(cs);
   m2d_mirror_close(s.mirror);
   m2d_table_writer_destroy(s.log);
-  if (coll) mongoc_collection_destroy(coll);
   m2d_mongo_client_put(o->pool, client);
   return ok;
 }
