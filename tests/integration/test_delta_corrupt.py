@@ -110,7 +110,7 @@ LAST_CHECKPOINT_CASES = {
     "names-missing-newer": (last_points_at(20), "names version 20, but the newest complete checkpoint is 10; using it", 10),
     "names-missing-older": (last_points_at(5), "names version 5, but the newest complete checkpoint is 10; using it", 10),
     "names-latest-commit": (last_points_at(11), "names version 11, but the newest complete checkpoint is 10; using it", 10),
-    "checkpoint-gone": (checkpoint_gone, "names version 10, but there is no complete classic checkpoint; "
+    "checkpoint-gone": (checkpoint_gone, "names version 10, but there is no complete checkpoint; "
                         "replaying the JSON commits", None),
     "not-json": (not_json, "_last_checkpoint is not valid JSON; finding the checkpoint by listing", 10),
     "wrong-sizes": (wrong_sizes, None, 10),
