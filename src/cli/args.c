@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "core/log.h"
+#include "core/progress.h"
 #include "core/redact.h"
 #include "parquet/compress.h"
 
@@ -16,6 +17,10 @@ const m2d_opt_spec_t m2d_global_opts[] = {
     {"log-format", "text|json", "log lines on stderr as readable text or one JSON object each", "text", false},
     {"quiet", NULL, "log errors only", NULL, false},
     {"verbose", NULL, "log debugging detail", NULL, false},
+    {"progress", "auto|always|never",
+     "a progress line on stderr for long work: on a terminal (auto), also when stderr is not one (always, "
+     "a line every 10 s), or never",
+     "auto", false},
     {"unsafe-single-writer", NULL,
      "write to an object store that ignores conditional writes (If-None-Match), accepting that a second "
      "writer could overwrite commits",
@@ -36,6 +41,7 @@ bool m2d_args_parse(const m2d_command_t *cmd, int argc, char **argv, m2d_args_t 
   *help_requested = false;
   m2d_log_level_t level = M2D_LOG_INFO;
   m2d_log_format_t format = M2D_LOG_TEXT;
+  m2d_progress_mode_t progress = M2D_PROGRESS_AUTO;
   bool only_positional = false;
 
   for (int i = 0; i < argc; i++) {
@@ -87,6 +93,10 @@ bool m2d_args_parse(const m2d_command_t *cmd, int argc, char **argv, m2d_args_t 
       if (strcmp(spec->name, "quiet") == 0) level = M2D_LOG_ERROR;
       else if (strcmp(spec->name, "verbose") == 0) level = M2D_LOG_DEBUG;
       else if (strcmp(spec->name, "unsafe-single-writer") == 0) m2d_store_default_options.unsafe_single_writer = true;
+      else if (strcmp(spec->name, "progress") == 0) {
+        if (!m2d_progress_mode_parse(value, &progress))
+          return m2d_error_set(err, M2D_ERR_USAGE, 0, "--progress must be auto, always or never, not '%s'", value);
+      }
       else if (!m2d_log_format_parse(value, &format))
         return m2d_error_set(err, M2D_ERR_USAGE, 0, "--log-format must be text or json, not '%s'", value);
       continue;
@@ -97,6 +107,7 @@ bool m2d_args_parse(const m2d_command_t *cmd, int argc, char **argv, m2d_args_t 
     out->seen[s] = true;
   }
   m2d_log_configure(level, format);
+  m2d_progress_configure(progress);
 
   for (int i = 0; cmd->opts && cmd->opts[i].name; i++)
     if (cmd->opts[i].required && !out->seen[i])

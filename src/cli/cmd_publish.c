@@ -1,6 +1,7 @@
 /* mongo2delta publish: a Delta table, or what changed in it, into a MongoDB collection. */
 #include "cli/commands.h"
 #include "core/log.h"
+#include "core/progress.h"
 #include "pipeline/publish.h"
 
 #include <signal.h>
@@ -58,7 +59,7 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   }
   o.keys = keys;
   o.nkeys = nkeys;
-  o.progress = isatty(2) && m2d_log_enabled(M2D_LOG_INFO);
+  o.progress = m2d_progress_wanted();
   m2d_publish_summary_t s;
   bool ok = m2d_publish_run(&o, &s, &err);
   if (ok && s.nothing_to_do) {

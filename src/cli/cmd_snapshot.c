@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "storage/store.h"
 #include "core/log.h"
+#include "core/progress.h"
 #include "mongo/client.h"
 #include "parquet/compress.h"
 #include "pipeline/snapshot.h"
@@ -122,7 +123,7 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   if (m2d_args_flag(args, "projection")) o.projection = m2d_args_get(args, "projection");
   if (m2d_args_flag(args, "partition-by")) o.partition_by = m2d_args_get(args, "partition-by");
   o.restart = m2d_args_flag(args, "restart");
-  o.progress = isatty(2) && m2d_log_enabled(M2D_LOG_INFO);
+  o.progress = m2d_progress_wanted();
   bool interrupted = false, ok = true;
   if (!all) {
     o.collection = m2d_args_get(args, "collection");

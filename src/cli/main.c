@@ -33,7 +33,7 @@ static void print_usage(FILE *f) {
   for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-13s %s\n", commands[i]->name, commands[i]->summary);
   fprintf(f,
           "\nRun 'mongo2delta COMMAND --help' for a command's options and an example.\n"
-          "Global options: --log-format text|json, --quiet, --verbose, --unsafe-single-writer, --version.\n"
+          "Global options: --log-format text|json, --quiet, --verbose, --progress auto|always|never, --unsafe-single-writer, --version.\n"
           "Exit status: 0 success, 1 the work failed, 2 usage error.\n");
 }
 

@@ -54,25 +54,22 @@ void m2d_log_set_context(const char *context) {
   snprintf(t_context, sizeof t_context, "%s", context ? context : "");
 }
 
-void m2d_log(m2d_log_level_t level, const char *fmt, ...) {
-  if (!m2d_log_enabled(level)) return;
-  char raw[4096], msg[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(raw, sizeof raw, fmt, ap);
-  va_end(ap);
-  m2d_redact(raw, msg, sizeof msg);
+/* The progress line drawn on a terminal (core/progress), redrawn after each log line. */
+static char g_status[640];
+static bool g_status_open;
 
+/* One line, under g_lock; progress marks a progress line in JSON. */
+static void emit(m2d_log_level_t level, const char *msg, bool progress) {
   struct timeval tv;
   gettimeofday(&tv, NULL);
   struct tm tm;
   gmtime_r(&tv.tv_sec, &tm);
   char ts[40];
   strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-
-  pthread_mutex_lock(&g_lock);
+  if (g_status_open) fputs("\r\033[K", stderr);
   if (g_format == M2D_LOG_JSON) {
-    fprintf(stderr, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",", ts, (long)(tv.tv_usec / 1000), level_name(level));
+    fprintf(stderr, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",%s", ts, (long)(tv.tv_usec / 1000), level_name(level),
+            progress ? "\"progress\":true," : "");
     if (t_context[0]) {
       fputs("\"context\":\"", stderr);
       json_escape(stderr, t_context);
@@ -84,6 +81,34 @@ void m2d_log(m2d_log_level_t level, const char *fmt, ...) {
   } else {
     fprintf(stderr, "%s.%03ldZ %-5s %s%s%s%s\n", ts, (long)(tv.tv_usec / 1000), level_name(level),
             t_context[0] ? "[" : "", t_context, t_context[0] ? "] " : "", msg);
+  }
+  if (g_status_open) fputs(g_status, stderr);
+  fflush(stderr);
+}
+
+void m2d_log(m2d_log_level_t level, const char *fmt, ...) {
+  if (!m2d_log_enabled(level)) return;
+  char raw[4096], msg[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(raw, sizeof raw, fmt, ap);
+  va_end(ap);
+  m2d_redact(raw, msg, sizeof msg);
+  pthread_mutex_lock(&g_lock);
+  emit(level, msg, false);
+  pthread_mutex_unlock(&g_lock);
+}
+
+void m2d_log_status(const char *line, bool in_place, bool final) {
+  char msg[640];
+  m2d_redact(line, msg, sizeof msg);
+  pthread_mutex_lock(&g_lock);
+  if (in_place) {
+    fprintf(stderr, "\r\033[K%s%s", msg, final ? "\n" : "");
+    snprintf(g_status, sizeof g_status, "%s", msg);
+    g_status_open = !final;
+  } else {
+    emit(M2D_LOG_INFO, msg, true);
   }
   fflush(stderr);
   pthread_mutex_unlock(&g_lock);

@@ -21,6 +21,10 @@ void m2d_log_set_context(const char *context);
 
 void m2d_log(m2d_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A progress line (core/progress): in_place redraws one line on a terminal (final ends it),
+ * otherwise it is printed as an info line whatever the level (JSON: "progress":true). */
+void m2d_log_status(const char *line, bool in_place, bool final);
+
 #define m2d_error(...) m2d_log(M2D_LOG_ERROR, __VA_ARGS__)
 #define m2d_warn(...) m2d_log(M2D_LOG_WARN, __VA_ARGS__)
 #define m2d_info(...) m2d_log(M2D_LOG_INFO, __VA_ARGS__)

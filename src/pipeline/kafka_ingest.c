@@ -1,6 +1,7 @@
 #include "pipeline/kafka_ingest.h"
 
 #include "core/log.h"
+#include "core/progress.h"
 #include "core/metrics.h"
 #include "delta/txn.h"
 #include "kafka/consumer.h"
@@ -55,6 +56,7 @@ typedef struct {
   int since_compaction;
   bool failed;       /* an error inside a callback: the run stops with it */
   m2d_error_t error;
+  m2d_progress_t line; /* events applied */
 } ki_t;
 
 static double now_s(void) {
@@ -274,6 +276,10 @@ static bool flush(ki_t *k, m2d_error_t *err) {
     m2d_metrics_counter_add(k->metrics, METRIC_BATCHES, "micro-batches committed", NULL, 1);
     m2d_metrics_observe(k->metrics, METRIC_COMMIT, "time to commit a batch (all its tables)", NULL, t1 - t0);
     k->since_compaction++;
+    snprintf(k->line.extra, sizeof k->line.extra, "%lld batches, %lld upserts, %lld deletes, %lld dead-lettered",
+             (long long)k->sum->batches, (long long)k->sum->upserts, (long long)k->sum->deletes,
+             (long long)k->sum->dead_lettered);
+    m2d_progress_set(&k->line, k->sum->applied, 0);
     m2d_info("batch: %d records (%d events) of %s committed in %.1f ms", k->nrec, k->nev, k->o->group, (t1 - t0) * 1e3);
   }
   clear_batch(k);
@@ -457,6 +463,7 @@ bool m2d_kafka_ingest_run(const m2d_kafka_ingest_options_t *o, m2d_kafka_ingest_
   k.mirror_options = (m2d_mirror_options_t){.table = t->table, .rewrite = t->rewrite, .soft_delete = t->soft_delete,
                                             .change_data_feed = t->change_data_feed, .codec = t->codec,
                                             .level = t->level};
+  m2d_progress_begin(&k.line, "events", 0, "kafka-ingest %s into %s", o->group, t->table);
   k.cap = o->tables.max_batch > 0 ? o->tables.max_batch : 1000;
   k.ev = calloc((size_t)k.cap + 1, sizeof *k.ev);
   k.evpart = calloc((size_t)k.cap + 1, sizeof *k.evpart);
@@ -538,5 +545,6 @@ bool m2d_kafka_ingest_run(const m2d_kafka_ingest_options_t *o, m2d_kafka_ingest_
   if (ok && k.mirror) m2d_mirror_save_index(k.mirror);
   m2d_mirror_close(k.mirror);
   m2d_table_writer_destroy(k.log);
+  m2d_progress_end(&k.line);
   return ok;
 }

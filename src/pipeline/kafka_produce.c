@@ -1,6 +1,7 @@
 #include "pipeline/kafka_produce.h"
 
 #include "core/log.h"
+#include "core/progress.h"
 #include "core/metrics.h"
 #include "kafka/admin.h"
 #include "kafka/offsets.h"
@@ -50,6 +51,7 @@ typedef struct {
   m2d_metrics_t *metrics; /* --metrics-port, or NULL */
   char label[600];        /* the metrics' source label: "<db>.<collection or *>" */
   double last_write;      /* when the last transaction committed (the heartbeats' clock) */
+  m2d_progress_t line;    /* records written */
 } kp_t;
 
 static double now_s(void) {
@@ -268,6 +270,9 @@ committed:
   if (ok) {
     for (int i = 0; i < k->nrec; i++) k->sum->records += !k->recs[i].heartbeat;
     k->sum->transactions++;
+    snprintf(k->line.extra, sizeof k->line.extra, "%lld copied, %lld change events, %lld transactions",
+             (long long)k->sum->copied, (long long)k->sum->events, (long long)k->sum->transactions);
+    m2d_progress_set(&k->line, k->sum->records, 0);
     note_commit(k, next, t0, waited);
     k->last_write = now_s();
     k->pos = *next;
@@ -451,6 +456,7 @@ bool m2d_kafka_produce_run(const m2d_kafka_produce_options_t *o, m2d_kafka_produ
   kp_t k = {.o = o, .sum = sum};
   snprintf(k.source, sizeof k.source, "mongo2delta-produce:%s.%s", o->db, o->collection ? o->collection : "*");
   snprintf(k.label, sizeof k.label, "%s.%s", o->db, o->collection ? o->collection : "*");
+  m2d_progress_begin(&k.line, "records", 0, "kafka-produce %s", k.label);
   if (o->metrics_port >= 0) {
     if (!(k.metrics = m2d_metrics_start(NULL, o->metrics_port, err))) return false;
     m2d_info("metrics (Prometheus text) on http://127.0.0.1:%d/metrics", m2d_metrics_port(k.metrics));
@@ -625,5 +631,6 @@ bool m2d_kafka_produce_run(const m2d_kafka_produce_options_t *o, m2d_kafka_produ
   m2d_kafka_producer_destroy(k.p);
   if (k.client) mongoc_client_destroy(k.client);
   m2d_metrics_stop(k.metrics);
+  m2d_progress_end(&k.line);
   return ok;
 }

@@ -1,6 +1,7 @@
 #include "pipeline/load.h"
 
 #include "core/log.h"
+#include "core/progress.h"
 #include "mongo/export_reader.h"
 #include "pipeline/table_writer.h"
 #include "schema/infer.h"
@@ -213,6 +214,7 @@ typedef struct {
   m2d_infer_t *inf;
   m2d_table_writer_t *tw;
   int64_t rejected, docs, rescued;
+  m2d_progress_t *line;
 } file_pass_t;
 
 /* Pass 1: the schema of every document of the file; bad records set aside (or the file fails). */
@@ -237,6 +239,7 @@ static bool write_doc(void *ud, const bson_t *doc, const m2d_export_reader_t *r,
   if (!m2d_table_writer_add(f->tw, doc, &f->rescued, err))
     return m2d_error_prefix(err, "%s, byte %llu: ", f->path, (unsigned long long)m2d_export_reader_offset(r));
   f->docs++;
+  m2d_progress_add(f->line, 1, 0);
   return true;
 }
 
@@ -257,13 +260,13 @@ bool m2d_load_sleep_ms(int64_t ms, volatile sig_atomic_t *stop) {
 
 /* One file into one commit. */
 static bool load_file(const m2d_load_options_t *o, m2d_table_writer_t *tw, FILE *rej, const file_t *file,
-                      const char *app, m2d_load_summary_t *sum, m2d_error_t *err) {
+                      const char *app, m2d_load_summary_t *sum, m2d_progress_t *line, m2d_error_t *err) {
   const char *path = file->path;
   char local[PATH_MAX];
   bool remote = m2d_store_is_remote(path);
   if (remote && !m2d_load_download(path, local, sizeof local, err)) return false;
   if (!remote) snprintf(local, sizeof local, "%s", path);
-  file_pass_t f = {.path = path, .rejects = rej, .inf = m2d_infer_new(NULL), .tw = tw};
+  file_pass_t f = {.path = path, .rejects = rej, .inf = m2d_infer_new(NULL), .tw = tw, .line = line};
   m2d_infer_t *inf = f.inf;
   uint64_t end = 0;
   bool ok = inf && each_record(local, path, learn_doc, learn_bad, &f, 0, &end, err);
@@ -287,6 +290,7 @@ static bool load_file(const m2d_load_options_t *o, m2d_table_writer_t *tw, FILE 
   if (!ok) return false;
   m2d_table_writer_stats_t st = m2d_table_writer_last(tw);
   sum->files_taken++;
+  m2d_progress_add(line, 0, (int64_t)file->size);
   sum->documents += f.docs;
   sum->rescued += f.rescued;
   sum->rejected += f.rejected;
@@ -316,6 +320,8 @@ bool m2d_load_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, m2d_erro
   /* what each file looked like when it was taken (or first seen taken): a later listing that
    * finds it changed reports it, once, instead of loading it twice */
   json_t *seen = json_object(), *reported = json_object();
+  m2d_progress_t line;
+  m2d_progress_begin(&line, "documents", 0, "load into %s", o->table);
   int full_every = o->full_listing_every > 0 ? o->full_listing_every : 1;
   for (int64_t round = 0; ok; round++) {
     bool full = round % full_every == 0;
@@ -358,7 +364,8 @@ bool m2d_load_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, m2d_erro
         }
       } else {
         if (o->max_files_per_batch > 0 && taken >= o->max_files_per_batch) break;
-        if (!load_file(o, tw, rej, f, app, sum, err)) {
+        snprintf(line.extra, sizeof line.extra, "file %zu of %zu", i + 1, files.n);
+        if (!load_file(o, tw, rej, f, app, sum, &line, err)) {
           ok = false;
           break;
         }
@@ -380,6 +387,9 @@ bool m2d_load_run(const m2d_load_options_t *o, m2d_load_summary_t *sum, m2d_erro
     /* a full batch: more may be waiting, list again now */
     if (!(o->max_files_per_batch > 0 && taken >= o->max_files_per_batch) && !m2d_load_sleep_ms(o->interval_ms, o->stop)) break;
   }
+  snprintf(line.extra, sizeof line.extra, "%lld file(s) loaded, %lld skipped", (long long)sum->files_taken,
+           (long long)sum->files_skipped);
+  m2d_progress_end(&line);
   sum->interrupted = o->stop && *o->stop;
   sum->version = tw ? m2d_table_writer_version(tw) : -1;
   sum->rescued_fields = tw ? json_deep_copy(m2d_table_writer_rescued_fields(tw)) : json_object();

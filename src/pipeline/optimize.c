@@ -1,6 +1,7 @@
 #include "pipeline/optimize.h"
 
 #include "core/log.h"
+#include "core/progress.h"
 #include "delta/log.h"
 #include "delta/stats.h"
 #include "pipeline/columns_bson.h"
@@ -172,6 +173,7 @@ typedef struct {
   volatile sig_atomic_t *stop;
   bool stopped, failed;
   m2d_error_t *err;
+  m2d_progress_t *line; /* rows rewritten (NULL: reading back) */
 } rows_t;
 
 static uint64_t row_hash(const char *s, size_t n) {
@@ -199,6 +201,7 @@ static bool on_row(const bson_t *doc, const m2d_error_t *row_err, size_t file, u
   r->hash += row_hash((const char *)bson_get_data(doc), doc->len);
   r->rows++;
   if (!r->w) return true;
+  if (r->line) m2d_progress_add(r->line, 1, 0);
   bool ok = m2d_table_writer_add(r->w, doc, &r->rescued, r->err);
   if (!ok) r->failed = true;
   return ok;
@@ -212,10 +215,11 @@ static bool scan_files(m2d_store_t *store, const delta_snapshot_t *snap, json_t 
 
 /* Writes one bin into new files, checks them, and records the removal of its files. */
 static bool rewrite_bin(m2d_table_writer_t *w, const delta_snapshot_t *snap, const json_t *schema, const bin_t *b,
-                        volatile sig_atomic_t *stop, int64_t *rows, bool *stopped, m2d_error_t *err) {
+                        volatile sig_atomic_t *stop, int64_t *rows, bool *stopped, m2d_progress_t *line,
+                        m2d_error_t *err) {
   m2d_store_t *store = m2d_table_writer_store(w);
   size_t before = json_array_size(m2d_table_writer_batch_adds(w));
-  rows_t src = {.w = w, .schema = schema, .stop = stop, .err = err};
+  rows_t src = {.w = w, .schema = schema, .stop = stop, .err = err, .line = line};
   if (!scan_files(store, snap, b->files, &src, err)) {
     *stopped = src.stopped;
     return src.stopped; /* a stop is not an error: the caller abandons the batch */
@@ -313,8 +317,16 @@ bool m2d_optimize_with_writer(m2d_table_writer_t *w, const m2d_optimize_options_
   ok = ok && m2d_table_writer_begin(w, m2d_table_writer_schema(w), err) &&
        m2d_table_writer_rearrange(w, "OPTIMIZE", target, err);
   bool stopped = false;
-  for (int b = 0; ok && !stopped && b < nbins; b++)
-    ok = rewrite_bin(w, &snap, schema, &bins[b], o->stop, &s->rows, &stopped, err);
+  m2d_progress_t line;
+  int64_t planned = 0;
+  for (int b = 0; b < nbins && planned >= 0; b++) planned = bins[b].rows < 0 ? -1 : planned + bins[b].rows;
+  m2d_progress_begin(&line, "rows", planned > 0 ? planned : 0, "optimize %s", store->root);
+  for (int b = 0; ok && !stopped && b < nbins; b++) {
+    snprintf(line.extra, sizeof line.extra, "bin %d of %d (%zu files)", b + 1, nbins, json_array_size(bins[b].files));
+    ok = rewrite_bin(w, &snap, schema, &bins[b], o->stop, &s->rows, &stopped, &line, err);
+  }
+  snprintf(line.extra, sizeof line.extra, "%d bin(s)%s", nbins, !ok ? ", failed" : stopped ? ", interrupted" : "");
+  m2d_progress_end(&line);
   if (ok && stopped) {
     m2d_table_writer_abort(w);
     s->interrupted = true;

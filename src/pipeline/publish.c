@@ -1,6 +1,7 @@
 #include "pipeline/publish.h"
 
 #include "core/log.h"
+#include "core/progress.h"
 #include "delta/log.h"
 #include "pipeline/columns_bson.h"
 #include "mongo/client.h"
@@ -35,7 +36,7 @@ typedef struct {
   json_t *before;     /* key -> document bytes of the rows in removed files */
   json_t *seen_keys;  /* keys present after (delete-missing) */
   bool collect_keys;
-  time_t last_progress;
+  m2d_progress_t line; /* on when o->progress */
 } pub_t;
 
 static void ops_clear(pub_t *p) {
@@ -189,12 +190,12 @@ static bool write_row(pub_t *p, const bson_t *row, const m2d_error_t *row_err) {
 }
 
 static void progress(pub_t *p, bool final) {
-  time_t now = time(NULL);
-  if (!p->o->progress || (!final && now == p->last_progress)) return;
-  p->last_progress = now;
-  fprintf(stderr, "\rpublish: %lld rows, %lld written, %lld failed   %s", (long long)p->sum->rows,
-          (long long)(p->sum->inserted + p->sum->upserted + p->sum->modified + p->sum->deleted), (long long)p->sum->failed,
-          final ? "\n" : "");
+  if (!p->line.on) return;
+  snprintf(p->line.extra, sizeof p->line.extra, "%lld written, %lld unchanged, %lld failed",
+           (long long)(p->sum->inserted + p->sum->upserted + p->sum->modified + p->sum->deleted),
+           (long long)p->sum->unchanged, (long long)p->sum->failed);
+  m2d_progress_set(&p->line, p->sum->rows, 0);
+  if (final) m2d_progress_end(&p->line);
 }
 
 static bool on_row(const bson_t *doc, const m2d_error_t *row_err, size_t file, uint64_t row, void *ud) {
@@ -319,6 +320,7 @@ bool m2d_publish_run(const m2d_publish_options_t *o, m2d_publish_summary_t *sum,
   char abs[PATH_MAX];
   if (ok) {
     sum->to_version = now.version;
+    if (o->progress) m2d_progress_begin(&p.line, "rows", 0, "publish %s to %s.%s", o->table, o->db, o->collection);
     const char *ss = json_string_value(json_object_get(now.metadata, "schemaString"));
     json_error_t je;
     p.schema = ss ? json_loads(ss, 0, &je) : NULL;

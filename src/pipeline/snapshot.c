@@ -1,6 +1,7 @@
 #include "pipeline/snapshot.h"
 
 #include "core/log.h"
+#include "core/progress.h"
 #include "delta/actions.h"
 #include "mongo/client.h"
 #include "mongo/ranges.h"
@@ -318,20 +319,13 @@ static bool prepare(run_t *r, mongoc_collection_t *coll, m2d_snapshot_summary_t 
   return ok;
 }
 
-static void progress(run_t *r, double t0, int64_t total, bool final) {
+/* The progress line: documents written and bytes read so far. */
+static void progress(run_t *r, m2d_progress_t *line, bool final) {
   pthread_mutex_lock(&r->mu);
   int64_t docs = r->documents, bytes = r->bytes_read;
   pthread_mutex_unlock(&r->mu);
-  double el = now_s() - t0;
-  double mbps = el > 0 ? (double)bytes / 1e6 / el : 0;
-  char eta[64] = "";
-  if (total > 0 && docs > 0 && docs < total) {
-    double left = el * (double)(total - docs) / (double)docs;
-    snprintf(eta, sizeof eta, ", ETA %d:%02d", (int)left / 60, (int)left % 60);
-  }
-  fprintf(stderr, "\rsnapshot %s.%s: %" PRId64 " of ~%" PRId64 " documents, %.1f MB/s%s   %s", r->o->db,
-          r->o->collection, docs, total, mbps, eta, final ? "\n" : "");
-  fflush(stderr);
+  m2d_progress_set(line, docs, bytes);
+  if (final) m2d_progress_end(line);
 }
 
 bool m2d_snapshot_run(const m2d_snapshot_options_t *o, m2d_snapshot_summary_t *sum, m2d_error_t *err) {
@@ -368,6 +362,9 @@ bool m2d_snapshot_run(const m2d_snapshot_options_t *o, m2d_snapshot_summary_t *s
       if (pthread_create(&th[i], NULL, worker, &r) == 0) started++;
     if (started == 0) ok = m2d_error_set(err, M2D_ERR_INTERNAL, 0, "cannot start worker threads");
     /* progress until every range is taken and the workers end */
+    m2d_progress_t line;
+    if (o->progress) m2d_progress_begin(&line, "documents", total, "snapshot %s.%s", o->db, o->collection);
+    else line.on = false;
     for (;;) {
       bool all = true;
       pthread_mutex_lock(&r.mu);
@@ -375,12 +372,12 @@ bool m2d_snapshot_run(const m2d_snapshot_options_t *o, m2d_snapshot_summary_t *s
       bool failed = r.failed;
       pthread_mutex_unlock(&r.mu);
       if (all || failed || stopping(&r) || started == 0) break;
-      if (o->progress) progress(&r, t0, total, false);
+      progress(&r, &line, false);
       usleep(200000);
     }
     for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
     free(th);
-    if (o->progress) progress(&r, t0, total, true);
+    progress(&r, &line, true);
     if (r.failed) {
       ok = false;
       if (err) *err = r.err;

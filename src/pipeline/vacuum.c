@@ -1,6 +1,7 @@
 #include "pipeline/vacuum.h"
 
 #include "core/log.h"
+#include "core/progress.h"
 #include "delta/actions.h"
 #include "delta/dv.h"
 #include "delta/features.h"
@@ -264,6 +265,8 @@ bool m2d_vacuum_run(const m2d_vacuum_options_t *o, m2d_vacuum_summary_t *s, m2d_
       json_decref(metrics);
       if (ok) read_version = s->start_version;
     }
+    m2d_progress_t line;
+    m2d_progress_begin(&line, "files", (int64_t)json_array_size(doomed), "vacuum %s (deleting)", v.store->root);
     json_array_foreach(doomed, i, a) {
       if (!ok) break;
       if (o->stop && *o->stop) {
@@ -284,7 +287,9 @@ bool m2d_vacuum_run(const m2d_vacuum_options_t *o, m2d_vacuum_summary_t *s, m2d_
       json_array_append(s->deleted, a);
       s->files_deleted++;
       s->bytes_deleted += json_integer_value(json_object_get(a, "size"));
+      m2d_progress_set(&line, s->files_deleted, s->bytes_deleted);
     }
+    m2d_progress_end(&line);
     if (can_commit && s->start_version >= 0) {
       m2d_error_t e2 = {0};
       json_t *params = json_pack("{ss}", "status", ok && !s->interrupted ? "COMPLETED" : "FAILED");
