@@ -74,17 +74,15 @@ static const char *mode_name(const m2d_sync_options_t *o) {
   return o->mirror && o->changelog ? "both" : o->mirror ? "mirror" : "changelog";
 }
 
-static int run(const m2d_command_t *cmd, m2d_args_t *args) {
-  (void)cmd;
-  volatile sig_atomic_t *stop_flag = m2d_cli_stop_on_signals();
+int m2d_run_collections(m2d_run_config_t *cfg, bool dry_run, volatile sig_atomic_t *stop_flag) {
   m2d_error_t err = {0};
-  m2d_run_config_t c;
+  m2d_run_config_t c = *cfg; /* entries may grow: handed back at the end */
   loop_t *loops = NULL;
   mongoc_client_pool_t *pool = NULL;
   m2d_metrics_t *metrics = NULL;
   int rc = 0, started = 0;
   pthread_t *th = NULL;
-  if (!m2d_run_config_load(&c, m2d_args_get(args, "config"), &err) || (c.all && !list_matches(&c, &err))) goto fail;
+  if (c.all && !list_matches(&c, &err)) goto fail;
   if (c.n == 0) {
     m2d_error_set(&err, M2D_ERR_USAGE, 0, "%s: no collection to sync", c.path);
     goto fail;
@@ -97,7 +95,10 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
     l->entry = &c.entries[i];
     l->stop = stop_flag;
     if (!m2d_args_sync(&c.entries[i].args, &l->o, &err)) {
-      m2d_error_prefix(&err, "%s:%d: collection %s: ", c.path, c.entries[i].line, c.entries[i].name);
+      if (c.entries[i].line > 0)
+        m2d_error_prefix(&err, "%s:%d: collection %s: ", c.path, c.entries[i].line, c.entries[i].name);
+      else
+        m2d_error_prefix(&err, "%s: collection %s: ", c.path, c.entries[i].name);
       goto fail;
     }
     /* two loops on one table would fight over its log */
@@ -113,7 +114,7 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
     }
     conns += 2 + l->o.workers; /* the stream, the snapshot's planner and its workers */
   }
-  if (m2d_args_flag(args, "dry-run")) {
+  if (dry_run) {
     for (int i = 0; i < c.n; i++) {
       const m2d_sync_options_t *o = &loops[i].o;
       printf("%s\t%s\t%s%s%s\n", c.entries[i].name, mode_name(o), o->mirror ? o->table : o->changelog_table,
@@ -172,6 +173,18 @@ done:
   if (pool) mongoc_client_pool_destroy(pool);
   free(th);
   free(loops);
+  *cfg = c;
+  return rc;
+}
+
+static int run(const m2d_command_t *cmd, m2d_args_t *args) {
+  (void)cmd;
+  volatile sig_atomic_t *stop_flag = m2d_cli_stop_on_signals();
+  m2d_error_t err = {0};
+  m2d_run_config_t c;
+  int rc = m2d_run_config_load(&c, m2d_args_get(args, "config"), &err)
+               ? m2d_run_collections(&c, m2d_args_flag(args, "dry-run"), stop_flag)
+               : m2d_cli_fail(&err);
   m2d_run_config_free(&c);
   return rc;
 }

@@ -1,5 +1,6 @@
 /* mongo2delta sync: a collection's changes into a mirror table and/or a change log. */
 #include "cli/commands.h"
+#include "cli/run_config.h"
 #include "cli/sync_args.h"
 #include "cli/target_args.h"
 #include "core/log.h"
@@ -9,17 +10,44 @@
 #include <stdio.h>
 #include <string.h>
 
+/* After the tables: how the stream starts. */
+#define SYNC_STREAM_OPTS                                                                                               \
+  {"initial", "WHAT", "snapshot (copy the collection first) or skip (changes from now on)", "snapshot", false},       \
+      {"on-history-lost", "WHAT",                                                                                      \
+       "fail (a clear error, the tables intact) or resnapshot (copy the collection again) when the server no "        \
+       "longer has the stream's position",                                                                            \
+       "fail", false},                                                                                                 \
+      {"workers", "N", "parallel readers of the initial snapshot", "4", false}
+
+/* One collection's options: also the keys of run's config file. */
 const m2d_opt_spec_t m2d_sync_opts[] = {
     {"uri", "URI", "MongoDB connection string (a replica set: change streams)", NULL, true},
     {"db", "DB", "database", NULL, true},
     {"collection", "COLL", "collection", NULL, true},
     M2D_OPTS_TABLE_TARGET,
-    {"initial", "WHAT", "snapshot (copy the collection first) or skip (changes from now on)", "snapshot", false},
-    {"on-history-lost", "WHAT",
-     "fail (a clear error, the tables intact) or resnapshot (copy the collection again) when the server no "
-     "longer has the stream's position",
-     "fail", false},
-    {"workers", "N", "parallel readers of the initial snapshot", "4", false},
+    SYNC_STREAM_OPTS,
+    M2D_OPT_END,
+};
+
+/* The command's: one collection, or every collection matching --include and not --exclude. */
+static const m2d_opt_spec_t cmd_opts[] = {
+    {"uri", "URI", "MongoDB connection string (a replica set: change streams)", NULL, true},
+    {"db", "DB", "database", NULL, true},
+    {"collection", "COLL", "collection (or --all-collections)", NULL, false},
+    M2D_OPT_TABLE_TARGET(false),
+    M2D_OPTS_TABLE_TARGET_REST,
+    SYNC_STREAM_OPTS,
+    {"all-collections", NULL,
+     "every collection of the database (not system.*), each in its own thread into ROOT/<collection>, as 'run' "
+     "does: one connection pool, one metrics endpoint",
+     NULL, false},
+    {"table-root", "PATH", "with --all-collections: where the tables go (a folder or an " M2D_URL_FORMS " URL)", NULL,
+     false},
+    {"changelog-root", "PATH", "with --all-collections and --mode both: where the change logs go", NULL, false},
+    {"include", "GLOBS", "with --all-collections: only collections matching one of these comma-separated patterns",
+     "*", false},
+    {"exclude", "GLOBS", "with --all-collections: not the collections matching one of these comma-separated patterns",
+     NULL, false},
     M2D_OPT_END,
 };
 
@@ -59,6 +87,24 @@ static int run(const m2d_command_t *cmd, m2d_args_t *args) {
   (void)cmd;
   volatile sig_atomic_t *stop_flag = m2d_cli_stop_on_signals();
   m2d_error_t err = {0};
+  static const char *const all_only[] = {"table-root", "changelog-root", "include", "exclude", NULL};
+  if (m2d_args_flag(args, "all-collections")) {
+    if (m2d_args_flag(args, "collection") || m2d_args_flag(args, "table") || m2d_args_flag(args, "changelog-table"))
+      return m2d_cli_usage("sync: --all-collections takes --table-root (and --changelog-root), not --collection, "
+                           "--table or --changelog-table: each collection's tables are ROOT/<collection>");
+    m2d_run_config_t c;
+    int rc = m2d_run_config_from_sync_args(&c, args, &err) ? m2d_run_collections(&c, false, stop_flag)
+                                                             : m2d_cli_fail(&err);
+    m2d_run_config_free(&c);
+    return rc;
+  }
+  for (int i = 0; all_only[i]; i++)
+    if (m2d_args_flag(args, all_only[i])) return m2d_cli_usage("sync: --%s goes with --all-collections", all_only[i]);
+  if (!m2d_args_flag(args, "collection"))
+    return m2d_cli_usage("sync: --collection COLL is required (or --all-collections --table-root ROOT); see "
+                         "'mongo2delta sync --help'");
+  if (!m2d_args_flag(args, "table"))
+    return m2d_cli_usage("sync: --table PATH is required; see 'mongo2delta sync --help'");
   m2d_sync_options_t o;
   if (!m2d_args_sync(args, &o, &err)) return m2d_cli_fail(&err);
   o.stop = stop_flag;
@@ -83,9 +129,14 @@ const m2d_command_t m2d_cmd_sync = {
         "log gets one row per event (_op, _cluster_time, _txn_seq, _id, document). Every commit records the\n"
         "stream position (a txn action and the resume token), so a run after a crash resumes where the\n"
         "tables are: nothing applied twice, nothing skipped. The first run snapshots the collection after\n"
-        "opening the stream. SIGINT/SIGTERM commit the batch in hand and exit 0.",
+        "opening the stream. SIGINT/SIGTERM commit the batch in hand and exit 0.\n"
+        "\n"
+        "--all-collections syncs every collection of --db that matches --include and not --exclude, each\n"
+        "into --table-root/<collection> (change logs into --changelog-root/<collection> with --mode both),\n"
+        "in one process as 'mongo2delta run' does; a collection's tables and positions are the same as a\n"
+        "sync of that collection alone would keep. The collections are listed when the run starts.",
     .example = "mongo2delta sync --uri mongodb://127.0.0.1:27017 --db shop --collection orders --table ./lake/orders "
                "--mode both --changelog-table ./lake/orders_changes",
-    .opts = m2d_sync_opts,
+    .opts = cmd_opts,
     .run = run,
 };

@@ -332,6 +332,53 @@ bool m2d_run_config_add_matched(m2d_run_config_t *c, const char *collection, m2d
   return true;
 }
 
+/* Comma-separated globs into out (owned by c). */
+static bool split_patterns(m2d_run_config_t *c, const char *list, const char *option, const char **out, int *n,
+                           m2d_error_t *err) {
+  for (const char *p = list; p && *p;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    if (len) {
+      if (*n == 64) return m2d_error_set(err, M2D_ERR_USAGE, 0, "%s has more than 64 patterns", option);
+      if (!(out[(*n)++] = own(c, strndup(p, len)))) return m2d_error_set(err, M2D_ERR_INTERNAL, 0, "out of memory");
+    }
+    p = comma ? comma + 1 : NULL;
+  }
+  return true;
+}
+
+bool m2d_run_config_from_sync_args(m2d_run_config_t *c, const m2d_args_t *args, m2d_error_t *err) {
+  memset(c, 0, sizeof *c);
+  c->path = "sync --all-collections";
+  c->metrics_port = -1;
+  c->uri = m2d_args_get(args, "uri");
+  c->db = m2d_args_get(args, "db");
+  c->all = true;
+  c->all_args = (m2d_args_t){.specs = m2d_sync_opts};
+  for (int i = 0; m2d_sync_opts[i].name; i++) {
+    const char *name = m2d_sync_opts[i].name;
+    if (!m2d_args_flag(args, name) || !strcmp(name, "uri") || !strcmp(name, "db") || !strcmp(name, "metrics-port"))
+      continue;
+    set_arg(&c->all_args, name, m2d_sync_opts[i].arg ? m2d_args_get(args, name) : "true");
+  }
+  int64_t port = -1;
+  if (!m2d_args_int_if_given(args, "metrics-port", 0, 65535, &port, err)) return false;
+  c->metrics_port = (int)port;
+  c->table_root = m2d_args_get(args, "table-root");
+  c->changelog_root = m2d_args_get(args, "changelog-root");
+  if (!c->table_root || !c->table_root[0])
+    return m2d_error_set(err, M2D_ERR_USAGE, 0, "sync --all-collections needs --table-root ROOT (each collection "
+                                                "into ROOT/<collection>)");
+  const char *mode = m2d_args_get(&c->all_args, "mode");
+  if (mode && !strcmp(mode, "both") && !c->changelog_root)
+    return m2d_error_set(err, M2D_ERR_USAGE, 0, "sync --all-collections --mode both needs --changelog-root ROOT");
+  if (!split_patterns(c, m2d_args_get(args, "include"), "--include", c->include, &c->ninclude, err) ||
+      !split_patterns(c, m2d_args_get(args, "exclude"), "--exclude", c->exclude, &c->nexclude, err))
+    return false;
+  if (c->ninclude == 0) c->include[c->ninclude++] = "*";
+  return true;
+}
+
 void m2d_run_config_free(m2d_run_config_t *c) {
   m2d_toml_free(c->root);
   free(c->entries);

@@ -21,6 +21,8 @@
 #include "cli/args.h"
 #include "core/toml.h"
 
+#include <signal.h>
+
 typedef struct {
   char name[512]; /* "db.collection" */
   int line;       /* its section's header */
@@ -54,6 +56,17 @@ bool m2d_run_config_load(m2d_run_config_t *c, const char *path, m2d_error_t *err
 bool m2d_run_config_matches(const m2d_run_config_t *c, const char *collection);
 /* Adds an entry for collection from [all-collections]: tables ROOT/<collection>. */
 bool m2d_run_config_add_matched(m2d_run_config_t *c, const char *collection, m2d_error_t *err);
+
+/* The config `sync --all-collections` stands for: [source] from --uri and --db, [metrics] port
+ * from --metrics-port, [all-collections] from --table-root, --changelog-root, --include and
+ * --exclude (comma-separated) and the other sync options given. */
+bool m2d_run_config_from_sync_args(m2d_run_config_t *c, const m2d_args_t *args, m2d_error_t *err);
+
+/* Runs the config (cmd_run.c): lists the collections [all-collections] matches, then one sync
+ * loop per collection sharing a connection pool and the metrics endpoint, until stop is set or
+ * every loop ends; dry_run prints the collections and their tables instead. Returns the exit
+ * status. */
+int m2d_run_collections(m2d_run_config_t *c, bool dry_run, volatile sig_atomic_t *stop);
 
 void m2d_run_config_free(m2d_run_config_t *c);
 

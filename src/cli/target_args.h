@@ -23,8 +23,11 @@
    "table_changes and Spark's readChangeFeed read its inserts, updates and deletes",                                   \
    NULL, false}
 
-#define M2D_OPTS_TABLE_TARGET                                                                                         \
-  {"table", "PATH", "the mirror table (mirror and both modes), or the change log (changelog mode): a local path or an " M2D_URL_FORMS " URL", NULL, true}, \
+#define M2D_OPT_TABLE_TARGET(required)                                                                                \
+  {"table", "PATH", "the mirror table (mirror and both modes), or the change log (changelog mode): a local path or an " M2D_URL_FORMS " URL", NULL, required}
+#define M2D_OPTS_TABLE_TARGET M2D_OPT_TABLE_TARGET(true), M2D_OPTS_TABLE_TARGET_REST
+/* Everything of the block but --table. */
+#define M2D_OPTS_TABLE_TARGET_REST                                                                                    \
   M2D_OPTS_COMPRESSION, M2D_OPT_TARGET_FILE_SIZE,                                                                      \
   M2D_OPTS_TABLE_MODES,                                                                                                \
   {"max-batch-docs", "N", "events per commit at most", "1000", false},                                                 \

@@ -215,3 +215,42 @@ def test_snapshot_all_collections_with_include_and_exclude(mongo, mongo_db, tmp_
     p = run_m2d("snapshot", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "users", "--table",
                 tmp_path / "u", "--include", "x")
     assert p.returncode == 2 and "--include and --exclude go with --all-collections" in p.stderr
+
+
+def test_sync_all_collections_with_include_and_exclude(mongo, mongo_db, tmp_path, spark):
+    """sync --all-collections: the matching collections each into ROOT/<collection> (change logs into
+    --changelog-root with --mode both), in one process, following a workload; killed and rerun, each
+    mirror (read by Spark) equals its collection and each change log holds every operation once."""
+    names = ["orders", "orders_2025", "users", "tmp_x"]
+    for name in names:
+        mongo_db[name].insert_many([{"_id": i, "n": i, "tags": [], "nested": {"a": i}} for i in range(200)])
+    root, logs = tmp_path / "lake", tmp_path / "logs"
+    args = ["sync", "--uri", mongo.uri, "--db", mongo_db.name, "--all-collections", "--table-root", root,
+            "--mode", "both", "--changelog-root", logs, "--include", "orders*,users,tmp_*",
+            "--exclude", "*_2025,tmp_*", "--max-latency", "200", "--workers", "2"]
+    settle()
+    proc = start_m2d(*args)
+    time.sleep(3)
+    done = {n: workload(mongo_db[n], 150, 200, seed=k + 1) for k, n in enumerate(["orders", "users"])}
+    time.sleep(1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for k, n in enumerate(["orders", "users"]):
+        done[n] += workload(mongo_db[n], 60, 200, seed=k + 11)
+    p = run_m2d(*args, "--stop-when-idle", "3", timeout=300, check=True)
+    assert f"[{mongo_db.name}.orders] " in p.stderr and f"run {mongo_db.name}.users:" in p.stderr, p.stderr[-3000:]
+    assert sorted(x.name for x in root.iterdir()) == ["orders", "users"]
+    assert sorted(x.name for x in logs.iterdir()) == ["orders", "users"]
+    for n in ["orders", "users"]:
+        check_table(table_rows(spark.read.format("delta").load(str(root / n)).toArrow()), list(mongo_db[n].find()))
+        check_changelog(logs / n, done[n])
+
+    # the options that go together, and those that do not
+    bad = [(["--all-collections", "--table-root", root, "--table", root / "x"], "not --collection, --table"),
+           (["--all-collections"], "needs --table-root ROOT"),
+           (["--all-collections", "--table-root", root, "--mode", "both"], "needs --changelog-root ROOT"),
+           (["--collection", "users", "--table", root / "u", "--include", "x"], "--include goes with --all-collections"),
+           (["--table", root / "u"], "--collection COLL is required (or --all-collections --table-root ROOT)")]
+    for extra, message in bad:
+        p = run_m2d("sync", "--uri", mongo.uri, "--db", mongo_db.name, *extra)
+        assert p.returncode == 2 and message in p.stderr, (extra, p.stderr)
