@@ -33,9 +33,9 @@ static const feature_t FEATURES[] = {
     {"clustering", 0, 0, VACUUM},
     {"inCommitTimestamp", 0, 0, VACUUM}, /* vacuum then adds no commit: ours carry no timestamp */
     {"v2Checkpoint", 0, 0, READ | WRITE | VACUUM}, /* delta/checkpoint_v2: read with sidecars, written v2 */
-    /* not read on purpose: files written before a widening hold the narrower type, and cat does
-     * not convert values yet */
-    {"typeWidening", 0, 0, 0},
+    /* files written before a widening are read as the table's type (delta/widen); we never widen */
+    {"typeWidening", 0, 0, READ | WRITE | VACUUM},
+    {"typeWidening-preview", 0, 0, READ | WRITE | VACUUM},
 };
 #define NFEATURES (sizeof FEATURES / sizeof FEATURES[0])
 

@@ -3,6 +3,7 @@
 #include "delta/dv.h"
 #include "delta/features.h"
 #include "parquet/json_rows.h"
+#include "delta/widen.h"
 #include "parquet/reader.h"
 
 #include <stdio.h>
@@ -250,6 +251,7 @@ static bool scan(m2d_store_t *store, const delta_snapshot_t *snap, const char *c
     /* the reader's schema, renamed to the table's names (the reader is ours alone) */
     pq_schema_t *fs = (pq_schema_t *)pq_reader_schema(r);
     bool *sel = calloc((size_t)fs->nleaves + 1, sizeof *sel);
+    delta_widen_t *widen = NULL; /* columns whose type was widened after this file */
     int nout = 0;
     json_t *f;
     size_t i;
@@ -272,6 +274,7 @@ static bool scan(m2d_store_t *store, const delta_snapshot_t *snap, const char *c
         if (node) {
           rename_node(node, name);
           rename_type(node, json_object_get(f, "type"), mode);
+          if (ok && !delta_widen_plan_add(&widen, node, json_object_get(f, "type"), err)) ok = false;
           for (int l = 0; l < fs->nleaves; l++)
             for (const pq_node_t *p = fs->leaves[l]; p; p = p->parent)
               if (p == node) sel[l] = true;
@@ -289,8 +292,10 @@ static bool scan(m2d_store_t *store, const delta_snapshot_t *snap, const char *c
     bool failed_here = false;
     m2d_column_t *cols = calloc((size_t)fs->nleaves + 1, sizeof *cols);
     for (int g = 0; ok && !stop && g < pq_reader_num_row_groups(r); g++) {
+      delta_widen_restore(widen);
       for (int l = 0; ok && l < fs->nleaves; l++)
         if (sel[l]) ok = pq_reader_read_column(r, g, l, &cols[l], err);
+      ok = ok && delta_widen_apply(widen, cols, err);
       if (bfn) { /* the typed form: the row group as it is */
         delta_batch_t b = {fi, g, row, pq_reader_row_group_rows(r, g), fs, cols, sel, bfields, nout, dv};
         m2d_error_t be = {0};
@@ -333,6 +338,7 @@ static bool scan(m2d_store_t *store, const delta_snapshot_t *snap, const char *c
     if (failed_here) ok = false;
     free(cols);
     free(sel);
+    delta_widen_free(widen);
     for (int o = 0; o < nout; o++) m2d_buf_free(&literals[o]);
     pq_reader_close(r);
     m2d_source_destroy(src);

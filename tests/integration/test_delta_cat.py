@@ -36,8 +36,6 @@ NO_ROWS = {
 # Spark reads these, mongo2delta does not yet: a clear error naming the feature
 UNSUPPORTED = {
     "spark-variant-checkpoint": "variantType-preview",
-    "type-widening": "typeWidening",
-    "type-widening-nested": "typeWidening",
 }
 
 

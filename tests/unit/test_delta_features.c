@@ -34,10 +34,10 @@ static const struct {
     {"{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"deletionVectors\"],"
      "\"writerFeatures\":[\"deletionVectors\",\"appendOnly\",\"invariants\",\"changeDataFeed\"]}",
      "", "", ""},
-    /* Spark's type widening: neither read nor written, named */
+    /* Spark's type widening: read as the table's types (delta/widen), written (we never widen) */
     {"{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"timestampNtz\",\"typeWidening-preview\"],"
      "\"writerFeatures\":[\"timestampNtz\",\"typeWidening-preview\"]}",
-     "typeWidening-preview", "typeWidening-preview", "typeWidening-preview"},
+     "", "", ""},
     /* row tracking and liquid clustering: vacuum knows their files, the writer does not keep them */
     {"{\"minReaderVersion\":1,\"minWriterVersion\":7,\"writerFeatures\":[\"appendOnly\",\"rowTracking\","
      "\"clustering\"]}",
