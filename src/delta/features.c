@@ -23,7 +23,7 @@ static const feature_t FEATURES[] = {
     {"checkConstraints", 3, 0, WRITE | VACUUM}, /* enforced on every row (delta/constraints) */
     {"changeDataFeed", 4, 0, WRITE | VACUUM},
     {"generatedColumns", 4, 0, WRITE | VACUUM}, /* written while no column is generated */
-    {"columnMapping", 5, 2, READ | VACUUM},
+    {"columnMapping", 5, 2, READ | WRITE | VACUUM}, /* written by delta/colmap */
     {"identityColumns", 6, 0, VACUUM},
     {"deletionVectors", 0, 0, READ | WRITE | VACUUM},
     {"domainMetadata", 0, 0, READ | WRITE | VACUUM},

@@ -9,6 +9,7 @@
 #include "delta/stats.h"
 #include "delta/txn.h"
 #include "parquet/schema_json.h"
+#include "delta/colmap.h"
 #include "parquet/writer.h"
 #include "schema/infer.h"
 #include "storage/store.h"
@@ -74,6 +75,10 @@ struct m2d_table_writer {
   char **check_exprs;
   delta_constraint_t **checks;
   json_t *schema_json;          /* the table's parsed schemaString while a field is non-nullable */
+  /* column mapping (delta/colmap), when the table has it on: the schema with every field's id
+   * and physical name, new fields included, and the largest id given */
+  json_t *cm_schema;
+  int64_t cm_max_id;
 };
 
 /* --- the table --------------------------------------------------------------------------- */
@@ -98,11 +103,10 @@ static bool has_commits(m2d_store_t *store, bool *yes, m2d_error_t *err) {
 /* Refuses tables whose writer protocol asks for what this writer does not do. */
 static bool check_writable(const json_t *protocol, const json_t *metadata, m2d_error_t *err) {
   int wv = (int)json_integer_value(json_object_get(protocol, "minWriterVersion"));
-  if (wv == 5 || wv == 6) {
+  if (wv == 6) {
     return m2d_error_set(err, M2D_ERR_FORMAT, 0,
-                         "the table needs writer version %d (column mapping%s); mongo2delta does not write such "
-                         "tables yet: write to a new table",
-                         wv, wv == 6 ? ", identity columns" : "");
+                         "the table needs writer version 6 (identity columns); mongo2delta does not write such "
+                         "tables yet: write to a new table");
   }
   if (wv < 1) return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table has an unknown writer version %d", wv);
   if (!delta_features_check(protocol, DELTA_USE_WRITE, ": write to a new table", err)) return false;
@@ -110,18 +114,11 @@ static bool check_writable(const json_t *protocol, const json_t *metadata, m2d_e
   const char *schema = json_string_value(json_object_get(metadata, "schemaString"));
   static const char *const uses[][2] = {{"delta.invariants", "column invariants"},
                                         {"delta.generationExpression", "generated columns"},
-                                        {"delta.identity", "identity columns"},
-                                        {"delta.columnMapping", "column mapping"}};
+                                        {"delta.identity", "identity columns"}};
   for (size_t k = 0; schema && k < sizeof uses / sizeof uses[0]; k++)
     if (strstr(schema, uses[k][0]))
       return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table uses %s, which mongo2delta does not write yet",
                            uses[k][1]);
-  const char *key;
-  json_t *v;
-  json_object_foreach(json_object_get(metadata, "configuration"), key, v) {
-    if (strcmp(key, "delta.columnMapping.mode") == 0 && json_string_value(v) && strcmp(json_string_value(v), "none"))
-      return m2d_error_set(err, M2D_ERR_FORMAT, 0, "the table uses column mapping, which mongo2delta does not write yet");
-  }
   return true;
 }
 
@@ -249,6 +246,9 @@ static bool load_table(m2d_table_writer_t *w, m2d_error_t *err) {
     w->version = snap.version;
     w->metadata = json_deep_copy(snap.metadata);
     w->protocol = json_deep_copy(snap.protocol);
+    json_decref(w->cm_schema);
+    w->cm_schema = NULL;
+    w->cm_max_id = delta_colmap_max_id(w->metadata);
     json_object_update(w->txns, snap.txns);
     const char *ss = json_string_value(json_object_get(snap.metadata, "schemaString"));
     w->schema = ss ? m2d_dtype_from_schema_json(ss, err) : NULL;
@@ -376,6 +376,7 @@ void m2d_table_writer_destroy(m2d_table_writer_t *w) {
   json_decref(w->features);
   json_decref(w->txns);
   json_decref(w->rescued_fields);
+  json_decref(w->cm_schema);
   json_decref(w->last_adds);
   rules_clear(w);
   free(w->partition);
@@ -395,6 +396,34 @@ static bool partition_type_ok(const m2d_dtype_t *t) {
 }
 
 /* data_type and the Parquet schema of the data files, from the table schema. */
+static bool carry_attrs(const json_t *old, json_t *cur);
+
+/* Column mapping: w->cm_schema from the writer's schema, each field keeping the id and physical
+ * name the table (or an earlier batch) gave it, new fields given theirs. */
+static bool colmap_update(m2d_table_writer_t *w, m2d_error_t *err) {
+  m2d_buf_t js;
+  m2d_buf_init(&js, (size_t)64 << 20);
+  json_t *cur = NULL, *base = NULL;
+  bool ok = m2d_dtype_to_schema_json(w->schema, &js, err) && m2d_buf_terminate(&js, err);
+  if (ok) {
+    cur = json_loads((const char *)js.data, 0, NULL);
+    base = w->cm_schema ? json_incref(w->cm_schema)
+                        : json_loads(json_string_value(json_object_get(w->metadata, "schemaString")) ?: "null", 0, NULL);
+    ok = cur != NULL || m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  }
+  if (ok) {
+    carry_attrs(base, cur);
+    delta_colmap_assign(cur, &w->cm_max_id);
+    json_decref(w->cm_schema);
+    w->cm_schema = cur;
+    cur = NULL;
+  }
+  json_decref(cur);
+  json_decref(base);
+  m2d_buf_free(&js);
+  return ok;
+}
+
 static bool build_layout(m2d_table_writer_t *w, m2d_error_t *err) {
   m2d_dtype_t *d = m2d_dtype_new(M2D_T_STRUCT), *full = NULL;
   bool ok = d != NULL;
@@ -414,8 +443,20 @@ static bool build_layout(m2d_table_writer_t *w, m2d_error_t *err) {
   }
   m2d_buf_t js;
   m2d_buf_init(&js, (size_t)64 << 20);
-  ok = ok && m2d_dtype_to_schema_json(full, &js, err) && m2d_buf_terminate(&js, err) &&
-       pq_schema_from_json((const char *)js.data, &w->pq, err);
+  ok = ok && m2d_dtype_to_schema_json(full, &js, err) && m2d_buf_terminate(&js, err);
+  char *mapped = NULL; /* column mapping: the files' schema with the physical names and ids */
+  if (ok && w->metadata && delta_colmap_on(w->metadata)) {
+    json_t *files = NULL;
+    ok = colmap_update(w, err) && (files = json_loads((const char *)js.data, 0, NULL)) != NULL;
+    if (files) {
+      carry_attrs(w->cm_schema, files);
+      mapped = json_dumps(files, JSON_COMPACT | JSON_PRESERVE_ORDER);
+      json_decref(files);
+    }
+    if (ok && !mapped) ok = m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
+  }
+  ok = ok && pq_schema_from_json(mapped ? mapped : (const char *)js.data, &w->pq, err);
+  free(mapped);
   m2d_buf_free(&js);
   m2d_dtype_free(full);
   if (!ok) {
@@ -683,7 +724,9 @@ static bool finish_file(m2d_table_writer_t *w, part_t *p, m2d_error_t *err) {
   ok = ok && stats;
   if (ok) {
     json_t *pv = json_object();
-    if (w->partition) json_object_set_new(pv, w->partition, p->value ? json_string(p->value) : json_null());
+    /* by the column's physical name under column mapping (PROTOCOL.md) */
+    const char *pkey = w->partition && w->cm_schema ? delta_colmap_physical_name(w->cm_schema, w->partition) : w->partition;
+    if (w->partition) json_object_set_new(pv, pkey, p->value ? json_string(p->value) : json_null());
     json_t *add = delta_add_action(p->key, pv, res.file_size, delta_now_ms(), stats);
     json_decref(pv);
     if (!add) ok = m2d_error_set(err, M2D_ERR_LIMIT, 0, "out of memory");
@@ -1137,7 +1180,17 @@ static json_t *metadata_action(m2d_table_writer_t *w, m2d_error_t *err) {
       json_t *m = json_deep_copy(w->metadata);
       json_t *old = json_loads(json_string_value(json_object_get(w->metadata, "schemaString")) ?: "null", 0, NULL);
       json_t *cur = json_loads((const char *)js.data, 0, NULL);
-      char *merged = old && cur && carry_attrs(old, cur) ? json_dumps(cur, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+      bool changed = old && cur && carry_attrs(old, cur);
+      if (cur && w->cm_schema) { /* the ids and physical names given to new fields */
+        changed |= carry_attrs(w->cm_schema, cur);
+        if (w->cm_max_id > delta_colmap_max_id(w->metadata)) {
+          char num[32];
+          snprintf(num, sizeof num, "%lld", (long long)w->cm_max_id);
+          if (!json_is_object(json_object_get(m, "configuration"))) json_object_set_new(m, "configuration", json_object());
+          json_object_set_new(json_object_get(m, "configuration"), "delta.columnMapping.maxColumnId", json_string(num));
+        }
+      }
+      char *merged = changed ? json_dumps(cur, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
       json_object_set_new(m, "schemaString", json_string(merged ? merged : (const char *)js.data));
       free(merged);
       json_decref(old);

@@ -254,8 +254,8 @@ def test_partition_by_a_document_is_refused(tmp_path):
 
 
 def test_tables_with_features_the_writer_does_not_keep_are_refused(tmp_path):
-    """A table another writer upgraded to a feature mongo2delta does not keep up (row tracking,
-    column mapping) or to a writer version beyond 7: load refuses it,
+    """A table another writer upgraded to a feature mongo2delta does not keep up (row tracking)
+    or to a writer version beyond 7: load refuses it,
     naming the feature, and commits nothing; a table with only features it keeps (change data
     feed, domain metadata) takes the rows."""
     src = tmp_path / "d.json"
@@ -265,8 +265,6 @@ def test_tables_with_features_the_writer_does_not_keep_are_refused(tmp_path):
     cases = {
         "rows": ({"minReaderVersion": 1, "minWriterVersion": 7, "writerFeatures": ["appendOnly", "rowTracking"]},
                  "'rowTracking'"),
-        "cm": ({"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["columnMapping"],
-                "writerFeatures": ["columnMapping"]}, "'columnMapping'"),
         "v8": ({"minReaderVersion": 1, "minWriterVersion": 8}, "writer version 8"),
         "kept": ({"minReaderVersion": 1, "minWriterVersion": 7,
                   "writerFeatures": ["appendOnly", "invariants", "changeDataFeed", "domainMetadata"]}, None),

@@ -2,8 +2,8 @@
 readers (delta-rs for our tables, Spark for tables with deletion vectors, pyarrow on the data
 files themselves), are the same before and after; the file count went down; no deletion vector
 is left; the commit is an OPTIMIZE with dataChange false; time travel to the version before
-still reads the old files. Then the edges: a dry run, nothing to do, a column-mapping table
-(refused clearly), and a concurrent writer that removes a file optimize is compacting (a
+still reads the old files. Then the edges: a dry run, nothing to do, Spark's column-mapped
+table with deletion vectors, and a concurrent writer that removes a file optimize is compacting (a
 conflict, nothing committed, the table intact) or changes the schema meanwhile (retried)."""
 import datetime as dt
 import json
@@ -237,14 +237,18 @@ class DeltaLogReplay:
         return list(files.values())
 
 
-def test_column_mapping_table_is_refused_clearly(tmp_path):
+def test_a_spark_table_with_column_mapping_and_deletion_vectors(tmp_path, spark):
+    """Spark's golden table (name mode, partitioned, deletion vectors): optimize folds the deletion
+    vectors into new files named by physical names, and Spark reads the same rows."""
     table = tmp_path / "cm"
     copy_table(GOLDEN / "dv-with-columnmapping", table)
     v0 = latest_version(table)
-    p = optimize(table)
-    assert p.returncode == 1
-    assert "columnMapping" in p.stderr and p.stderr.strip().count("\n") == 0
-    assert latest_version(table) == v0
+    before = spark_rows(spark, table)
+    p = optimize(table, check=True)
+    assert "deletion vector(s) folded" in p.stderr and latest_version(table) == v0 + 1
+    assert spark_rows(spark, table) == before
+    added = [a for a in commit(table, v0 + 1) if "add" in a]
+    assert added and all(k.startswith("col-") for a in added for k in a["add"]["partitionValues"])
 
 
 def wait_stopped(proc, timeout=120):

@@ -24,9 +24,9 @@ static const struct {
     /* what mongo2delta creates, and the legacy versions it writes */
     {"{\"minReaderVersion\":1,\"minWriterVersion\":2}", "", "", ""},
     {"{\"minReaderVersion\":1,\"minWriterVersion\":4}", "", "", ""},
-    /* writer 5 and 6 imply column mapping (read, not written) and identity columns */
-    {"{\"minReaderVersion\":2,\"minWriterVersion\":5}", "", "columnMapping", ""},
-    {"{\"minReaderVersion\":2,\"minWriterVersion\":6}", "", "columnMapping", ""},
+    /* writer 5 and 6 imply column mapping (read and written) and identity columns (not written) */
+    {"{\"minReaderVersion\":2,\"minWriterVersion\":5}", "", "", ""},
+    {"{\"minReaderVersion\":2,\"minWriterVersion\":6}", "", "identityColumns", ""},
     /* versions newer than table features */
     {"{\"minReaderVersion\":99,\"minWriterVersion\":7}", "reader version 99", "", ""},
     {"{\"minReaderVersion\":1,\"minWriterVersion\":8}", "", "writer version 8", "writer version 8"},
@@ -45,7 +45,7 @@ static const struct {
     /* column mapping as a table feature */
     {"{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"columnMapping\"],"
      "\"writerFeatures\":[\"columnMapping\"]}",
-     "", "columnMapping", ""},
+     "", "", ""},
     /* v2 checkpoints: read (sidecars too), written as v2 ones (delta/checkpoint_v2) */
     {"{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[\"v2Checkpoint\"],"
      "\"writerFeatures\":[\"v2Checkpoint\"]}",
