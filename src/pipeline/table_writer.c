@@ -848,6 +848,17 @@ bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *res
   /* rows rearranged are in the table already; change data files (data_dir) hold pre-images and
    * change types, not rows of the table */
   if (!w->rearrange && !w->opts.data_dir && !check_rules(w, doc, err)) return false;
+  if (!w->rearrange && !w->opts.data_dir && !w->no_rescue && w->nparts == 0 && !m2d_dtype_field(w->schema, RESCUE)) {
+    /* a table made by others (Spark) gets the column that keeps what does not fit its columns
+     * with its first rows from MongoDB, so that nothing is lost; its files have it already */
+    if (!m2d_dtype_add_field(w->schema, RESCUE, m2d_dtype_new(M2D_T_STRING), err)) return false;
+    w->schema_changed = true;
+    m2d_dtype_free(w->data_type);
+    w->data_type = NULL;
+    pq_schema_free(&w->pq);
+    memset(&w->pq, 0, sizeof w->pq);
+    if (!build_layout(w, err)) return false;
+  }
   char *value = NULL;
   if (w->partition && !partition_value(w, doc, &value, err)) return false;
   part_t *p = find_part(w, value, err);
@@ -1376,8 +1387,12 @@ bool m2d_table_writer_truncate(m2d_table_writer_t *w, json_t *configuration, int
     ok = delta_txn_add(t, delta_remove_action(add, now), err);
   }
   if (ok) {
+    /* the table's properties stay (column mapping, constraints, retention...); the given keys
+     * are set over them */
     json_t *m = json_deep_copy(w->metadata);
-    json_object_set_new(m, "configuration", configuration);
+    if (!json_is_object(json_object_get(m, "configuration"))) json_object_set_new(m, "configuration", json_object());
+    json_object_update(json_object_get(m, "configuration"), configuration);
+    json_decref(configuration);
     configuration = NULL;
     ok = delta_txn_add(t, json_pack("{so}", "metaData", m), err);
   }

@@ -55,8 +55,9 @@ const json_t *m2d_table_writer_protocol(const m2d_table_writer_t *w);
 const json_t *m2d_table_writer_configuration(const m2d_table_writer_t *w);
 /* Values rescued so far by this writer, per field path: an object path -> count (owned). */
 const json_t *m2d_table_writer_rescued_fields(const m2d_table_writer_t *w);
-/* Commits the removal of every file of the table and sets its configuration (taken): a table
- * emptied in one commit, its history kept (for --restart). */
+/* Commits the removal of every file of the table and sets the keys of configuration (taken)
+ * in its configuration, the others kept: a table emptied in one commit, its history and
+ * properties kept (for --restart). */
 bool m2d_table_writer_truncate(m2d_table_writer_t *w, json_t *configuration, int64_t *version, m2d_error_t *err);
 
 /* Adds to the batch the removal of a file of the table (an add action as the log holds it):

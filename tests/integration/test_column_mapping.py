@@ -132,3 +132,30 @@ def test_a_mirror_spark_switched_to_column_mapping_keeps_syncing(mongo, mongo_db
     workload(mongo_db.c, 40, 200, seed=32)
     sync_once(mongo, mongo_db.name, mirror)
     check()
+
+
+def test_sync_into_a_table_spark_created_in_id_mode(mongo, mongo_db, tmp_path, spark):
+    """An empty table Spark created (id mode, as Databricks makes it) given to sync as the mirror:
+    the collection's other fields become columns with ids of their own, files are read back by
+    field id, and the mirror equals the collection through a workload and an optimize."""
+    from test_optimize import sync_once
+    from test_sync import settle, workload
+
+    mirror = tmp_path / "mirror"
+    spark.sql(f"CREATE TABLE delta.`{mirror}` (_id BIGINT, n BIGINT) USING delta TBLPROPERTIES ('{CM}.mode' = 'id')")
+    mongo_db.c.insert_many([{"_id": i, "n": i, "tags": [f"t{i % 5}"], "nested": {"a": i % 7}} for i in range(200)])
+    settle()
+    sync_once(mongo, mongo_db.name, mirror)
+
+    def check():
+        check_table(table_rows(spark.read.format("delta").load(str(mirror)).toArrow()), list(mongo_db.c.find()))
+
+    check()
+    _, schema = schema_of(mirror)
+    ids = [f["metadata"][f"{CM}.id"] for f in schema["fields"]]
+    assert len(set(ids)) == len(ids) and {"tags", "nested"} <= {f["name"] for f in schema["fields"]}
+    workload(mongo_db.c, 120, 200, seed=41)
+    sync_once(mongo, mongo_db.name, mirror)
+    check()
+    run_m2d("optimize", "--table", mirror, check=True)
+    check()

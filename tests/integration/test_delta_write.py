@@ -281,3 +281,21 @@ def test_tables_with_features_the_writer_does_not_keep_are_refused(tmp_path):
         else:
             assert p.returncode == 0, p.stderr
             assert sorted(r["_id"] for r in DeltaTable(str(table)).to_pyarrow_table().to_pylist()) == [1, 2]
+
+
+def test_a_table_spark_made_gets_rescued_data_and_loses_nothing(tmp_path, spark):
+    """A Spark table has no _rescued_data column: the first load adds it, so a value that does not
+    fit its column (a string in a BIGINT) is kept there, as Extended JSON, and Spark reads it."""
+    table = tmp_path / "spark_made"
+    spark.sql(f"CREATE TABLE delta.`{table}` (_id BIGINT, n BIGINT) USING delta")
+    spark.sql(f"INSERT INTO delta.`{table}` VALUES (1, 10)")
+    src = write_json(tmp_path / "in.json", [{"_id": 2, "n": 20}, {"_id": 3, "n": "thirty"}], canonical=False)
+    run_m2d("load", "--input", src, "--table", table, check=True)
+    rows = {r["_id"]: r.asDict() for r in spark.read.format("delta").load(str(table)).collect()}
+    assert rows[1] == {"_id": 1, "n": 10, "_rescued_data": None}
+    assert rows[2] == {"_id": 2, "n": 20, "_rescued_data": None}
+    assert rows[3]["n"] is None and json.loads(rows[3]["_rescued_data"]) == {"n": "thirty"}
+    # optimize (rows rearranged) keeps the column and the value
+    run_m2d("optimize", "--table", table, check=True)
+    again = {r["_id"]: r.asDict() for r in spark.read.format("delta").load(str(table)).collect()}
+    assert again == rows
