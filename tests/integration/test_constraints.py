@@ -147,3 +147,39 @@ def test_append_only_table_takes_appends_and_refuses_updates(tmp_path, spark, mo
     assert [(r["_id"], r["n"]) for r in rows] == [(i, i) for i in range(20)] + [(100, 100)]
     hist = spark.sql(f"DESCRIBE HISTORY delta.`{t}`").collect()
     assert all(json.dumps(h["operation"]) for h in hist)
+
+
+def test_sync_and_optimize_on_a_table_with_a_check_constraint(tmp_path, spark, mongo, mongo_db):
+    """A mirror Spark gave a CHECK constraint: sync applies inserts, updates and deletes that keep
+    it, optimize rewrites the files, Spark reads the collection; an update that breaks it stops
+    sync with the constraint's name and nothing of its batch committed."""
+    from bson_mapping import check_table
+    from parquet_jsonform import table_rows
+    from delta_log import latest_version
+    from test_optimize import sync_once
+
+    mongo_db.c.insert_many([{"_id": i, "qty": 1 + i % 50} for i in range(100)])
+    t = tmp_path / "mirror"
+    settle()
+    sync_once(mongo, mongo_db.name, t)
+    spark.sql(f"ALTER TABLE delta.`{t}` ADD CONSTRAINT positive_qty CHECK (qty > 0)")
+
+    def check():
+        check_table(table_rows(spark.read.format("delta").load(str(t)).toArrow()), list(mongo_db.c.find()))
+
+    for i in range(0, 100, 3):
+        mongo_db.c.update_one({"_id": i}, {"$inc": {"qty": 100}})
+    mongo_db.c.delete_many({"_id": {"$in": list(range(1, 100, 7))}})
+    mongo_db.c.insert_many([{"_id": 1000 + i, "qty": 5} for i in range(10)])
+    sync_once(mongo, mongo_db.name, t)
+    check()
+    run_m2d("optimize", "--table", t, check=True)
+    check()
+    before = latest_version(t)
+    mongo_db.c.update_one({"_id": 2}, {"$set": {"qty": -1}})
+    p = run_m2d("sync", "--uri", mongo.uri, "--db", mongo_db.name, "--collection", "c", "--table", t,
+                "--max-latency", "200", "--stop-when-idle", "3", timeout=300)
+    assert p.returncode == 1 and "positive_qty" in p.stderr and "_id 2" in p.stderr, p.stderr[-2000:]
+    assert latest_version(t) == before
+    rows = {r["_id"]: r["qty"] for r in spark_rows(spark, t)}
+    assert rows[2] == 3  # as it was
