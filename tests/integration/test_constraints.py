@@ -58,7 +58,7 @@ def test_load_writes_rows_that_satisfy_the_constraints(tmp_path, spark, table):
     assert conf["delta.constraints.qty_range"] == "qty > 0 AND qty < 1000"
     # Spark still enforces them on the table we wrote
     with pytest.raises(Exception, match="qty_range"):  # noqa: PT011 (Spark's own exception class)
-        spark.sql(f"INSERT INTO delta.`{table}` VALUES (999, 'x', 0, 'a', named_struct('city', 'c', 'zip', 'z'), 1)")
+        spark.sql(f"INSERT INTO delta.`{table}` VALUES (999, 'x', 0, 'a', named_struct('city', 'c', 'zip', 'z'), 1, NULL)")
 
 
 @pytest.mark.parametrize("bad,names", [

@@ -71,18 +71,20 @@ def test_load_collects_stats_for_the_columns_spark_does(tmp_path, spark, props, 
     (mine,), (spark_stats,) = add_stats(ours), add_stats(theirs)
     assert mine["numRecords"] == spark_stats["numRecords"] == len(rows)
     assert keys(mine["minValues"]) == keys(mine["maxValues"]) == keys(spark_stats["minValues"]) == expected
-    # load added its _rescued_data column to the table, last: counted in the file's order
+    # load added its _rescued_data column to the table (schema and files), last: counted in the file's order
     rescued = mine["nullCount"].pop("_rescued_data", None)
     assert rescued == (len(rows) if props.get("delta.dataSkippingNumIndexedCols") == "-1" else None)
     assert keys(mine["nullCount"]) == without_arrays(keys(spark_stats["nullCount"]))
     # the bounds themselves are Spark's
     assert mine["minValues"] == spark_stats["minValues"] and mine["maxValues"] == spark_stats["maxValues"]
     assert mine["nullCount"] == {k: v for k, v in spark_stats["nullCount"].items() if k != "tags"}
-    # and Spark reads our rows
+    # and Spark reads our rows (and our _rescued_data column, empty: every value fit)
     def read(t):
         return sorted((r.asDict(recursive=True) for r in spark.read.format("delta").load(str(t)).collect()),
                       key=lambda r: r["_id"])
-    assert read(ours) == read(theirs)
+    mine_rows = read(ours)
+    assert all(r.pop("_rescued_data") is None for r in mine_rows)
+    assert mine_rows == read(theirs)
 
 
 def test_a_new_table_gets_stats_for_its_first_32_columns(tmp_path):
