@@ -74,31 +74,30 @@ static const char *mode_name(const m2d_sync_options_t *o) {
   return o->mirror && o->changelog ? "both" : o->mirror ? "mirror" : "changelog";
 }
 
-int m2d_run_collections(m2d_run_config_t *cfg, bool dry_run, volatile sig_atomic_t *stop_flag) {
+int m2d_run_collections(m2d_run_config_t *c, bool dry_run, volatile sig_atomic_t *stop_flag) {
   m2d_error_t err = {0};
-  m2d_run_config_t c = *cfg; /* entries may grow: handed back at the end */
   loop_t *loops = NULL;
   mongoc_client_pool_t *pool = NULL;
   m2d_metrics_t *metrics = NULL;
   int rc = 0, started = 0;
   pthread_t *th = NULL;
-  if (c.all && !list_matches(&c, &err)) goto fail;
-  if (c.n == 0) {
-    m2d_error_set(&err, M2D_ERR_USAGE, 0, "%s: no collection to sync", c.path);
+  if (c->all && !list_matches(c, &err)) goto fail;
+  if (c->n == 0) {
+    m2d_error_set(&err, M2D_ERR_USAGE, 0, "%s: no collection to sync", c->path);
     goto fail;
   }
-  loops = calloc((size_t)c.n, sizeof *loops);
-  th = calloc((size_t)c.n, sizeof *th);
+  loops = calloc((size_t)c->n, sizeof *loops);
+  th = calloc((size_t)c->n, sizeof *th);
   int conns = 4;
-  for (int i = 0; i < c.n; i++) {
+  for (int i = 0; i < c->n; i++) {
     loop_t *l = &loops[i];
-    l->entry = &c.entries[i];
+    l->entry = &c->entries[i];
     l->stop = stop_flag;
-    if (!m2d_args_sync(&c.entries[i].args, &l->o, &err)) {
-      if (c.entries[i].line > 0)
-        m2d_error_prefix(&err, "%s:%d: collection %s: ", c.path, c.entries[i].line, c.entries[i].name);
+    if (!m2d_args_sync(&c->entries[i].args, &l->o, &err)) {
+      if (c->entries[i].line > 0)
+        m2d_error_prefix(&err, "%s:%d: collection %s: ", c->path, c->entries[i].line, c->entries[i].name);
       else
-        m2d_error_prefix(&err, "%s: collection %s: ", c.path, c.entries[i].name);
+        m2d_error_prefix(&err, "%s: collection %s: ", c->path, c->entries[i].name);
       goto fail;
     }
     /* two loops on one table would fight over its log */
@@ -107,33 +106,33 @@ int m2d_run_collections(m2d_run_config_t *cfg, bool dry_run, volatile sig_atomic
       for (int x = 0; x < 2; x++)
         for (int y = 0; y < 2; y++)
           if (a[x] && b[y] && !strcmp(a[x], b[y])) {
-            m2d_error_set(&err, M2D_ERR_USAGE, 0, "%s:%d: collections %s and %s both write the table %s", c.path,
-                          c.entries[i].line, loops[j].entry->name, l->entry->name, a[x]);
+            m2d_error_set(&err, M2D_ERR_USAGE, 0, "%s:%d: collections %s and %s both write the table %s", c->path,
+                          c->entries[i].line, loops[j].entry->name, l->entry->name, a[x]);
             goto fail;
           }
     }
     conns += 2 + l->o.workers; /* the stream, the snapshot's planner and its workers */
   }
   if (dry_run) {
-    for (int i = 0; i < c.n; i++) {
+    for (int i = 0; i < c->n; i++) {
       const m2d_sync_options_t *o = &loops[i].o;
-      printf("%s\t%s\t%s%s%s\n", c.entries[i].name, mode_name(o), o->mirror ? o->table : o->changelog_table,
+      printf("%s\t%s\t%s%s%s\n", c->entries[i].name, mode_name(o), o->mirror ? o->table : o->changelog_table,
              o->mirror && o->changelog ? "\t" : "", o->mirror && o->changelog ? o->changelog_table : "");
     }
     goto done;
   }
-  if (!(pool = m2d_mongo_pool_new(c.uri, conns, &err))) goto fail;
-  if (c.metrics_port >= 0) {
-    if (!(metrics = m2d_metrics_start(NULL, c.metrics_port, &err))) goto fail;
+  if (!(pool = m2d_mongo_pool_new(c->uri, conns, &err))) goto fail;
+  if (c->metrics_port >= 0) {
+    if (!(metrics = m2d_metrics_start(NULL, c->metrics_port, &err))) goto fail;
     m2d_info("metrics (Prometheus text) on http://127.0.0.1:%d/metrics", m2d_metrics_port(metrics));
   }
-  m2d_info("syncing %d collection(s) from %s", c.n, c.path);
-  for (int i = 0; i < c.n; i++) {
+  m2d_info("syncing %d collection(s) from %s", c->n, c->path);
+  for (int i = 0; i < c->n; i++) {
     loops[i].o.stop = stop_flag;
     loops[i].o.pool = pool;
     loops[i].o.shared_metrics = metrics;
     if (pthread_create(&th[i], NULL, loop, &loops[i]) != 0) {
-      m2d_error_set(&err, M2D_ERR_INTERNAL, 0, "cannot start a thread for %s", c.entries[i].name);
+      m2d_error_set(&err, M2D_ERR_INTERNAL, 0, "cannot start a thread for %s", c->entries[i].name);
       *stop_flag = 1;
       break;
     }
@@ -153,7 +152,7 @@ int m2d_run_collections(m2d_run_config_t *cfg, bool dry_run, volatile sig_atomic
             l->ok ? "" : "; FAILED");
     failed += !l->ok;
   }
-  if (started < c.n) goto fail;
+  if (started < c->n) goto fail;
   if (failed) {
     for (int i = 0; i < started; i++)
       if (!loops[i].ok) {
@@ -162,7 +161,7 @@ int m2d_run_collections(m2d_run_config_t *cfg, bool dry_run, volatile sig_atomic
         rc = m2d_cli_fail(&e);
       }
     fprintf(stderr, "mongo2delta: run: %d of %d collection(s) failed (above); the others stopped cleanly\n", failed,
-            c.n);
+            c->n);
     if (rc == 0) rc = 1;
   }
   goto done;
@@ -173,7 +172,6 @@ done:
   if (pool) mongoc_client_pool_destroy(pool);
   free(th);
   free(loops);
-  *cfg = c;
   return rc;
 }
 

@@ -72,13 +72,16 @@ static void draw(m2d_progress_t *p, bool final) {
   m2d_log_status(line, p->tty, final);
 }
 
+bool m2d_progress_due(const m2d_progress_t *p) {
+  return p->on && now_s() - p->last >= (p->tty ? 1.0 : 10.0);
+}
+
 void m2d_progress_set(m2d_progress_t *p, int64_t done, int64_t bytes) {
   if (!p->on) return;
   p->done = done;
   p->bytes = bytes;
-  double now = now_s();
-  if (now - p->last < (p->tty ? 1.0 : 10.0)) return;
-  p->last = now;
+  if (!m2d_progress_due(p)) return;
+  p->last = now_s();
   draw(p, false);
 }
 

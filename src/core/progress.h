@@ -30,6 +30,8 @@ typedef struct {
 /* Starts a line (off when m2d_progress_wanted() is false: the other calls then do nothing). */
 void m2d_progress_begin(m2d_progress_t *p, const char *unit, int64_t total, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Whether the line is on and a redraw is due (a caller with a costly p->extra fills it only then). */
+bool m2d_progress_due(const m2d_progress_t *p);
 /* Sets the counts and redraws when due. */
 void m2d_progress_set(m2d_progress_t *p, int64_t done, int64_t bytes);
 void m2d_progress_add(m2d_progress_t *p, int64_t done, int64_t bytes);

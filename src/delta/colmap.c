@@ -56,14 +56,17 @@ bool delta_colmap_assign(json_t *type, int64_t *max_id) {
   return changed;
 }
 
+const char *delta_colmap_field_physical(const json_t *field) {
+  const char *p = json_string_value(json_object_get(json_object_get(field, "metadata"), PHYSICAL));
+  return p ? p : json_string_value(json_object_get(field, "name"));
+}
+
 const char *delta_colmap_physical_name(const json_t *schema, const char *name) {
   size_t i;
   json_t *f;
   json_array_foreach(json_object_get(schema, "fields"), i, f) {
     const char *n = json_string_value(json_object_get(f, "name"));
-    if (!n || strcmp(n, name)) continue;
-    const char *p = json_string_value(json_object_get(json_object_get(f, "metadata"), PHYSICAL));
-    return p ? p : name;
+    if (n && !strcmp(n, name)) return delta_colmap_field_physical(f);
   }
   return name;
 }

@@ -19,6 +19,8 @@ int64_t delta_colmap_max_id(const json_t *metadata);
  * no id an id (++*max_id) and a physical name, also inside arrays and maps. Returns whether any
  * field got one. */
 bool delta_colmap_assign(json_t *type, int64_t *max_id);
+/* A struct field's physical name (its name when it has none). */
+const char *delta_colmap_field_physical(const json_t *field);
 /* The physical name of the top-level field name of schema (the name itself when it has none). */
 const char *delta_colmap_physical_name(const json_t *schema, const char *name);
 

@@ -4,6 +4,7 @@
 #include "delta/features.h"
 #include "parquet/json_rows.h"
 #include "delta/widen.h"
+#include "delta/colmap.h"
 #include "parquet/reader.h"
 
 #include <stdio.h>
@@ -13,15 +14,11 @@
 
 typedef enum { CM_NONE, CM_NAME, CM_ID } cm_mode_t;
 
-static const char *physical_name(json_t *field) {
-  const char *p = json_string_value(json_object_get(json_object_get(field, "metadata"), "delta.columnMapping.physicalName"));
-  return p ? p : json_string_value(json_object_get(field, "name"));
-}
 
 /* The file's node for a table field: by field id (mode id), physical name (mode name) or name. */
 static pq_node_t *match(pq_node_t *group, json_t *field, cm_mode_t mode) {
   json_t *id = json_object_get(json_object_get(field, "metadata"), "delta.columnMapping.id");
-  const char *want = mode == CM_NONE ? json_string_value(json_object_get(field, "name")) : physical_name(field);
+  const char *want = mode == CM_NONE ? json_string_value(json_object_get(field, "name")) : delta_colmap_field_physical(field);
   for (int i = 0; i < group->nchildren; i++) {
     pq_node_t *c = group->children[i];
     if (mode == CM_ID && json_is_integer(id) && c->has_field_id && c->field_id == json_integer_value(id)) return c;
@@ -266,7 +263,7 @@ static bool scan(m2d_store_t *store, const delta_snapshot_t *snap, const char *c
       json_t *pc;
       json_array_foreach(parts, pi, pc) is_part |= json_is_string(pc) && strcmp(json_string_value(pc), name) == 0;
       if (is_part) {
-        json_t *pv = json_object_get(json_object_get(add, "partitionValues"), physical_name(f));
+        json_t *pv = json_object_get(json_object_get(add, "partitionValues"), delta_colmap_field_physical(f));
         if (!pv) pv = json_object_get(json_object_get(add, "partitionValues"), name);
         partition_literal(json_object_get(f, "type"), pv, &literals[nout]);
       } else {

@@ -190,7 +190,7 @@ static bool write_row(pub_t *p, const bson_t *row, const m2d_error_t *row_err) {
 }
 
 static void progress(pub_t *p, bool final) {
-  if (!p->line.on) return;
+  if (!final && !m2d_progress_due(&p->line)) return; /* every row comes here: the text only when drawn */
   snprintf(p->line.extra, sizeof p->line.extra, "%lld written, %lld unchanged, %lld failed",
            (long long)(p->sum->inserted + p->sum->upserted + p->sum->modified + p->sum->deleted),
            (long long)p->sum->unchanged, (long long)p->sum->failed);

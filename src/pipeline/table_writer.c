@@ -467,6 +467,15 @@ static bool build_layout(m2d_table_writer_t *w, m2d_error_t *err) {
   return true;
 }
 
+/* The batch's file layout again, before any file is open (the schema or no_rescue changed). */
+static bool rebuild_layout(m2d_table_writer_t *w, m2d_error_t *err) {
+  m2d_dtype_free(w->data_type);
+  w->data_type = NULL;
+  pq_schema_free(&w->pq);
+  memset(&w->pq, 0, sizeof w->pq);
+  return build_layout(w, err);
+}
+
 bool m2d_table_writer_begin(m2d_table_writer_t *w, const m2d_dtype_t *observed_in, m2d_error_t *err) {
   m2d_table_writer_abort(w);
   m2d_dtype_t *observed = m2d_dtype_clone(observed_in);
@@ -853,11 +862,7 @@ bool m2d_table_writer_add(m2d_table_writer_t *w, const bson_t *doc, int64_t *res
      * with its first rows from MongoDB, so that nothing is lost; its files have it already */
     if (!m2d_dtype_add_field(w->schema, RESCUE, m2d_dtype_new(M2D_T_STRING), err)) return false;
     w->schema_changed = true;
-    m2d_dtype_free(w->data_type);
-    w->data_type = NULL;
-    pq_schema_free(&w->pq);
-    memset(&w->pq, 0, sizeof w->pq);
-    if (!build_layout(w, err)) return false;
+    if (!rebuild_layout(w, err)) return false;
   }
   char *value = NULL;
   if (w->partition && !partition_value(w, doc, &value, err)) return false;
@@ -995,11 +1000,7 @@ bool m2d_table_writer_rearrange(m2d_table_writer_t *w, const char *operation, ui
   if (!m2d_dtype_field(w->schema, RESCUE) && w->nparts == 0) {
     /* a table written by others: its rows are rewritten as they are, without a column it lacks */
     w->no_rescue = true;
-    m2d_dtype_free(w->data_type);
-    w->data_type = NULL;
-    pq_schema_free(&w->pq);
-    memset(&w->pq, 0, sizeof w->pq);
-    return build_layout(w, err);
+    return rebuild_layout(w, err);
   }
   return true;
 }

@@ -649,3 +649,9 @@ ONE_PER_TYPE = [
     ("minkey", MinKey(), "minKey", '{"$minKey": 1}'),
     ("maxkey", MaxKey(), "maxKey", '{"$maxKey": 1}'),
 ]
+
+
+def check_spark_table(spark, table, docs):
+    """check_table over the rows Spark reads from the Delta table at table."""
+    from parquet_jsonform import table_rows
+    check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), docs)

@@ -9,10 +9,9 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from bson_mapping import check_table
+from bson_mapping import check_spark_table
 import delta_log
 from conftest import run_m2d
-from parquet_jsonform import table_rows
 
 CM = "delta.columnMapping"
 
@@ -118,7 +117,7 @@ def test_a_mirror_spark_switched_to_column_mapping_keeps_syncing(mongo, mongo_db
     spark.sql(f"ALTER TABLE delta.`{mirror}` SET TBLPROPERTIES ('{CM}.mode' = 'name')")
 
     def check():
-        check_table(table_rows(spark.read.format("delta").load(str(mirror)).toArrow()), list(mongo_db.c.find()))
+        check_spark_table(spark, mirror, list(mongo_db.c.find()))
 
     check()
     workload(mongo_db.c, 120, 200, seed=31)
@@ -148,7 +147,7 @@ def test_sync_into_a_table_spark_created_in_id_mode(mongo, mongo_db, tmp_path, s
     sync_once(mongo, mongo_db.name, mirror)
 
     def check():
-        check_table(table_rows(spark.read.format("delta").load(str(mirror)).toArrow()), list(mongo_db.c.find()))
+        check_spark_table(spark, mirror, list(mongo_db.c.find()))
 
     check()
     _, schema = schema_of(mirror)

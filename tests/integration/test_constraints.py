@@ -153,8 +153,7 @@ def test_sync_and_optimize_on_a_table_with_a_check_constraint(tmp_path, spark, m
     """A mirror Spark gave a CHECK constraint: sync applies inserts, updates and deletes that keep
     it, optimize rewrites the files, Spark reads the collection; an update that breaks it stops
     sync with the constraint's name and nothing of its batch committed."""
-    from bson_mapping import check_table
-    from parquet_jsonform import table_rows
+    from bson_mapping import check_spark_table
     from delta_log import latest_version
     from test_optimize import sync_once
 
@@ -165,7 +164,7 @@ def test_sync_and_optimize_on_a_table_with_a_check_constraint(tmp_path, spark, m
     spark.sql(f"ALTER TABLE delta.`{t}` ADD CONSTRAINT positive_qty CHECK (qty > 0)")
 
     def check():
-        check_table(table_rows(spark.read.format("delta").load(str(t)).toArrow()), list(mongo_db.c.find()))
+        check_spark_table(spark, t, list(mongo_db.c.find()))
 
     for i in range(0, 100, 3):
         mongo_db.c.update_one({"_id": i}, {"$inc": {"qty": 100}})

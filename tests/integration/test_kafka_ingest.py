@@ -13,10 +13,9 @@ import uuid
 import pytest
 from deltalake import DeltaTable
 
-from bson_mapping import check_table
+from bson_mapping import check_spark_table
 import delta_log
 from conftest import run_m2d, start_m2d
-from parquet_jsonform import table_rows
 from test_kafka_produce import seed, start_produce, wait_copied
 from test_sync import settle, workload
 
@@ -93,7 +92,7 @@ def test_produce_and_ingest_follow_a_random_workload(kafka, mongo, mongo_db, tmp
     finish(produce)
     err = finish(ingest)
     assert f"{len(ids) + len(done)} records" in err, err[-2000:]
-    check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(mongo_db.c.find()))
+    check_spark_table(spark, table, list(mongo_db.c.find()))
     check_changelog(changelog(log), ids, done)
     # the tables hold the partition's position: the last offset + 1 (a transaction marker may follow it)
     app = f"mongo2delta-kafka:g1:{topic}:0"
@@ -150,7 +149,7 @@ def check_exactly_once(kafka, topic, log, table, mongo_db, spark, ids, done):
                 missing += 1
         assert k == len(applied), (_id, applied, ops)
     assert missing == unnamed, (missing, unnamed)
-    check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(mongo_db.c.find()))
+    check_spark_table(spark, table, list(mongo_db.c.find()))
     last = {}
     for p, o in got:
         last[p] = max(last.get(p, -1), o)

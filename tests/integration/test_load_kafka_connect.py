@@ -20,7 +20,7 @@ from typing import NamedTuple
 import pytest
 from deltalake import DeltaTable
 
-from bson_mapping import check_table
+from bson_mapping import check_table, check_spark_table
 from conftest import run_m2d
 from parquet_jsonform import table_rows
 from test_kafka_ingest import finish, make_topic, spawn, txns
@@ -245,7 +245,7 @@ def test_sink_files_from_a_local_folder_into_mirror_and_changelog(stream, tmp_pa
     assert sorted((r["_kafka_partition"], r["_kafka_offset"]) for r in changelog(log)) == \
         sorted((q, o) for q, o, _, _ in stream.plain_records)
     assert positions(mirror, topic) == positions(log, topic) == {q: end(fs) for q, fs in files.items()}
-    check_table(table_rows(spark.read.format("delta").load(str(mirror)).toArrow()), stream.docs)
+    check_spark_table(spark, mirror, stream.docs)
 
 
 def test_sink_files_in_s3_of_a_transactional_topic(stream, s3_bucket, tmp_path):

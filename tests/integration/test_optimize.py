@@ -338,12 +338,11 @@ def sync_once(mongo, db, table):
 def test_a_synced_table_with_our_deletion_vectors(mongo, mongo_db, tmp_path, spark):
     """What sync writes (a mirror whose updates and deletes are deletion vectors) compacted
     between two sync runs, then vacuumed: the table equals the collection all along."""
-    from bson_mapping import check_table
-    from parquet_jsonform import table_rows
+    from bson_mapping import check_spark_table
     from test_sync import settle, workload
 
     def check():
-        check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(mongo_db.c.find()))
+        check_spark_table(spark, table, list(mongo_db.c.find()))
 
     mongo_db.c.insert_many([{"_id": i, "n": i, "tags": [f"t{i % 5}"], "nested": {"a": i % 7}} for i in range(200)])
     table = tmp_path / "mirror"

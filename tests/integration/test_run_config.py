@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 from deltalake import DeltaTable
 
-from bson_mapping import check_table
+from bson_mapping import check_table, check_spark_table
 from conftest import run_m2d, start_m2d
 from parquet_jsonform import table_rows
 from test_sync import changelog_rows, free_port, settle, workload
@@ -122,7 +122,7 @@ def five_collections_killed_and_restarted(mongo, mongo_db, tmp_path, spark, kill
     mirrors = {"dv": root / "dv", "cow": root / "cow", "both": root / "both", "events": root / "all" / "events"}
     for name, table in mirrors.items():
         docs = list(mongo_db[name].find())
-        check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), docs)
+        check_spark_table(spark, table, docs)
     check_table(table_rows(DeltaTable(str(root / "cow")).to_pyarrow_table()), list(mongo_db.cow.find()))
     check_changelog(root / "log", done["log"])
     check_changelog(root / "both_changes", done["both"])
@@ -242,7 +242,7 @@ def test_sync_all_collections_with_include_and_exclude(mongo, mongo_db, tmp_path
     assert sorted(x.name for x in root.iterdir()) == ["orders", "users"]
     assert sorted(x.name for x in logs.iterdir()) == ["orders", "users"]
     for n in ["orders", "users"]:
-        check_table(table_rows(spark.read.format("delta").load(str(root / n)).toArrow()), list(mongo_db[n].find()))
+        check_spark_table(spark, root / n, list(mongo_db[n].find()))
         check_changelog(logs / n, done[n])
 
     # the options that go together, and those that do not

@@ -16,7 +16,7 @@ from bson import json_util
 from bson.raw_bson import RawBSONDocument
 from deltalake import DeltaTable
 
-from bson_mapping import JSON_OPTIONS, ONE_PER_TYPE, check_table, encode, parse_rescued
+from bson_mapping import JSON_OPTIONS, ONE_PER_TYPE, check_table, encode, parse_rescued, check_spark_table
 from conftest import TESTDATA, m2d_bin, run_m2d, start_m2d
 from parquet_jsonform import table_rows
 
@@ -43,7 +43,7 @@ def test_sample_collection_through_snapshot(path, mongo, mongo_db, tmp_path, spa
     p = snapshot(mongo, mongo_db.name, path.stem, table, "--workers", 2, check=True)
     assert f"{len(docs)} documents" in p.stderr
     check_table(delta_rs_rows(table), docs)
-    check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), docs)
+    check_spark_table(spark, table, docs)
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: f"{p.parent.name}.{p.stem}")

@@ -11,7 +11,7 @@ import time
 import pytest
 from deltalake import DeltaTable
 
-from bson_mapping import check_table
+from bson_mapping import check_table, check_spark_table
 import delta_log
 from conftest import MongoTestServer, m2d_bin, run_m2d, start_m2d
 from parquet_jsonform import table_rows
@@ -83,7 +83,7 @@ def check_result(mongo_db, table, log, done, spark, merge="deletion-vectors"):
         assert uses_deletion_vectors(table), "the updates were not applied with deletion vectors"
         protocol = delta_log.actions(table, "protocol")[-1]
         assert "deletionVectors" in protocol["readerFeatures"] and "deletionVectors" in protocol["writerFeatures"]
-    check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), docs)
+    check_spark_table(spark, table, docs)
     rows = changelog_rows(log)
     assert [r["_txn_seq"] for r in rows] == list(range(1, len(rows) + 1)), "the change log's sequence has a gap or a repeat"
     assert len(rows) == len(done)
@@ -298,13 +298,13 @@ def test_sync_when_the_server_lost_the_history(tmp_path, spark):
         p = run_m2d(*sync, "--on-history-lost", "resnapshot", timeout=300)
         assert p.returncode == 0, p.stderr
         assert "taking a new snapshot" in p.stderr and "initial snapshot done" in p.stderr
-        check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(coll.find()))
+        check_spark_table(spark, table, list(coll.find()))
         # and it goes on from the new position
         coll.insert_one({"_id": 5000, "n": 1})
         coll.delete_one({"_id": 0})
         p = run_m2d(*sync)
         assert p.returncode == 0, p.stderr
-        check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(coll.find()))
+        check_spark_table(spark, table, list(coll.find()))
     finally:
         server.stop()
 
@@ -415,7 +415,7 @@ def test_sync_goes_on_after_another_process_optimizes_the_mirror(mongo, mongo_db
     assert proc.returncode == 0, err
     assert "OPTIMIZE" in json.dumps(delta_log.actions(table))
     assert "reading the mirror table again and retrying the batch" in err, err
-    check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(mongo_db.c.find()))
+    check_spark_table(spark, table, list(mongo_db.c.find()))
 
 
 @pytest.mark.parametrize("ids", ["objectid", "string", "mixed"])
@@ -445,7 +445,7 @@ def test_sync_mirror_with_common_id_types(mongo, mongo_db, tmp_path, spark, ids)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert ("loaded from its cache" in err) == (round_ == 1), err
-        check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(mongo_db.c.find()))
+        check_spark_table(spark, table, list(mongo_db.c.find()))
 
 
 def test_sync_key_index_cache_is_used_only_when_it_matches_the_table(mongo, mongo_db, tmp_path, spark):
@@ -470,7 +470,7 @@ def test_sync_key_index_cache_is_used_only_when_it_matches_the_table(mongo, mong
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
         assert "key index: saved to _mongo2delta/keyindex.bin" in err, err
-        check_table(table_rows(spark.read.format("delta").load(str(table)).toArrow()), list(mongo_db.c.find()))
+        check_spark_table(spark, table, list(mongo_db.c.find()))
         return err
 
     err = run(0)  # the first run: the snapshot, no cache yet

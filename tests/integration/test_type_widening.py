@@ -8,10 +8,9 @@ import json
 
 from bson import Decimal128, Int64
 
-from bson_mapping import check_table
+from bson_mapping import check_spark_table
 import delta_log
 from conftest import run_m2d
-from parquet_jsonform import table_rows
 
 
 def spark_rows(spark, table):
@@ -83,7 +82,7 @@ def test_a_mirror_whose_column_spark_widened_keeps_syncing(mongo, mongo_db, tmp_
     spark.sql(f"ALTER TABLE delta.`{mirror}` CHANGE COLUMN n TYPE BIGINT")
 
     def check():
-        check_table(table_rows(spark.read.format("delta").load(str(mirror)).toArrow()), list(mongo_db.c.find()))
+        check_spark_table(spark, mirror, list(mongo_db.c.find()))
 
     check()
     workload(mongo_db.c, 120, 200, seed=21)

@@ -10,10 +10,9 @@ import os
 import re
 import time
 
-from bson_mapping import check_table
+from bson_mapping import check_spark_table
 import delta_log
 from conftest import run_m2d
-from parquet_jsonform import table_rows
 
 UUID_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint\.[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.(json|parquet)$")
 DAY = 24 * 3600
@@ -117,7 +116,7 @@ def test_v2_checkpoint_tables_take_load_sync_and_optimize(mongo, mongo_db, tmp_p
     spark_v = spark_checkpoint(spark, mirror)
 
     def check():
-        check_table(table_rows(spark.read.format("delta").load(str(mirror)).toArrow()), list(mongo_db.c.find()))
+        check_spark_table(spark, mirror, list(mongo_db.c.find()))
 
     check()
     workload(mongo_db.c, 120, 200, seed=11)
